@@ -1,0 +1,97 @@
+"""The Typer application: global options, command groups, and turning errors into exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from engine import __version__
+from engine.cli import audit_cmd, incident_cmd, playbook_cmd, setup_cmd
+from engine.cli.context import Ctx
+from engine.errors import BreachError
+
+__all__ = ["app", "run"]
+
+app = typer.Typer(
+    name="breach",
+    help="Incident response playbook engine for personal-data leaks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"breach {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL (else BREACH_DATABASE_URL, else the workspace's SQLite file)."
+        ),
+    ] = None,
+    home: Annotated[
+        str | None,
+        typer.Option("--home", help="Workspace folder (else BREACH_HOME, else the current folder)."),
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """breach runs a personal-data leak response as a playbook: clocks, assessment, notices, audit."""
+    ctx.obj = Ctx(home=home, db=db, actor_option=actor)
+
+
+setup_cmd.register(app)
+playbook_cmd.register(app)
+incident_cmd.register(app)
+audit_cmd.register(app)
+
+
+def run() -> None:
+    """Run the CLI; an operator error is one line on stderr and exit code 2 (1 for a failed check)."""
+    from typer.exceptions import TyperException
+
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as exc:
+        _usage_error(exc)
+    except BreachError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("BREACH_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"error: unexpected {type(exc).__name__}: {detail} (set BREACH_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(exc: Exception) -> None:
+    """Print a command-line usage problem as one line (help itself, when asked for, stays whole)."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(0)
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    print(f"error: {message}{hint}", file=sys.stderr)
+    sys.exit(int(getattr(exc, "exit_code", 2)))

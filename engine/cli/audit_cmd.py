@@ -1,0 +1,68 @@
+"""``breach audit verify``: check that no audit event was edited, deleted or reordered."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from engine.cli.context import Ctx, emit_json
+from engine.errors import CheckFailed
+
+__all__ = ["register"]
+
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    incident_id: Annotated[str | None, typer.Argument(help="Incident id (omit with --all).")] = None,
+    all_incidents: Annotated[bool, typer.Option("--all", help="Verify every incident.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Exit 0 when every hash chain is intact; 1 naming the first bad event otherwise."""
+    from sqlmodel import select
+
+    from engine.audit import verify_chain
+    from engine.errors import BadInput
+    from engine.flow import _load
+    from engine.store import Incident
+
+    c: Ctx = ctx.obj
+    if not incident_id and not all_incidents:
+        raise BadInput("name an incident id, or pass --all")
+    store = c.store()
+    with store.read() as session:
+        if all_incidents:
+            incidents = list(session.exec(select(Incident).order_by(Incident.id)))
+        else:
+            incidents = [_load(session, str(incident_id))]
+        reports = [verify_chain(session, inc) for inc in incidents]
+    if as_json:
+        emit_json(
+            [
+                {
+                    "incident": r.incident_id,
+                    "ok": r.ok,
+                    "events": r.events,
+                    "problem": r.problem,
+                    "first_bad_seq": r.first_bad_seq,
+                }
+                for r in reports
+            ]
+        )
+    else:
+        for r in reports:
+            print(
+                f"{r.incident_id}: {'intact' if r.ok else 'BROKEN'} ({r.events} events)"
+                + (f": {r.problem}" if r.problem else "")
+            )
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        raise CheckFailed(f"audit trail broken: {bad[0].incident_id} {bad[0].problem}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the audit commands to ``app``."""
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,119 @@
+"""What every command shares: the workspace, the database, the actor, and how output is printed.
+
+Nothing heavy is imported here at module level: the store (SQLAlchemy) and Rich load only inside the
+commands that use them, which keeps ``breach --help`` and ``breach incident show`` quick to start.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from engine.errors import BadInput
+from engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from engine.readmodel import Reader
+    from engine.store import Store
+
+__all__ = ["Ctx", "emit_json", "stdout_console"]
+
+
+@dataclass
+class Ctx:
+    """Options given before the command (``--home``, ``--db``, ``--as``) and lazily opened resources."""
+
+    home: str | None = None
+    db: str | None = None
+    actor_option: str | None = None
+    _store: Store | None = field(default=None, repr=False)
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        """The workspace in force."""
+        return Workspace.resolve(self.home, self.db)
+
+    @property
+    def zone(self) -> str:
+        """The workspace's time zone."""
+        return self.workspace.timezone
+
+    def actor(self, override: str | None = None) -> str:
+        """Who is acting: ``--as NAME`` on the command, else the global ``--as``, else the OS user."""
+        name = (override or self.actor_option or "").strip()
+        if name:
+            if len(name) > 100 or any(ord(ch) < 32 for ch in name):
+                raise BadInput("--as must be a name of at most 100 printable characters")
+            return name
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return os.environ.get("USER", "unknown")
+
+    def require_workspace(self) -> None:
+        """Refuse to run against a folder that is not a workspace (no silent new database)."""
+        if not self.workspace.is_initialised:
+            raise BadInput(
+                f"{self.workspace.home} is not a breach workspace: run 'breach init' there, "
+                "or pass --home DIR or --db URL"
+            )
+
+    def store(self) -> Store:
+        """The database, opened once per command, checked to be initialised."""
+        if self._store is None:
+            self.require_workspace()
+            from engine.store import Store
+
+            store = Store(self.workspace.db_url)
+            store.check_ready()
+            self._store = store
+        return self._store
+
+    def reader(self) -> Reader:
+        """A fast read-only connection for display commands."""
+        self.require_workspace()
+        from engine.readmodel import Reader
+
+        return Reader(self.workspace.db_url)
+
+    def fmt_time(self, value: datetime | str | None) -> str:
+        """A moment as ISO-8601 with the workspace zone's offset (empty for none)."""
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.astimezone(ZoneInfo(self.zone)).isoformat(timespec="seconds")
+
+    def fmt_short(self, value: datetime | str | None) -> str:
+        """A moment for tables: local date and time to the minute, with the offset."""
+        full = self.fmt_time(value)
+        return f"{full[:10]} {full[11:16]} {full[19:]}" if full else "—"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as JSON (UTF-8, not ASCII-escaped) on stdout."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=_default) + "\n")
+
+
+def stdout_console() -> Console:
+    """A Rich console on stdout."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)

@@ -1,0 +1,90 @@
+"""``breach init``, ``breach db upgrade`` and ``breach demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.cli.context import Ctx
+from engine.errors import BadInput
+from engine.workspace import OVERRIDE_DIRS, Workspace
+
+__all__ = ["init_workspace", "register"]
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+def init_workspace(home: Path, db_url: str | None = None) -> Workspace:
+    """Create the workspace folders and bring its database to the current schema."""
+    if home.exists() and not home.is_dir():
+        raise BadInput(f"{home} exists and is not a folder")
+    home.mkdir(parents=True, exist_ok=True)
+    for name in OVERRIDE_DIRS:
+        (home / name).mkdir(exist_ok=True)
+    out = home / "out"
+    out.mkdir(exist_ok=True)
+    out.chmod(0o700)  # generated notices are personal data
+    workspace = Workspace.resolve(home, db_url)
+    from engine.migrate import upgrade
+    from engine.store import Store
+
+    store = Store(workspace.db_url)
+    try:
+        upgrade(store)
+    finally:
+        store.dispose()
+    if workspace.db_url_override is None:
+        workspace.db_path.chmod(0o600)
+    return workspace
+
+
+def register(app: typer.Typer) -> None:
+    """Add the set-up commands to ``app``."""
+
+    @app.command("init")
+    def init(
+        ctx: typer.Context,
+        directory: Annotated[
+            Path | None,
+            typer.Argument(help="Folder to make a workspace (default: --home or the current folder)."),
+        ] = None,
+    ) -> None:
+        """Create a workspace: its SQLite database and empty playbooks/, templates/, config/ overrides."""
+        c: Ctx = ctx.obj
+        home = directory if directory is not None else c.workspace.home
+        workspace = init_workspace(home.expanduser().resolve(), c.db)
+        where = workspace.db_url_override or str(workspace.db_path)
+        print(f"workspace ready at {workspace.home} (database: {_redact(where)})")
+
+    @db_app.command("upgrade")
+    def db_upgrade(ctx: typer.Context) -> None:
+        """Bring the database to the schema of this release."""
+        c: Ctx = ctx.obj
+        c.require_workspace()
+        from engine.migrate import upgrade
+        from engine.store import Store
+
+        revision = upgrade(Store(c.workspace.db_url))
+        print(f"database at revision {revision}")
+
+    app.add_typer(db_app, name="db")
+
+    @app.command("demo")
+    def demo(ctx: typer.Context) -> None:
+        """Walk a sample incident (an agency firm's client ledger leaked) through every phase."""
+        from engine.cli.demo import run_demo
+
+        c: Ctx = ctx.obj
+        run_demo(c)
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url

@@ -1,0 +1,479 @@
+"""Running an incident: opening it, firing triggers, completing tasks, each in one transaction.
+
+Every accepted change runs guards, changes the incident, opens the next state's tasks and appends its
+audit event in the same transaction, under optimistic locking: the incident row is updated only if its
+``version`` is still the one the operator saw. A refused or conflicting attempt leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, select
+
+from engine.audit import append_event
+from engine.clock import format_instant, parse_instant
+from engine.effects import Mutable
+from engine.errors import BadInput, Conflict, GuardFailed, NotAllowed, NotFound
+from engine.guards import Situation, evaluate_guards
+from engine.machine import Run, machine_for
+from engine.playbook import Playbook, PlaybookSource, TransitionSpec, parse_playbook
+from engine.store import Incident, PlaybookSnapshot, Store, Task, utcnow
+
+__all__ = [
+    "AdvanceResult",
+    "Hooks",
+    "TriggerInfo",
+    "advance",
+    "complete_task",
+    "incident_playbook",
+    "list_triggers",
+    "open_incident",
+]
+
+_parsed: dict[str, PlaybookSource] = {}
+
+
+@dataclass
+class Hooks:
+    """Extra work that must share a flow's transaction (deadlines, documents), plugged in by callers.
+
+    Each hook receives the session, the incident (already changed) and the moment of the change.
+    """
+
+    after_change: list[Callable[[Session, Incident, datetime, str], None]] = field(default_factory=list)
+    situation: list[Callable[[Session, Incident, Situation], None]] = field(default_factory=list)
+
+
+NO_HOOKS = Hooks()
+
+
+def incident_playbook(session: Session, incident: Incident) -> PlaybookSource:
+    """The playbook version the incident was opened with, from its stored snapshot."""
+    cached = _parsed.get(incident.playbook_sha256)
+    if cached is None:
+        snapshot = session.get(PlaybookSnapshot, incident.playbook_sha256)
+        if snapshot is None:
+            raise NotFound(f"playbook snapshot {incident.playbook_sha256[:12]} of {incident.id} is missing")
+        cached = _parsed[incident.playbook_sha256] = parse_playbook(snapshot.source, snapshot.origin)
+    return cached
+
+
+def playbook_summary(playbook: Playbook) -> dict[str, Any]:
+    """Titles and labels of a playbook, stored beside its text for fast display."""
+    return {
+        "titles": playbook.titles,
+        "states": {s.id: {"labels": s.labels, "phase": s.phase, "final": s.final} for s in playbook.states},
+        "tasks": {
+            t.id: {"labels": t.labels, "required": t.required, "state": s.id}
+            for s in playbook.states
+            for t in s.tasks
+        },
+        "triggers": {t.trigger: t.labels for t in playbook.transitions},
+    }
+
+
+def _load(session: Session, incident_id: str) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id!r} (breach incident list shows them)")
+    return incident
+
+
+def _tasks(session: Session, incident_id: str) -> dict[str, Task]:
+    rows = session.exec(select(Task).where(Task.incident_id == incident_id))
+    return {t.key: t for t in rows}
+
+
+def _situation(incident: Incident, tasks: dict[str, Task], actor: str, inputs: dict[str, Any]) -> Situation:
+    grade = (incident.assessment or {}).get("grade")
+    order = tuple((incident.assessment or {}).get("grade_order") or ())
+    return Situation(
+        state=incident.state,
+        tasks={k: t.status for k, t in tasks.items()},
+        flags=dict(incident.flags),
+        anchors=dict(incident.anchors),
+        records={k: list(v) for k, v in incident.records.items()},
+        facts=dict(incident.facts),
+        actor=actor,
+        inputs=inputs,
+        grade=grade,
+        grade_order=order,
+    )
+
+
+def _open_state_tasks(
+    session: Session,
+    incident: Incident,
+    tasks: dict[str, Task],
+    playbook: Playbook,
+    state_id: str,
+    at: datetime,
+) -> None:
+    """Entering a state (again) opens each of its tasks; done work from an earlier pass is redone."""
+    for spec in playbook.state(state_id).tasks:
+        row = tasks.get(spec.id)
+        if row is None:
+            row = Task(
+                incident_id=incident.id,
+                key=spec.id,
+                state_id=state_id,
+                required=spec.required,
+                status="open",
+                opened_at=at,
+            )
+            session.add(row)
+            tasks[spec.id] = row
+        else:
+            row.status, row.opened_at, row.done_at, row.done_by, row.note = "open", at, None, None, None
+
+
+def _next_number(session: Session, year: int) -> int:
+    """Take the next incident number of ``year`` atomically (safe with several operators)."""
+    session.execute(
+        text("INSERT INTO incident_counter (year, last) VALUES (:y, 0) ON CONFLICT (year) DO NOTHING"),
+        {"y": year},
+    )
+    row = session.execute(
+        text("UPDATE incident_counter SET last = last + 1 WHERE year = :y RETURNING last"), {"y": year}
+    ).one()
+    return int(row[0])
+
+
+def open_incident(
+    store: Store,
+    *,
+    source: PlaybookSource,
+    title: str,
+    discovered_at: datetime,
+    actor: str,
+    zone: str,
+    drill: bool = False,
+    facts: dict[str, Any] | None = None,
+    hooks: Hooks = NO_HOOKS,
+) -> Incident:
+    """Open an incident under ``source`` (pinned by its hash) and return it with its new readable id."""
+    title = title.strip()
+    if not title:
+        raise BadInput("the title must not be empty")
+    if len(title) > 500:
+        raise BadInput("the title is longer than 500 characters")
+    now = utcnow()
+    if discovered_at > now:
+        raise BadInput(f"--discovered-at {format_instant(discovered_at, zone)} is in the future")
+    playbook = source.playbook
+    with store.write() as session:
+        if session.get(PlaybookSnapshot, source.sha256) is None:
+            session.add(
+                PlaybookSnapshot(
+                    sha256=source.sha256,
+                    playbook_id=playbook.id,
+                    version=playbook.version,
+                    origin=source.origin,
+                    source=source.text,
+                    stored_at=now,
+                    summary=playbook_summary(playbook),
+                )
+            )
+        year = int(format_instant(now, zone)[:4])
+        number = _next_number(session, year)
+        incident = Incident(
+            id=f"INC-{year}-{number:04d}",
+            title=title,
+            playbook_id=playbook.id,
+            playbook_version=playbook.version,
+            playbook_sha256=source.sha256,
+            state=playbook.initial,
+            drill=drill,
+            opened_by=actor,
+            opened_at=now,
+            discovered_at=discovered_at,
+            facts=facts or {},
+            anchors={"discovered_at": discovered_at.isoformat(), "opened_at": now.isoformat()},
+            flags={},
+            records={},
+            assessment={},
+        )
+        opened = append_event(
+            session,
+            incident,
+            kind="opened",
+            actor=actor,
+            at=now,
+            to_state=playbook.initial,
+            inputs={
+                "title": title,
+                "playbook": playbook.id,
+                "playbook_version": playbook.version,
+                "discovered_at": discovered_at.isoformat(),
+                "drill": drill,
+            },
+            stage=False,
+        )
+        # Without ORM relationships the unit of work does not order inserts by foreign key: the
+        # incident goes in first, then what refers to it.
+        session.add(incident)
+        session.flush()
+        session.add(opened)
+        _open_state_tasks(session, incident, {}, playbook, playbook.initial, now)
+        for hook in hooks.after_change:
+            hook(session, incident, now, "opened")
+        return incident
+
+
+def _coerce_inputs(spec: TransitionSpec, raw: dict[str, str], zone: str) -> dict[str, Any]:
+    """Check the inputs a trigger takes: none unknown, none missing, each of its declared type."""
+    declared = {i.name: i for i in spec.inputs}
+    unknown = sorted(set(raw) - set(declared))
+    if unknown:
+        takes = ", ".join(declared) or "no inputs"
+        raise BadInput(f"trigger {spec.trigger!r} does not take {', '.join(unknown)} (it takes: {takes})")
+    values: dict[str, Any] = {}
+    for name, item in declared.items():
+        given = raw.get(name)
+        if given is None or not str(given).strip():
+            if item.required:
+                hint = f" ({item.description})" if item.description else ""
+                raise BadInput(f"trigger {spec.trigger!r} needs --input {name}=...{hint}")
+            continue
+        if item.type == "datetime":
+            values[name] = parse_instant(str(given), zone).isoformat()
+        elif item.type == "integer":
+            try:
+                values[name] = int(str(given))
+            except ValueError:
+                raise BadInput(f"input {name} must be a whole number, got {given!r}") from None
+        else:
+            values[name] = str(given).strip()
+    return values
+
+
+@dataclass(frozen=True)
+class AdvanceResult:
+    """What an accepted trigger did."""
+
+    incident_id: str
+    trigger: str
+    from_state: str
+    to_state: str
+    version: int
+    effects: list[str]
+
+
+def _transition_or_refuse(playbook: Playbook, incident: Incident, trigger: str) -> TransitionSpec:
+    if trigger not in playbook.triggers():
+        raise NotFound(
+            f"unknown trigger {trigger!r}; playbook {playbook.id} has: {', '.join(playbook.triggers())}"
+        )
+    spec = playbook.transition(trigger, incident.state)
+    if spec is None:
+        allowed = (
+            ", ".join(t.trigger for t in playbook.transitions_from(incident.state)) or "none (final state)"
+        )
+        label = playbook.state(incident.state).label("zh-CN")
+        raise NotAllowed(
+            f"trigger {trigger!r} is not allowed in state {incident.state} ({label}); allowed now: {allowed}"
+        )
+    return spec
+
+
+def advance(
+    store: Store,
+    incident_id: str,
+    trigger: str,
+    *,
+    actor: str,
+    zone: str,
+    reason: str | None = None,
+    approver: str | None = None,
+    inputs: dict[str, str] | None = None,
+    expected_version: int | None = None,
+    roles: frozenset[str] = frozenset(),
+    hooks: Hooks = NO_HOOKS,
+) -> AdvanceResult:
+    """Fire ``trigger`` on an incident: guards, state change, tasks, effects and audit in one transaction.
+
+    ``expected_version`` is the version the operator saw; when not given, it is read first, so that
+    someone else's change between that read and this write is reported as a conflict, not overwritten.
+    """
+    if expected_version is None:
+        with store.read() as session:
+            expected_version = _load(session, incident_id).version
+    reason = (reason or "").strip() or None
+    approver = (approver or "").strip() or None
+    with store.write() as session, session.no_autoflush:
+        incident = _load(session, incident_id)
+        source = incident_playbook(session, incident)
+        playbook = source.playbook
+        if trigger in playbook.triggers() and incident.version != expected_version:
+            raise Conflict(
+                f"{incident_id} was changed meanwhile (now version {incident.version}, you saw "
+                f"{expected_version}): reload with 'breach incident show {incident_id}' and try again"
+            )
+        spec = _transition_or_refuse(playbook, incident, trigger)
+        if spec.reason == "required" and not reason:
+            raise BadInput(f"trigger {trigger!r} needs --reason (a written rationale)")
+        if spec.approver and not approver:
+            raise BadInput(f"trigger {trigger!r} needs --approver NAME (the person who approved it)")
+        values = _coerce_inputs(spec, dict(inputs or {}), zone)
+        if approver:
+            values["approver"] = approver
+        missing_roles = [r for r in spec.roles if r not in roles]
+        if missing_roles:
+            raise NotAllowed(f"{actor} may not {trigger}: it needs the role {', '.join(missing_roles)}")
+        tasks = _tasks(session, incident_id)
+        situation = _situation(incident, tasks, actor, values)
+        for hook in hooks.situation:
+            hook(session, incident, situation)
+        now = utcnow()
+        mutable = Mutable(
+            flags=dict(incident.flags),
+            anchors=dict(incident.anchors),
+            records={k: [dict(e) for e in v] for k, v in incident.records.items()},
+            at=now,
+            actor=actor,
+            inputs=values,
+            reason=reason,
+        )
+        run = Run(
+            incident,
+            situation,
+            mutable,
+            lambda state_id: _open_state_tasks(session, incident, tasks, playbook, state_id, now),
+        )
+        before = incident.state
+        if not machine_for(source).fire(run, trigger):
+            raise GuardFailed(f"cannot {trigger}: " + "; ".join(run.blocked), run.blocked)
+        incident.flags, incident.anchors, incident.records = mutable.flags, mutable.anchors, mutable.records
+        final = playbook.state(incident.state).final
+        if final:
+            incident.closed_at = now
+        append_event(
+            session,
+            incident,
+            kind="trigger",
+            actor=actor,
+            at=now,
+            trigger=trigger,
+            from_state=before,
+            to_state=incident.state,
+            reason=reason,
+            inputs={**values, **({"effects": run.effects_done} if run.effects_done else {})},
+        )
+        for hook in hooks.after_change:
+            hook(session, incident, now, trigger)
+        try:
+            session.flush()
+        except StaleDataError:
+            raise Conflict(
+                f"{incident_id} was changed meanwhile by someone else: reload and try again"
+            ) from None
+        return AdvanceResult(incident_id, trigger, before, incident.state, incident.version, run.effects_done)
+
+
+def complete_task(
+    store: Store,
+    incident_id: str,
+    task_key: str,
+    *,
+    actor: str,
+    note: str | None = None,
+    hooks: Hooks = NO_HOOKS,
+) -> Task:
+    """Mark a task of the incident's current state done, with an audit event."""
+    with store.write() as session, session.no_autoflush:
+        incident = _load(session, incident_id)
+        playbook = incident_playbook(session, incident).playbook
+        state_spec, _task_spec = playbook.task(task_key)
+        tasks = _tasks(session, incident_id)
+        row = tasks.get(task_key)
+        if row is None or row.status != "open":
+            open_now = ", ".join(k for k, t in tasks.items() if t.status == "open") or "none"
+            status = "done already" if row is not None else f"not open (it belongs to state {state_spec.id})"
+            raise NotAllowed(f"task {task_key!r} is {status}; open tasks: {open_now}")
+        now = utcnow()
+        row.status, row.done_at, row.done_by, row.note = "done", now, actor, (note or None)
+        append_event(
+            session,
+            incident,
+            kind="task_done",
+            actor=actor,
+            at=now,
+            from_state=incident.state,
+            to_state=incident.state,
+            inputs={"task": task_key, **({"note": note} if note else {})},
+        )
+        for hook in hooks.after_change:
+            hook(session, incident, now, f"task:{task_key}")
+        try:
+            session.flush()
+        except StaleDataError:
+            raise Conflict(
+                f"{incident_id} was changed meanwhile by someone else: reload and try again"
+            ) from None
+        return row
+
+
+@dataclass(frozen=True)
+class TriggerInfo:
+    """A trigger of the playbook as seen from the incident's current state."""
+
+    trigger: str
+    dest: str | None
+    allowed: bool
+    blocked_by: list[str]
+    needs: list[str]
+    label: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape ``breach incident triggers --json`` prints."""
+        return {
+            "trigger": self.trigger,
+            "dest": self.dest,
+            "allowed": self.allowed,
+            "blocked_by": self.blocked_by,
+            "needs": self.needs,
+            "label": self.label,
+        }
+
+
+def list_triggers(
+    session: Session,
+    incident: Incident,
+    *,
+    actor: str,
+    roles: frozenset[str] = frozenset(),
+    hooks: Hooks = NO_HOOKS,
+) -> list[TriggerInfo]:
+    """Every trigger from the current state, whether it may fire now, and if not, why not."""
+    playbook = incident_playbook(session, incident).playbook
+    tasks = _tasks(session, incident.id)
+    result = []
+    for spec in playbook.transitions_from(incident.state):
+        situation = _situation(incident, tasks, actor, {})
+        for hook in hooks.situation:
+            hook(session, incident, situation)
+        blocked = evaluate_guards(
+            [g for g in spec.guards if g[0] != "approver_not_actor"], situation, playbook
+        )
+        blocked += [f"needs the role {r}" for r in spec.roles if r not in roles]
+        needs = (["--reason"] if spec.reason == "required" else []) + (
+            ["--approver"] if spec.approver else []
+        )
+        needs += [f"--input {i.name}=" for i in spec.inputs if i.required]
+        result.append(
+            TriggerInfo(
+                spec.trigger,
+                spec.dest if not spec.internal else incident.state,
+                not blocked,
+                blocked,
+                needs,
+                spec.label("zh-CN"),
+            )
+        )
+    return result

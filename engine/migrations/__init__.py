@@ -1,0 +1,1 @@
+"""Alembic migrations of the breach schema; ``engine.migrate`` runs them."""

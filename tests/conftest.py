@@ -1,0 +1,127 @@
+"""Shared fixtures: a database per test on SQLite and on PostgreSQL, the built-in playbook, the CLI.
+
+PostgreSQL tests each get their own schema in the ``test`` database (127.0.0.1:5432), so parallel or
+repeated runs never see each other's rows. Set ``BREACH_TEST_PG=0`` to skip them on a machine without it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_BASE = os.environ.get("BREACH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BREACH = str(Path(sys.executable).with_name("breach"))
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pg_enabled() -> bool:
+    """Whether PostgreSQL tests run (they do unless BREACH_TEST_PG=0)."""
+    return os.environ.get("BREACH_TEST_PG", "1") != "0"
+
+
+def _pg_conninfo(url: str) -> str:
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards; its URL pins the search_path to it."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_pg_conninfo(PG_BASE), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    yield f"{PG_BASE}?options=-csearch_path%3D{name}"
+    with psycopg.connect(_pg_conninfo(PG_BASE), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same behavioural test on the embedded SQLite file and on a shared PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'breach.db'}"
+    if not pg_enabled():
+        pytest.skip("BREACH_TEST_PG=0")
+    return request.getfixturevalue("pg_schema_url")
+
+
+@pytest.fixture
+def store(db_url: str):
+    """An upgraded, empty database."""
+    from engine.migrate import upgrade
+    from engine.store import Store
+
+    s = Store(db_url)
+    upgrade(s)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture(scope="session")
+def builtin_source():
+    """The built-in cn-agency-firm playbook."""
+    from engine.catalog import PlaybookCatalog
+    from engine.workspace import Workspace
+
+    return PlaybookCatalog(Workspace.resolve(REPO)).get("cn-agency-firm")
+
+
+class Cli:
+    """Runs the installed ``breach`` in a subprocess against one workspace."""
+
+    def __init__(self, home: Path, db_url: str | None) -> None:
+        self.home = home
+        self.db_url = db_url
+
+    def __call__(
+        self, *args: str, check: bool = False, input: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "BREACH_HOME": str(self.home), "COLUMNS": "200", **(env or {})}
+        full_env.pop("BREACH_DATABASE_URL", None)
+        if self.db_url:
+            full_env["BREACH_DATABASE_URL"] = self.db_url
+        result = subprocess.run(
+            [BREACH, *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            input=input,
+            cwd=self.home,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"breach {' '.join(args)} exited {result.returncode}: {result.stderr}")
+        return result
+
+    def json(self, *args: str):
+        """Run a read command with --json and parse its output."""
+        import json
+
+        return json.loads(self(*args, "--json", check=True).stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, db_url: str) -> Cli:
+    """An initialised workspace and a runner for the installed CLI (SQLite file or PostgreSQL schema)."""
+    home = tmp_path / "ws"
+    runner = Cli(home, None if db_url.startswith("sqlite") else db_url)
+    home.mkdir()
+    runner("init", str(home), check=True)
+    return runner
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit 2, one line on stderr starting with 'error:', no traceback, mentioning each needle."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
