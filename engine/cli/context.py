@@ -22,6 +22,7 @@ from engine.workspace import Workspace
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from engine.flow import Hooks
     from engine.readmodel import Reader
     from engine.store import Store
 
@@ -36,6 +37,7 @@ class Ctx:
     db: str | None = None
     actor_option: str | None = None
     _store: Store | None = field(default=None, repr=False)
+    _hooks: Hooks | None = field(default=None, repr=False)
 
     @cached_property
     def workspace(self) -> Workspace:
@@ -77,6 +79,14 @@ class Ctx:
             store.check_ready()
             self._store = store
         return self._store
+
+    def hooks(self) -> Hooks:
+        """The in-transaction hooks (assessment, deadlines) of this workspace, built once."""
+        if self._hooks is None:
+            from engine.wiring import hooks_for
+
+            self._hooks = hooks_for(self.workspace)
+        return self._hooks
 
     def reader(self) -> Reader:
         """A fast read-only connection for display commands."""

@@ -80,7 +80,13 @@ def run_demo(c: Ctx) -> None:
     source = PlaybookCatalog(workspace).get("cn-agency-firm")
     discovered = utcnow() - timedelta(hours=3)
     incident = open_incident(
-        store, source=source, title=DEMO_TITLE, discovered_at=discovered, actor=actor, zone=c.zone
+        store,
+        source=source,
+        title=DEMO_TITLE,
+        discovered_at=discovered,
+        actor=actor,
+        zone=c.zone,
+        hooks=c.hooks(),
     )
     console.print(
         f"opened {incident.id} under {source.playbook.id} v{source.playbook.version}: "
@@ -88,7 +94,7 @@ def run_demo(c: Ctx) -> None:
     )
     for tasks, trigger, options in STEPS:
         for task in tasks:
-            complete_task(store, incident.id, task, actor=actor)
+            complete_task(store, incident.id, task, actor=actor, hooks=c.hooks())
         inputs = {k: str(v) for k, v in dict(options.get("inputs", {})).items()}  # type: ignore[call-overload]
         if inputs.get("due_at") == "+20d":
             inputs["due_at"] = (utcnow() + timedelta(days=20)).isoformat()
@@ -98,6 +104,7 @@ def run_demo(c: Ctx) -> None:
             trigger,
             actor=actor,
             zone=c.zone,
+            hooks=c.hooks(),
             reason=options.get("reason") and str(options["reason"]),
             inputs=inputs,
         )

@@ -55,7 +55,14 @@ def open_cmd(
     store = c.store()
     source = PlaybookCatalog(c.workspace).get(playbook)
     incident = open_incident(
-        store, source=source, title=title, discovered_at=when, actor=c.actor(actor), zone=c.zone, drill=drill
+        store,
+        source=source,
+        title=title,
+        discovered_at=when,
+        actor=c.actor(actor),
+        zone=c.zone,
+        drill=drill,
+        hooks=c.hooks(),
     )
     print(incident.id)
 
@@ -146,6 +153,7 @@ def advance_cmd(
         trigger,
         actor=c.actor(actor),
         zone=c.zone,
+        hooks=c.hooks(),
         reason=reason,
         approver=approver,
         inputs=values,
@@ -166,7 +174,7 @@ def triggers_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False,
     store = c.store()
     with store.read() as session:
         incident = _load(session, incident_id)
-        infos = list_triggers(session, incident, actor=c.actor(actor))
+        infos = list_triggers(session, incident, actor=c.actor(actor), hooks=c.hooks())
         state = incident.state
     if as_json:
         emit_json([i.to_json() for i in infos])
@@ -192,7 +200,7 @@ def task_done(
     from engine.flow import complete_task
 
     c: Ctx = ctx.obj
-    row = complete_task(c.store(), incident_id, task, actor=c.actor(actor), note=note)
+    row = complete_task(c.store(), incident_id, task, actor=c.actor(actor), note=note, hooks=c.hooks())
     print(f"{incident_id}: task {row.key} done")
 
 
