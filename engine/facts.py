@@ -30,6 +30,7 @@ __all__ = [
     "Records",
     "changed_keys",
     "facts_to_dict",
+    "flatten_facts",
     "known_keys",
     "load_facts_file",
     "merge_facts",
@@ -312,11 +313,11 @@ def facts_to_dict(facts: Facts) -> dict[str, Any]:
 _MISSING = object()  # tells "key absent" from "key set to None" when diffing
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_facts(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten_facts(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -324,6 +325,6 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Dotted keys whose value differs between two fact mappings, added and removed keys included."""
-    old, new = _flatten(before), _flatten(after)
+    old, new = flatten_facts(before), flatten_facts(after)
     return sorted(key for key in old.keys() | new.keys() if old.get(key, _MISSING) != new.get(key, _MISSING))
 

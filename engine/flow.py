@@ -47,6 +47,8 @@ class Hooks:
     """
 
     after_change: list[Callable[[Session, Incident, datetime, str], None]] = field(default_factory=list)
+    # Run on a new incident before its first insert, so what they set (its assessment) is part of version 1.
+    on_open: list[Callable[[Incident, datetime], None]] = field(default_factory=list)
     situation: list[Callable[[Session, Incident, Situation], None]] = field(default_factory=list)
 
 
@@ -76,6 +78,14 @@ def playbook_summary(playbook: Playbook) -> dict[str, Any]:
         },
         "triggers": {t.trigger: t.labels for t in playbook.transitions},
     }
+
+
+def flush_or_conflict(session: Session, incident_id: str) -> None:
+    """Write the pending changes; another writer's newer version of the incident is a conflict."""
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(f"{incident_id} was changed meanwhile by someone else: reload and try again") from None
 
 
 def _load(session: Session, incident_id: str) -> Incident:
@@ -212,9 +222,12 @@ def open_incident(
                 "playbook_version": playbook.version,
                 "discovered_at": discovered_at.isoformat(),
                 "drill": drill,
+                **({"facts": facts} if facts else {}),
             },
             stage=False,
         )
+        for prepare in hooks.on_open:
+            prepare(incident, now)
         # Without ORM relationships the unit of work does not order inserts by foreign key: the
         # incident goes in first, then what refers to it.
         session.add(incident)
@@ -367,12 +380,7 @@ def advance(
         )
         for hook in hooks.after_change:
             hook(session, incident, now, trigger)
-        try:
-            session.flush()
-        except StaleDataError:
-            raise Conflict(
-                f"{incident_id} was changed meanwhile by someone else: reload and try again"
-            ) from None
+        flush_or_conflict(session, incident_id)
         return AdvanceResult(incident_id, trigger, before, incident.state, incident.version, run.effects_done)
 
 
@@ -410,12 +418,7 @@ def complete_task(
         )
         for hook in hooks.after_change:
             hook(session, incident, now, f"task:{task_key}")
-        try:
-            session.flush()
-        except StaleDataError:
-            raise Conflict(
-                f"{incident_id} was changed meanwhile by someone else: reload and try again"
-            ) from None
+        flush_or_conflict(session, incident_id)
         return row
 
 

@@ -7,12 +7,27 @@ so a refused step leaves them untouched too. Commands and the demo get their hoo
 from __future__ import annotations
 
 from engine.flow import Hooks
+from engine.legal import LegalData, load_legal
+from engine.reassess import assessment_hook
 from engine.workspace import Workspace
 
-__all__ = ["hooks_for"]
+__all__ = ["hooks_for", "legal_for"]
 
 
 def hooks_for(workspace: Workspace) -> Hooks:
     """The hooks every flow call in ``workspace`` runs with."""
     hooks = Hooks()
+    hooks.on_open.append(assessment_hook(lambda: legal_for(workspace)))
     return hooks
+
+
+_legal_cache: dict[tuple[str, ...], LegalData] = {}
+
+
+def legal_for(workspace: Workspace) -> LegalData:
+    """The legal data in force in ``workspace`` (its config/legal files shadow the built-in ones)."""
+    dirs = workspace.search_path("config")
+    key = tuple(str(d) for d in dirs)
+    if key not in _legal_cache:
+        _legal_cache[key] = load_legal(dirs)
+    return _legal_cache[key]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from engine import __version__
-from engine.cli import audit_cmd, incident_cmd, playbook_cmd, setup_cmd
+from engine.cli import assess_cmd, audit_cmd, incident_cmd, playbook_cmd, setup_cmd
 from engine.cli.context import Ctx
 from engine.errors import BreachError
 
@@ -56,6 +56,7 @@ def main(
 setup_cmd.register(app)
 playbook_cmd.register(app)
 incident_cmd.register(app)
+assess_cmd.register(app)
 audit_cmd.register(app)
 
 

@@ -16,6 +16,15 @@ __all__ = ["run_demo"]
 
 DEMO_TITLE = "代账客户台账被前员工拷贝 / Client ledger copied by a former employee"
 
+# About 8,000 employees' payroll rows (names, ID numbers, bank accounts, salaries): property information,
+# counted once per person; the former employee obtained it while performing his duties.
+DEMO_FACTS: dict[str, object] = {
+    "people_affected": 8000,
+    "records": {"property": 8000},
+    "insider": True,
+    "operator_type": "other",
+}
+
 # Each step: the tasks to complete in the current phase, then the trigger with its reason and inputs.
 STEPS: list[tuple[list[str], str, dict[str, object]]] = [
     (
@@ -64,6 +73,7 @@ STEPS: list[tuple[list[str], str, dict[str, object]]] = [
 def run_demo(c: Ctx) -> None:
     """Create (or reuse) a workspace, open the sample incident, advance it to closed, print the timeline."""
     from engine.catalog import PlaybookCatalog
+    from engine.facts import facts_to_dict, merge_facts
     from engine.cli.setup_cmd import init_workspace
     from engine.cli.views import print_timeline
     from engine.flow import advance, complete_task, open_incident
@@ -87,10 +97,16 @@ def run_demo(c: Ctx) -> None:
         actor=actor,
         zone=c.zone,
         hooks=c.hooks(),
+        facts=facts_to_dict(merge_facts({}, DEMO_FACTS)),
     )
     console.print(
         f"opened {incident.id} under {source.playbook.id} v{source.playbook.version}: "
         f"{source.playbook.title('zh-CN')}"
+    )
+    grade = incident.assessment
+    console.print(
+        f"assessed: grade {grade['grade_label']} ({grade['grade']}); "
+        + "; ".join(f"{f['rule']}: {f['outcome']}" for f in grade["findings"])
     )
     for tasks, trigger, options in STEPS:
         for task in tasks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -43,15 +44,25 @@ def open_cmd(
     drill: Annotated[
         bool, typer.Option("--drill", help="A drill: documents marked 演练, no real mail.")
     ] = False,
+    facts_file: Annotated[
+        Path | None, typer.Option("--facts", help="A YAML/JSON file of the leak's facts.")
+    ] = None,
+    pairs: Annotated[
+        list[str] | None, typer.Option("--set", help="A fact as KEY=VALUE (repeatable).")
+    ] = None,
     actor: AsOpt = None,
 ) -> None:
     """Open an incident and print its id."""
     from engine.catalog import PlaybookCatalog
+    from engine.cli.assess_cmd import collect_facts
     from engine.clock import parse_instant
+    from engine.facts import facts_to_dict, merge_facts
     from engine.flow import open_incident
 
     c: Ctx = ctx.obj
     when = parse_instant(discovered_at, c.zone)
+    # Facts are checked in full before anything is written.
+    facts = facts_to_dict(merge_facts({}, collect_facts(pairs, facts_file)))
     store = c.store()
     source = PlaybookCatalog(c.workspace).get(playbook)
     incident = open_incident(
@@ -62,6 +73,7 @@ def open_cmd(
         actor=c.actor(actor),
         zone=c.zone,
         drill=drill,
+        facts=facts,
         hooks=c.hooks(),
     )
     print(incident.id)

@@ -145,6 +145,13 @@ def print_incident(c: Ctx, row: dict[str, Any]) -> None:
     )
     if row["flags"]:
         console.print("flags: " + ", ".join(k for k, v in row["flags"].items() if v))
+    assessment = row["assessment"] or {}
+    if assessment:
+        findings = ", ".join(f"{f['rule']} {f['outcome']}" for f in assessment.get("findings", []))
+        console.print(
+            f"assessment: grade {assessment.get('grade_label')} ({assessment.get('grade')}); {findings}"
+        )
+        console.print(f"  details: breach assess {row['id']}")
     current = [t for t in row["tasks"] if t["state_id"] == row["state"]]
     if current:
         table = Table(title="Tasks of this phase")

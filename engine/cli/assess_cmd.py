@@ -1,0 +1,166 @@
+"""``breach assess`` and ``breach incident facts``: the leak's figures and what the law makes of them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.incident_cmd import incident_app
+from engine.errors import BadInput
+
+__all__ = ["collect_facts", "register"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="KEY=VALUE, e.g. people_affected=8000, records.property=8000, insider=true."),
+]
+FileOpt = Annotated[Path | None, typer.Option("--file", help="A YAML or JSON file of facts.")]
+
+
+def collect_facts(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
+    """Facts from a file and ``--set`` pairs (pairs win), checked key by key; empty when neither given."""
+    from engine.facts import load_facts_file, parse_assignments
+    from engine.workspace import deep_merge
+
+    update: dict[str, Any] = {}
+    if file is not None:
+        update = load_facts_file(file)
+    if pairs:
+        update = deep_merge(update, parse_assignments(pairs))
+    return update
+
+
+@incident_app.command("facts")
+def facts_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    pairs: SetOpt = None,
+    file: FileOpt = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why the facts changed.")] = None,
+    as_json: JsonOpt = False,
+    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
+) -> None:
+    """Show or change an incident's facts; a change re-assesses, recomputes clocks and is audited."""
+    c: Ctx = ctx.obj
+    update = collect_facts(pairs, file)
+    if not update:
+        reader = c.reader()
+        row = reader.incident(incident_id)
+        reader.close()
+        if as_json:
+            emit_json({"id": incident_id, "facts": row["facts"], "grade": row["assessment"].get("grade")})
+        else:
+            _print_facts(row["facts"], row["assessment"])
+        return
+    from engine.reassess import update_facts
+    from engine.wiring import legal_for
+
+    change = update_facts(
+        c.store(),
+        incident_id,
+        update,
+        actor=c.actor(actor),
+        legal=legal_for(c.workspace),
+        reason=reason,
+        hooks=c.hooks(),
+    )
+    if as_json:
+        emit_json(
+            {
+                "id": incident_id,
+                "changed": change.changed,
+                "grade_before": change.grade_before,
+                "grade_after": change.grade_after,
+                "version": change.version,
+            }
+        )
+        return
+    if not change.changed:
+        print(f"{incident_id}: facts unchanged")
+        return
+    print(f"{incident_id}: facts changed: {', '.join(change.changed)} (version {change.version})")
+    if change.grade_before != change.grade_after:
+        print(f"  grade: {change.grade_before or 'not assessed'} → {change.grade_after}")
+
+
+def _print_facts(facts: dict[str, Any], assessment: dict[str, Any]) -> None:
+    from engine.facts import flatten_facts
+
+    # Defaults (zero counts, false flags) say nothing; show what was actually recorded.
+    flat = {k: v for k, v in flatten_facts(facts).items() if v not in (0, False, None, [], "")}
+    if not flat:
+        print("no facts recorded (breach incident facts ID --set people_affected=...)")
+    for key, value in flat.items():
+        print(f"{key} = {value}")
+    if assessment:
+        print(f"grade: {assessment.get('grade')} ({assessment.get('grade_label')})")
+
+
+def print_assessment(result: dict[str, Any]) -> None:
+    """The human view of an assessment: grade, then each finding with its arithmetic and basis."""
+    console = stdout_console()
+    console.print(f"[bold]grade: {result['grade_label']} ({result['grade']})[/bold]")
+    for f in result["findings"]:
+        verified = "" if f.get("verified", True) else "  [yellow](unverified figure)[/yellow]"
+        score = f"  score {f['score']:.4g}" if isinstance(f.get("score"), int | float) else ""
+        items = f"  items {', '.join(map(str, f['items']))}" if f.get("items") else ""
+        console.print(f"\n[bold]{f['rule']}[/bold]: {f['outcome']}{score}{items}{verified}")
+        for line in f.get("explain", []):
+            console.print(f"  {line}", markup=False)
+        console.print(f"  basis: {f.get('basis', '')} — {f.get('source', '')}", markup=False)
+    console.print("\nFacts and legal figures only; not legal advice.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``breach assess`` to ``app`` (``incident facts`` registers on the incident group)."""
+
+    @app.command("assess")
+    def assess_cmd(
+        ctx: typer.Context,
+        incident_id: Annotated[str | None, typer.Argument(help="Incident id (or use --facts).")] = None,
+        facts_file: Annotated[
+            Path | None, typer.Option("--facts", help="What-if: assess a facts file, no incident needed.")
+        ] = None,
+        pairs: SetOpt = None,
+        report: Annotated[
+            Path | None,
+            typer.Option(
+                "--report", help="Also write the zh-CN assessment report (Markdown) to this file (mode 0600)."
+            ),
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Grade a leak and evaluate the reporting clock and criminal thresholds, with the arithmetic."""
+        from engine.assess import assess
+        from engine.assessment_report import render_assessment_markdown
+        from engine.facts import merge_facts
+        from engine.wiring import legal_for
+
+        c: Ctx = ctx.obj
+        if (incident_id is None) == (facts_file is None and not pairs):
+            raise BadInput("give an incident id, or --facts FILE / --set KEY=VALUE for a what-if (not both)")
+        base: dict[str, Any] = {}
+        title = None
+        if incident_id is not None:
+            reader = c.reader()
+            row = reader.incident(incident_id)
+            reader.close()
+            base, title = row["facts"], row["title"]
+        facts = merge_facts(base, collect_facts(pairs, facts_file))
+        legal = legal_for(c.workspace)
+        result = assess(facts, legal)
+        if report is not None:
+            from engine.documents import write_private
+
+            text = render_assessment_markdown(result, facts, legal, incident_id=incident_id, title=title)
+            path = write_private(report.parent.resolve(), report.name, text.encode("utf-8"))
+            print(f"report written to {path}", file=sys.stderr)
+        if as_json:
+            emit_json(result.to_json())
+        else:
+            print_assessment(result.to_json())

@@ -1,0 +1,414 @@
+"""The documents an incident produces: which kinds exist, in which formats, and how each is rendered
+to the bytes a reader opens (Markdown, HTML, an email, an SMS text, Word, PDF) and written to disk.
+
+Rendering is built for volume: a notice goes to thousands of people with the same template, so each
+(kind, format, locale) is prepared once per renderer (templates compiled, the Word package read and
+its parts compiled) and every later call only runs the compiled code with a new context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.policy
+import hashlib
+import io
+import itertools
+import os
+import re
+import unicodedata
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BadInput
+from engine.sms import sms_segments
+from engine.templating import (
+    DEFAULT_TIMEZONE,
+    FALLBACK_LOCALE,
+    compile_docx_part,
+    docx_template_sources,
+    docxtpl_helper,
+    get_environment,
+    load_template,
+    locale_dirs,
+    render_template,
+    resolve_locale,
+    template_error,
+)
+
+__all__ = [
+    "FORMATS",
+    "KINDS",
+    "DocumentKind",
+    "DocumentRenderer",
+    "Rendered",
+    "build_email",
+    "safe_filename",
+    "sms_segments",
+    "write_private",
+]
+
+FORMATS = ("md", "html", "eml", "sms", "docx", "pdf")
+_FORMAL = ("html", "pdf", "docx")
+
+
+@dataclass(frozen=True)
+class DocumentKind:
+    """A kind of document: its formats, the context fields naming its file, and an email's addressee."""
+
+    name: str
+    formats: tuple[str, ...]
+    filename_fields: tuple[str, ...]
+    recipient: tuple[str, str] | None = None  # context paths of the To display name and address
+
+
+KINDS: dict[str, DocumentKind] = {kind.name: kind for kind in (
+    DocumentKind("customer_notice", ("md", "html", "eml", "sms"), ("person.name", "person.id"),
+                 ("person.name", "person.email")),
+    DocumentKind("client_notice", ("md", "html", "eml"), ("client.name",),
+                 ("client.contact_name", "client.email")),
+    DocumentKind("regulator_initial_report", _FORMAL, ("incident.id",)),
+    DocumentKind("regulator_supplementary_report", _FORMAL, ("incident.id", "supplement.sequence")),
+    DocumentKind("regulator_summary_report", _FORMAL, ("incident.id",)),
+    DocumentKind("internal_bulletin", _FORMAL, ("incident.id",)),
+    DocumentKind("disciplinary_decision", _FORMAL, ("incident.id", "employee.name")),
+    DocumentKind("remediation_report", _FORMAL, ("incident.id",)),
+)}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered document, with the hashes an audit trail records."""
+
+    kind: str
+    fmt: str
+    filename: str
+    content: bytes
+    template: str  # template file(s) used, relative to their templates folder, e.g. "en/x.md.j2"
+    template_sha256: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    template: str
+    template_sha256: str
+    produce: Callable[[dict[str, Any]], bytes]
+
+
+def _lookup(context: dict[str, Any], path: str) -> Any:
+    value: Any = context
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+        if value is None:
+            return None
+    return value
+
+
+def _require(context: dict[str, Any], path: str, why: str) -> Any:
+    value = _lookup(context, path)
+    if value in (None, ""):
+        raise BadInput(f"{why} needs {path} in the context")
+    return value
+
+
+class DocumentRenderer:
+    """Renders document kinds from the templates found in ``search_paths`` (workspace first)."""
+
+    def __init__(self, search_paths: list[Path], *, locale_default: str = FALLBACK_LOCALE) -> None:
+        self._search_paths = [Path(p) for p in search_paths]
+        self._locale_default = locale_default
+        self._prepared: dict[tuple[str, str, str], _Prepared] = {}
+        self._locales: dict[str, str] = {}
+
+    def formats(self, kind: str) -> list[str]:
+        """The formats ``kind`` can be rendered to."""
+        return list(_kind(kind).formats)
+
+    def render(self, kind: str, fmt: str, context: dict[str, Any], *, locale: str | None = None) -> Rendered:
+        """Render ``kind`` as ``fmt`` in ``locale`` (else the context's, the person's, the default)."""
+        spec = _kind(kind)
+        if fmt not in spec.formats:
+            raise BadInput(f"{kind} cannot be rendered as {fmt!r}; it supports {', '.join(spec.formats)}")
+        wanted = locale or context.get("locale") or _lookup(context, "person.locale") or self._locale_default
+        resolved = self._locales.get(wanted)
+        if resolved is None:
+            resolved = resolve_locale(wanted, self._search_paths, self._locale_default)
+            self._locales[wanted] = resolved
+        prepared = self._prepared.get((kind, fmt, resolved)) or self._prepare(spec, fmt, resolved)
+        ctx = dict(context)
+        ctx["locale"] = resolved
+        ctx.setdefault("timezone", DEFAULT_TIMEZONE)
+        content = prepared.produce(ctx)
+        parts = [str(v) for v in (_lookup(context, f) for f in spec.filename_fields) if v not in (None, "")]
+        filename = safe_filename(*(["DRILL"] if context.get("drill") else []), kind, *parts, ext=fmt)
+        return Rendered(kind, fmt, filename, content, prepared.template, prepared.template_sha256,
+                        hashlib.sha256(content).hexdigest())
+
+    # -- preparation: everything that does not depend on the person happens here, once -------------
+
+    def _prepare(self, spec: DocumentKind, fmt: str, locale: str) -> _Prepared:
+        env = get_environment(self._search_paths, locale, fallback=self._locale_default)
+        kind = spec.name
+        if fmt == "docx":
+            prepared = self._prepare_docx(kind, locale)
+        else:
+            names = {"md": ["md"], "html": ["html"], "pdf": ["html"], "sms": ["sms"],
+                     "eml": ["subject", "md", "html"]}[fmt]
+            loaded = [load_template(env, f"{kind}.{n}.j2") for n in names]
+            hashes = [_file_sha256(Path(t.filename or "")) for t in loaded]
+            label = ", ".join(_relative(Path(t.filename or "")) for t in loaded)
+            digest = hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
+            if fmt in ("md", "html"):
+                produce = _text_producer(loaded[0])
+            elif fmt == "sms":
+                produce = _sms_producer(loaded[0])
+            elif fmt == "pdf":
+                produce = _pdf_producer(loaded[0])
+            else:
+                produce = _email_producer(spec, *loaded)
+            prepared = _Prepared(label, digest, produce)
+        self._prepared[(kind, fmt, locale)] = prepared
+        return prepared
+
+    def _prepare_docx(self, kind: str, locale: str) -> _Prepared:
+        for folder in locale_dirs(self._search_paths, locale, self._locale_default):
+            path = folder / f"{kind}.docx"
+            if path.is_file():
+                data = path.read_bytes()  # read once: every person's document comes from these bytes
+                return _Prepared(_relative(path), hashlib.sha256(data).hexdigest(),
+                                 _DocxProducer(data, get_environment(self._search_paths, locale,
+                                                                     fallback=self._locale_default,
+                                                                     docx=True), path))
+        raise BadInput(f"no Word template {kind}.docx for locale {locale}")
+
+
+def _kind(kind: str) -> DocumentKind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise BadInput(f"unknown document kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
+
+
+def _relative(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- producers: context in, bytes out ---------------------------------------------------------------
+
+def _text_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
+    def produce(ctx: dict[str, Any]) -> bytes:
+        return render_template(template, ctx).encode("utf-8")
+    return produce
+
+
+def _sms_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
+    def produce(ctx: dict[str, Any]) -> bytes:
+        # One line: a line break costs a character and some gateways cut at it.
+        return " ".join(render_template(template, ctx).split()).encode("utf-8")
+    return produce
+
+
+def _pdf_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
+    def produce(ctx: dict[str, Any]) -> bytes:
+        return html_to_pdf(render_template(template, ctx))
+    return produce
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Lay out ``html`` as PDF; nothing outside the document (files, network) is ever fetched."""
+    import weasyprint  # heavy: only when a PDF is asked for
+
+    # A workspace template could point at file:///etc/... or an internal URL: only data: URLs load.
+    fetcher = weasyprint.URLFetcher(allowed_protocols=("data",))
+    return weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
+
+
+def _email_producer(spec: DocumentKind, subject_t: Any, text_t: Any, html_t: Any
+                    ) -> Callable[[dict[str, Any]], bytes]:
+    assert spec.recipient is not None
+    name_path, address_path = spec.recipient
+
+    def produce(ctx: dict[str, Any]) -> bytes:
+        subject = " ".join(render_template(subject_t, ctx).split())
+        text, html = render_template(text_t, ctx), render_template(html_t, ctx)
+        why = f"{spec.name} by email"
+        sender = (str(_require(ctx, "firm.name", why)), str(_require(ctx, "firm.contact_email", why)))
+        to = (str(_lookup(ctx, name_path) or ""), str(_require(ctx, address_path, why)))
+        date = _require(ctx, "generated_at", why)
+        domain = sender[1].rpartition("@")[2] or "localhost"
+        # The same notice to the same person renders to the same bytes (and hash): derive the id.
+        seed = "\x1f".join([spec.name, to[1], subject, text, str(date)]).encode("utf-8", "replace")
+        message_id = f"<{hashlib.sha256(seed).hexdigest()[:32]}@{domain}>"
+        message = build_email(sender=sender, to=to, subject=subject, text=text, html=html,
+                              message_id_domain=domain, date=date, message_id=message_id)
+        return message.as_bytes(policy=email.policy.SMTP)
+    return produce
+
+
+def build_email(*, sender: tuple[str, str], to: tuple[str, str], subject: str, text: str, html: str,
+                message_id_domain: str, date: datetime, message_id: str | None = None) -> EmailMessage:
+    """A multipart/alternative UTF-8 message: display names and subject RFC 2047-encoded when not
+    ASCII, ``Date`` and ``Message-ID`` set; no tracking, no marketing headers."""
+    if not isinstance(date, datetime) or date.utcoffset() is None:
+        raise BadInput("an email's date must be a timezone-aware datetime")
+    message = EmailMessage(policy=email.policy.default)
+    try:
+        message["From"] = Address(display_name=" ".join(sender[0].split()), addr_spec=sender[1].strip())
+        message["To"] = Address(display_name=" ".join(to[0].split()), addr_spec=to[1].strip())
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise BadInput(f"invalid email address ({exc}): sender {sender[1]!r}, recipient {to[1]!r}") from None
+    message["Subject"] = " ".join(subject.split())  # a newline here would inject headers
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id or make_msgid(domain=message_id_domain)
+    message.set_content(text, subtype="plain", charset="utf-8")
+    message.add_alternative(html, subtype="html", charset="utf-8")
+    if message_id:  # a boundary derived from the id keeps the bytes reproducible; "=_" never occurs
+        # in base64 or quoted-printable bodies
+        message.set_boundary("=_breach_" + hashlib.sha256(message_id.encode()).hexdigest()[:24])
+    return message
+
+
+class _DocxProducer:
+    """A Word template prepared once, so that per document only the templated parts are rendered.
+
+    At preparation the package is read once, each part holding template tags is cleaned up and
+    compiled with our sandboxed, autoescaping environment, and every other part is zipped once into
+    a prefix archive. Per document the prefix bytes are copied and the rendered parts appended in
+    append mode: the untouched parts (styles, theme, fonts: most of the bytes) are never
+    decompressed or compressed again. A naive ``DocxTemplate(path).render(ctx); save(...)`` re-reads
+    and re-parses the package, cleans up and recompiles the XML and re-serialises every part.
+    """
+
+    def __init__(self, data: bytes, env: Any, path: Path) -> None:
+        sources = docx_template_sources(data)
+        self._path = path
+        self._templates = {part: compile_docx_part(env, src, path, part) for part, src in sources.items()}
+        self._dates: dict[str, tuple[int, int, int, int, int, int]] = {}
+        prefix = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(data)) as package, \
+                zipfile.ZipFile(prefix, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in package.infolist():
+                if info.filename in sources:
+                    self._dates[info.filename] = info.date_time
+                else:
+                    copy = zipfile.ZipInfo(info.filename, info.date_time)
+                    copy.external_attr = info.external_attr
+                    out.writestr(copy, package.read(info), zipfile.ZIP_DEFLATED)
+        self._prefix = prefix.getvalue()
+
+    def __call__(self, ctx: dict[str, Any]) -> bytes:
+        rendered = {part: self._finish(render_template(t, ctx), part) for part, t in self._templates.items()}
+        buffer = io.BytesIO(self._prefix)
+        buffer.seek(0, io.SEEK_END)
+        with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as package:
+            for part, xml in rendered.items():
+                # The template's timestamps: the same context gives the same bytes, hence the same hash.
+                package.writestr(zipfile.ZipInfo(part, self._dates[part]), xml, zipfile.ZIP_DEFLATED, 6)
+        return buffer.getvalue()
+
+    def _finish(self, xml: str, part: str) -> bytes:
+        from lxml import etree
+
+        # The same post-processing as DocxTemplate.render_xml_part, then a strict parse: whatever the
+        # data held, the part must be well-formed XML or Word refuses the whole file.
+        xml = re.sub(r"\n<w:p([ >])", r"<w:p\1", xml)
+        xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
+        helper = docxtpl_helper()
+        xml = helper.resolve_listing(xml)
+        try:
+            etree.fromstring(xml.encode("utf-8"), parser=_strict_parser())
+        except etree.XMLSyntaxError as exc:
+            raise template_error(exc, f"{self._path.name} {part}") from exc
+        if "<w:tbl" not in xml:
+            return xml.encode("utf-8")
+        # Row loops may change how many columns a table has; docxtpl's fix takes no XML declaration.
+        tree = helper.fix_tables(xml[xml.index("?>") + 2:] if xml.startswith("<?xml") else xml)
+        return etree.tostring(tree, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+_PARSER: list[Any] = []
+
+
+def _strict_parser() -> Any:
+    if not _PARSER:
+        from lxml import etree
+
+        _PARSER.append(etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
+    return _PARSER[0]
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+_FILENAME_BYTES = 180  # well under the 255-byte limit of common file systems, with room for a temp suffix
+_WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                               *(f"LPT{i}" for i in range(1, 10))})
+_temp_counter = itertools.count()
+
+
+_NAME_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x20\x7f-\xa0]')
+_DOTS, _UNDERSCORES = re.compile(r"\.{2,}"), re.compile(r"_{2,}")
+
+
+def _clean_part(part: str) -> str:
+    # Separators, characters Windows forbids, spaces and every control or format character become "_".
+    part = _NAME_UNSAFE.sub("_", unicodedata.normalize("NFC", part))
+    if not part.isascii():
+        part = "".join("_" if unicodedata.category(ch)[0] in "CZ" else ch for ch in part)
+    return _UNDERSCORES.sub("_", _DOTS.sub(".", part)).strip("._- ")
+
+
+def safe_filename(*parts: str, ext: str) -> str:
+    """A file name from ``parts`` joined by ``_``: no path separators, no ``..``, no control characters,
+    at most 180 UTF-8 bytes (a long name keeps a hash of the whole), Chinese names left readable."""
+    stem = "_".join(p for p in (_clean_part(str(part)) for part in parts) if p) or "document"
+    suffix = re.sub(r"[^A-Za-z0-9]", "", ext).lower()[:10]
+    budget = _FILENAME_BYTES - len(suffix) - 1
+    if len(stem.encode("utf-8")) > budget:
+        digest = hashlib.sha256(stem.encode("utf-8")).hexdigest()[:8]
+        stem = stem.encode("utf-8")[: budget - 9].decode("utf-8", "ignore").rstrip("._- ") + "~" + digest
+    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+        stem = "_" + stem
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def write_private(directory: Path, filename: str, content: bytes) -> Path:
+    """Write ``content`` to ``directory/filename`` atomically, readable by the owner only (0600),
+    creating ``directory`` with mode 0700 if needed; returns the path written."""
+    if not filename or filename in (".", "..") or any(c in filename for c in "/\\\x00"):
+        raise BadInput(f"refused file name {filename!r}: use safe_filename()")
+    folder = os.fspath(directory)
+    temp = f"{folder}{os.sep}.{filename}.{os.getpid()}.{next(_temp_counter)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(temp, flags, 0o600)
+    except FileNotFoundError:  # first file in this folder: create it (cheaper than a stat every time)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # makedirs' mode is filtered by the umask; notices are personal data
+        fd = os.open(temp, flags, 0o600)
+    target = folder + os.sep + filename
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have removed bits: exactly rw for the owner
+            view = memoryview(content)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(temp, target)  # readers see the old file or the whole new one, never half
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    return Path(target)

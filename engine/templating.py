@@ -1,0 +1,429 @@
+"""Templates: one sandboxed Jinja environment per search path and locale, the filters a reader needs,
+and a static check of every template against the documented contexts (``templates/contexts.yaml``).
+
+Templates come from files only, through a loader, never ``from_string`` per call: compiling is the
+expensive part and a workspace template is untrusted code. The sandbox refuses attribute tricks
+(``__class__``, ``__globals__``...), ``StrictUndefined`` turns a typo into an error instead of an empty
+gap in a legal notice, and every failure becomes one ``BadInput`` line naming the template and line.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    pass_context,
+)
+from jinja2.runtime import Context, LoopContext
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from engine._template_check import Problem, check_templates, load_contexts
+from engine.errors import BadInput, BreachError, NotFound
+
+__all__ = [
+    "DEFAULT_TIMEZONE",
+    "FALLBACK_LOCALE",
+    "Problem",
+    "check_templates",
+    "cn_doc_number",
+    "compile_docx_part",
+    "date_local",
+    "datetime_local",
+    "docx_template_sources",
+    "docxtpl_helper",
+    "get_environment",
+    "load_contexts",
+    "load_template",
+    "locale_dirs",
+    "mask_account",
+    "mask_id",
+    "mask_phone",
+    "render_template",
+    "resolve_locale",
+    "template_error",
+    "to_follow",
+]
+
+FALLBACK_LOCALE = "zh-CN"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+_MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+              "October", "November", "December")
+# Control characters can hide text from a reader, rewrite a terminal (ESC) or make Word XML invalid
+# (NUL, lone surrogates): data never needs them, so rendered output loses them; tab and newline stay.
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_MAX_SEQUENCE = 100_000   # longest string or list a template may build with `*`
+_MAX_POWER_BITS = 65_536  # largest integer a template may build with `**`
+_WORD_PARTS = re.compile(r"word/(document|header\d*|footer\d*|footnotes|endnotes)\.xml")
+
+
+# ----------------------------------------------------------------------------------------- filters
+
+def to_follow(locale: str) -> str:
+    """The words for a fact not known yet: 待补报 in Chinese, "to follow" otherwise (never invented)."""
+    return "待补报" if locale.startswith("zh") else "to follow"
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def mask_id(value: object) -> str:
+    """An ID number as ``1101********1234``: eight stars hide the middle and the length."""
+    text = _text(value)
+    return f"{text[:4]}********{text[-4:]}" if len(text) > 8 else "*" * 8 if text else ""
+
+
+def mask_phone(value: object) -> str:
+    """A phone number as ``138****0001``; a ``+86`` prefix is kept in front."""
+    text = re.sub(r"[\s\-()]", "", _text(value))
+    prefix = ""
+    if text.startswith("+86"):
+        prefix, text = "+86 ", text[3:]
+    masked = f"{text[:3]}****{text[-4:]}" if len(text) >= 8 else "****" if text else ""
+    return prefix + masked
+
+
+def mask_account(value: object) -> str:
+    """A bank account or card as ``****1234``: only the last four characters are shown."""
+    text = re.sub(r"\s", "", _text(value))
+    return f"****{text[-4:]}" if text else ""
+
+
+def cn_doc_number(sequence: int | str, year: int | str, prefix: str = "") -> str:
+    """A Chinese document number (文号) such as ``某司安〔2026〕3号``."""
+    return f"{prefix}〔{year}〕{sequence}号"
+
+
+def _as_aware(value: object, what: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadInput(f"{what}: {value!r} is not an ISO-8601 date-time") from None
+    if not isinstance(value, datetime):
+        raise BadInput(f"{what}: expected a date-time, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        # Guessing the zone of a legal timestamp would misstate it by hours: the caller must say.
+        raise BadInput(f"{what}: {value.isoformat()} has no time zone; give a timezone-aware value")
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadInput(f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai") from None
+
+
+def _day(value: date, locale: str) -> str:
+    if locale.startswith("zh"):
+        return f"{value.year}年{value.month}月{value.day}日"
+    return f"{value.day} {_MONTHS_EN[value.month - 1]} {value.year}"
+
+
+def date_local(value: object, locale: str = FALLBACK_LOCALE, zone: str = DEFAULT_TIMEZONE) -> str:
+    """A date in the reader's language: ``2026年11月20日`` or ``20 November 2026``; None is 待补报."""
+    if value is None:
+        return to_follow(locale)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value) if "T" in value or " " in value.strip() else \
+            date.fromisoformat(value)
+    if isinstance(value, datetime):
+        value = _as_aware(value, "date_local").astimezone(_zone(zone)).date()
+    if not isinstance(value, date):
+        raise BadInput(f"date_local: expected a date, got {type(value).__name__}")
+    return _day(value, locale)
+
+
+_BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "PRC"})
+
+
+def datetime_local(value: object, zone: str = DEFAULT_TIMEZONE, locale: str = FALLBACK_LOCALE) -> str:
+    """A moment shown in ``zone`` with the zone named: ``2026年11月20日 14:30（北京时间，UTC+08:00）``."""
+    if value is None:
+        return to_follow(locale)
+    moment = _as_aware(value, "datetime_local").astimezone(_zone(zone))
+    minutes = int(moment.utcoffset().total_seconds()) // 60  # type: ignore[union-attr]
+    sign = "-" if minutes < 0 else "+"
+    utc = f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    clock = f"{moment.hour:02d}:{moment.minute:02d}"
+    if locale.startswith("zh"):
+        return f"{_day(moment, locale)} {clock}（{'北京时间' if zone in _BEIJING else zone}，{utc}）"
+    name = "China Standard Time" if zone in _BEIJING else zone
+    return f"{_day(moment, locale)}, {clock} ({name}, {utc})"
+
+
+# Jinja wrappers read the reader's locale and the workspace zone from the context the renderer sets,
+# so a template writes `incident.discovered_at|datetime_local` and still gets the right language.
+@pass_context
+def _date_filter(ctx: Context, value: object, locale: str | None = None, zone: str | None = None) -> str:
+    return date_local(value, locale or ctx.get("locale", FALLBACK_LOCALE),
+                      zone or ctx.get("timezone", DEFAULT_TIMEZONE))
+
+
+@pass_context
+def _datetime_filter(ctx: Context, value: object, zone: str | None = None, locale: str | None = None) -> str:
+    return datetime_local(value, zone or ctx.get("timezone", DEFAULT_TIMEZONE),
+                          locale or ctx.get("locale", FALLBACK_LOCALE))
+
+
+@pass_context
+def _tbd_filter(ctx: Context, value: object, text: str | None = None) -> object:
+    if value is None or value == "" or value == [] or value == {}:
+        return text if text is not None else to_follow(ctx.get("locale", FALLBACK_LOCALE))
+    return value
+
+
+@pass_context
+def _thousands_filter(ctx: Context, value: object, unit: str = "") -> str:
+    if value is None:  # the unit would read oddly after 待补报
+        return to_follow(ctx.get("locale", FALLBACK_LOCALE))
+    return (f"{value:,}" if isinstance(value, int) else str(value)) + unit
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "mask_id": mask_id,
+    "mask_phone": mask_phone,
+    "mask_account": mask_account,
+    "cn_doc_number": cn_doc_number,
+    "date_local": _date_filter,
+    "datetime_local": _datetime_filter,
+    "tbd": _tbd_filter,
+    "thousands": _thousands_filter,
+}
+
+
+# ------------------------------------------------------------------------------------- environment
+
+class BreachSandbox(SandboxedEnvironment):
+    """The sandbox, plus limits on ``*`` and ``**`` so a template cannot exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``person.name`` on a plain dict: the key first, which is data and always safe to read, so
+        the common case skips a failed attribute lookup and the safety check."""
+        kind = type(obj)
+        if kind is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        elif kind is LoopContext and not attribute.startswith("_"):  # loop.index: Jinja's own, safe
+            return getattr(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """Refuse ``'x' * 10**9`` and ``9 ** 9 ** 9`` before computing them."""
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and \
+                        len(seq) * times > _MAX_SEQUENCE:
+                    raise SecurityError(f"refused to build a sequence longer than {_MAX_SEQUENCE}")
+        elif isinstance(left, int) and isinstance(right, int) and \
+                max(left.bit_length(), 1) * abs(right) > _MAX_POWER_BITS:
+            raise SecurityError("refused to compute a power this large")
+        return super().call_binop(context, operator, left, right)
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith((".html.j2", ".htm.j2", ".xml.j2", ".html", ".xml"))
+
+
+def _finalizer(locale: str) -> Callable[[Any], Any]:
+    unknown = to_follow(locale)
+
+    def finalize(value: Any) -> Any:
+        # A missing fact prints as 待补报 / "to follow", never as the word "None".
+        return unknown if value is None else value
+
+    return finalize
+
+
+@functools.lru_cache(maxsize=64)
+def _environment(dirs: tuple[str, ...], locale: str, docx: bool) -> BreachSandbox:
+    env = BreachSandbox(
+        loader=FileSystemLoader(list(dirs), encoding="utf-8"),
+        undefined=StrictUndefined,
+        # Word XML is always escaped, whatever the template is named; docxtpl's own whitespace
+        # handling expects Jinja's defaults, the text formats read better with trimmed blocks.
+        autoescape=True if docx else _autoescape,
+        trim_blocks=not docx,
+        lstrip_blocks=not docx,
+        keep_trailing_newline=True,
+        finalize=_finalizer(locale),
+        auto_reload=True,
+        cache_size=1000,
+    )
+    for name in ("lipsum", "cycler", "joiner"):  # not needed by documents; less to attack
+        env.globals.pop(name, None)
+    env.filters.update(FILTERS)
+    return env
+
+
+def resolve_locale(locale: str | None, search_paths: Iterable[Path], default: str = FALLBACK_LOCALE) -> str:
+    """The locale folder to use: ``en_GB`` reads ``en-GB``, then ``en``; one no folder has is ``default``."""
+    if not locale:
+        return default
+    if not _LOCALE_RE.match(locale):
+        raise BadInput(f"invalid locale {locale!r}; use a tag such as zh-CN or en")
+    parts = re.split(r"[-_]", locale)
+    tag = "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
+    paths = list(search_paths)
+    for candidate in (tag, parts[0].lower()):
+        if any((Path(p) / candidate).is_dir() for p in paths):
+            return candidate
+    return default
+
+
+def locale_dirs(search_paths: Iterable[Path], locale: str, fallback: str = FALLBACK_LOCALE) -> list[Path]:
+    """Folders searched for a locale: workspace then built-in, then the same for the fallback locale."""
+    paths = [Path(p) for p in search_paths]
+    dirs = [p / locale for p in paths]
+    return dirs + [p / fallback for p in paths] if locale != fallback else dirs
+
+
+def get_environment(search_paths: Iterable[Path], locale: str, *, fallback: str = FALLBACK_LOCALE,
+                    docx: bool = False) -> BreachSandbox:
+    """The cached sandboxed environment for these search paths and locale (``docx``: Word XML flavour)."""
+    dirs = tuple(str(d) for d in locale_dirs(search_paths, locale, fallback))
+    return _environment(dirs, locale, docx)
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+def _location(exc: BaseException) -> tuple[str | None, int | None]:
+    """The innermost template frame of a rendering error: Jinja rewrites tracebacks to show them."""
+    found: tuple[str | None, int | None] = (None, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in ("top-level template code", "template") or code.co_name.startswith("block "):
+            filename = code.co_filename
+            if "!" in filename:  # a Word part: "path/kind.docx!word/document.xml"
+                path, _, part = filename.partition("!")
+                found = (f"{Path(path).name} {part}", tb.tb_lineno)
+            else:
+                found = (Path(filename).name, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+# Names that only a template-injection payload reaches for (Flask's globals, Jinja's helpers that this
+# environment removes): their absence is reported as a refusal, not as a typo.
+_INJECTION_NAMES = frozenset({"config", "request", "session", "g", "url_for", "get_flashed_messages",
+                              "cycler", "joiner", "lipsum", "os", "sys", "builtins", "globals"})
+_UNDEFINED_NAME = re.compile(r"'([^']+)' (?:is undefined|has no attribute '([^']+)')")
+
+
+def _probes_internals(message: str) -> bool:
+    found = _UNDEFINED_NAME.search(message)
+    if found is None:
+        return False
+    name = found.group(2) or found.group(1)
+    return name.startswith("_") or (found.group(2) is None and name in _INJECTION_NAMES)
+
+
+def template_error(exc: BaseException, name: str) -> BadInput:
+    """Turn any error raised while loading or rendering template ``name`` into one operator line."""
+    where, line = _location(exc)
+    if isinstance(exc, TemplateSyntaxError):
+        where, line = where or exc.name or name, exc.lineno
+        what = f"syntax error ({exc.message})"
+    elif isinstance(exc, SecurityError):
+        what = f"refused unsafe expression ({exc})"
+    elif isinstance(exc, UndefinedError) and _probes_internals(exc.message or ""):
+        what = f"refused unsafe expression ({exc.message})"
+    elif isinstance(exc, UndefinedError):
+        what = f"undefined value ({exc.message}); each kind's variables are listed in templates/contexts.yaml"
+    elif isinstance(exc, TemplateNotFound):
+        what = f"includes a template that does not exist ({exc.name})"
+    elif isinstance(exc, BreachError):
+        what = str(exc)
+    else:
+        what = f"{type(exc).__name__}: {exc}"
+    unit = "paragraph" if ".docx " in (where or name) else "line"  # Word parts: one paragraph a line
+    at = f" {unit} {line}" if line else ""
+    return BadInput(f"template {where or name}{at}: {what}")
+
+
+def load_template(env: BreachSandbox, name: str) -> Template:
+    """Load a template by name through the environment's loader; errors name the template."""
+    try:
+        return env.get_template(name)
+    except TemplateNotFound:
+        folders = ", ".join(str(p) for p in getattr(env.loader, "searchpath", []))
+        raise NotFound(f"no template {name!r} in {folders}") from None
+    except TemplateSyntaxError as exc:
+        raise template_error(exc, name) from exc
+
+
+def render_template(template: Template, context: dict[str, Any]) -> str:
+    """Render with every failure (sandbox refusal, undefined name, filter error) as ``BadInput``."""
+    try:
+        text = template.render(context)
+    except Exception as exc:
+        raise template_error(exc, template.name or "<template>") from exc
+    # One pass over the output is cheaper than cleaning every printed value; templates have no
+    # control characters of their own, so whatever is removed came from the data.
+    return _UNSAFE_CHARS.sub("", text) if _UNSAFE_CHARS.search(text) else text
+
+
+# ------------------------------------------------------------------------------------- Word (docx)
+
+@functools.cache
+def docxtpl_helper() -> Any:
+    # docxtpl's XML clean-up (joining tags that Word split across runs, `{%p %}` paragraph tags,
+    # newlines as <w:br/>) is kept exactly; the helper instance opens no file.
+    from docxtpl import DocxTemplate
+
+    return DocxTemplate(io.BytesIO())
+
+
+def docx_template_sources(data: bytes) -> dict[str, str]:
+    """The Jinja source of each Word part that holds template tags, cleaned up as docxtpl does.
+
+    Each paragraph starts a line and the first one is line 1, so a line number in an error or a
+    check is the paragraph's position in the part (paragraphs in tables and tag paragraphs count).
+    """
+    helper = docxtpl_helper()
+    sources: dict[str, str] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            for info in package.infolist():
+                if not _WORD_PARTS.fullmatch(info.filename):
+                    continue
+                xml = package.read(info).decode("utf-8")
+                if "{{" in xml or "{%" in xml or "{#" in xml:
+                    head, _, body = re.sub(r"<w:p([ >])", r"\n<w:p\1", xml).partition("\n<w:p")
+                    xml = head.replace("\r", "").replace("\n", "") + ("<w:p" + body if body else "")
+                    sources[info.filename] = helper.patch_xml(xml)
+    except (zipfile.BadZipFile, UnicodeDecodeError, KeyError) as exc:
+        raise BadInput(f"not a usable Word file: {exc}") from None
+    return sources
+
+
+def compile_docx_part(env: BreachSandbox, source: str, path: Path, part: str) -> Template:
+    """Compile one Word part once; tracebacks then show ``kind.docx word/document.xml`` and a line."""
+    label = f"{path.name} {part}"
+    try:
+        code = env.compile(source, name=label, filename=f"{path}!{part}")
+    except TemplateSyntaxError as exc:
+        raise template_error(exc, label) from exc
+    return env.template_class.from_code(env, code, env.make_globals(None))
