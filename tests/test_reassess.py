@@ -25,16 +25,24 @@ FACTS = REPO / "tests" / "data" / "facts"
 
 def open_with(store, source, facts=None):
     hooks = flow.Hooks(on_open=[assessment_hook(builtin_legal)])
-    return flow.open_incident(store, source=source, title="t", actor="alice", zone=ZONE, hooks=hooks,
-                              discovered_at=datetime.now(UTC) - timedelta(hours=1),
-                              facts=facts_to_dict(merge_facts({}, facts or {})) if facts else None)
+    return flow.open_incident(
+        store,
+        source=source,
+        title="t",
+        actor="alice",
+        zone=ZONE,
+        hooks=hooks,
+        discovered_at=datetime.now(UTC) - timedelta(hours=1),
+        facts=facts_to_dict(merge_facts({}, facts or {})) if facts else None,
+    )
 
 
 class TestFactsFlow:
     def test_facts_at_open_are_assessed_in_version_one(self, store, builtin_source):
         """Opening with facts stores the assessment at once, in the same first version."""
-        inc = open_with(store, builtin_source, {"people_affected": 8000, "records": {"property": 8000},
-                                                "insider": True})
+        inc = open_with(
+            store, builtin_source, {"people_affected": 8000, "records": {"property": 8000}, "insider": True}
+        )
         with store.read() as s:
             row = s.get(Incident, inc.id)
             assert row.version == 1 and row.assessment["grade"] == "general"
@@ -44,8 +52,14 @@ class TestFactsFlow:
     def test_update_is_audited_with_old_and_new_values_and_grade(self, store, builtin_source):
         """A facts change records which keys changed (from → to) and the grade change."""
         inc = open_with(store, builtin_source, {"people_affected": 8000})
-        change = update_facts(store, inc.id, {"people_affected": 1_000_000}, actor="bob", legal=builtin_legal(),
-                              reason="count confirmed")
+        change = update_facts(
+            store,
+            inc.id,
+            {"people_affected": 1_000_000},
+            actor="bob",
+            legal=builtin_legal(),
+            reason="count confirmed",
+        )
         assert change.changed == ["people_affected"]
         assert (change.grade_before, change.grade_after) == ("general", "relatively_major")
         with store.read() as s:
@@ -77,13 +91,16 @@ class TestFactsFlow:
         """A playbook guard grade_at_least blocks until the facts reach the grade."""
         text = builtin_source.text.replace(
             "guards: [required_tasks_done]\n    effects: [{set_anchor: contained_at}]",
-            "guards: [{grade_at_least: relatively_major}]\n    effects: [{set_anchor: contained_at}]")
+            "guards: [{grade_at_least: relatively_major}]\n    effects: [{set_anchor: contained_at}]",
+        )
         source = parse_playbook(text, "graded.yaml")
         inc = open_with(store, source, {"people_affected": 999_999})
         with pytest.raises(GuardFailed, match="grade is general, this step needs relatively_major"):
             flow.advance(store, inc.id, "contain", actor="a", zone=ZONE)
         update_facts(store, inc.id, {"people_affected": 1_000_000}, actor="a", legal=builtin_legal())
-        assert flow.advance(store, inc.id, "contain", actor="a", zone=ZONE).to_state == "customer_notification"
+        assert (
+            flow.advance(store, inc.id, "contain", actor="a", zone=ZONE).to_state == "customer_notification"
+        )
 
 
 def flow_events(store, incident_id):
@@ -111,23 +128,41 @@ class TestAssessCli:
         spc = next(f for f in data["findings"] if f["rule"] == "CN-SPC-2017-5")
         assert spc["outcome"] == "serious" and abs(spc["score"] - 1.2) < 1e-9
 
-    @pytest.mark.parametrize("name, needle", [("bad_yaml.yaml", "bad_yaml.yaml"), ("list.yaml", "list.yaml"),
-                                              ("unknown_key.yaml", "unknown"),
-                                              ("negative_count.yaml", "≥ 0")])
+    @pytest.mark.parametrize(
+        "name, needle",
+        [
+            ("bad_yaml.yaml", "bad_yaml.yaml"),
+            ("list.yaml", "list.yaml"),
+            ("unknown_key.yaml", "unknown"),
+            ("negative_count.yaml", "≥ 0"),
+        ],
+    )
     def test_malformed_fact_files(self, cli, name, needle):
         """Malformed what-if files are one clear line, exit 2."""
         assert_one_line_error(cli("assess", "--facts", str(FACTS / name)), needle)
 
     def test_incident_facts_and_report(self, cli):
-        """Facts set from the CLI re-assess the incident; the report file is private and says it is no advice."""
-        out = cli("incident", "open", "--playbook", "cn-agency-firm", "--title", "t", "--discovered-at",
-                  "2026-11-20 09:00", "--facts", str(FACTS / "demo.yaml"), check=True)
+        """CLI facts re-assess the incident; the report file is private and says it is not advice."""
+        out = cli(
+            "incident",
+            "open",
+            "--playbook",
+            "cn-agency-firm",
+            "--title",
+            "t",
+            "--discovered-at",
+            "2026-11-20 09:00",
+            "--facts",
+            str(FACTS / "demo.yaml"),
+            check=True,
+        )
         incident_id = out.stdout.strip()
         result = cli("incident", "facts", incident_id, "--set", "people_affected=1000000", check=True)
         assert "general → relatively_major" in result.stdout
         assert cli.json("incident", "show", incident_id)["assessment"]["grade"] == "relatively_major"
-        assert_one_line_error(cli("incident", "facts", incident_id, "--set", "records.property=1.5"),
-                              "records.property")
+        assert_one_line_error(
+            cli("incident", "facts", incident_id, "--set", "records.property=1.5"), "records.property"
+        )
         report = cli.home / "reports" / "assessment.md"
         report.parent.mkdir()
         cli("assess", incident_id, "--report", str(report), check=True)

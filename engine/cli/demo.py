@@ -73,9 +73,9 @@ STEPS: list[tuple[list[str], str, dict[str, object]]] = [
 def run_demo(c: Ctx) -> None:
     """Create (or reuse) a workspace, open the sample incident, advance it to closed, print the timeline."""
     from engine.catalog import PlaybookCatalog
-    from engine.facts import facts_to_dict, merge_facts
     from engine.cli.setup_cmd import init_workspace
     from engine.cli.views import print_timeline
+    from engine.facts import facts_to_dict, merge_facts
     from engine.flow import advance, complete_task, open_incident
     from engine.store import utcnow
 
