@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from engine.errors import BadInput
 if TYPE_CHECKING:
     from engine.templating import BreachSandbox
 
-__all__ = ["CONTEXTS_FILE", "Problem", "check_templates", "load_contexts"]
+__all__ = ["CONTEXTS_FILE", "Problem", "check_templates", "context_problems", "load_contexts"]
 
 CONTEXTS_FILE = "contexts.yaml"
 _DICT_METHODS = frozenset({"items", "keys", "values", "get"})
@@ -198,7 +199,8 @@ def check_templates(search_paths: Iterable[Path], *, contexts: Path | None = Non
     A template ``<kind>.<format>.j2`` is checked against its kind's variables; a partial (a name
     starting with ``_``, such as a layout) against the variables of every kind.
     """
-    from engine.templating import docx_template_sources, get_environment
+    from engine._docx import docx_template_sources
+    from engine.templating import get_environment
 
     kinds = load_contexts(contexts)
     every: dict[str, Any] = {}
@@ -226,3 +228,46 @@ def check_templates(search_paths: Iterable[Path], *, contexts: Path | None = Non
                 except (UnicodeDecodeError, BadInput) as exc:
                     problems.append(Problem(file, None, f"unreadable template: {exc}"))
     return problems
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,), "list": (list, tuple),
+                                       "object": (dict,), "date": (date,), "datetime": (datetime,)}
+
+
+def context_problems(kind: str, context: dict[str, Any], *, contexts: Path | None = None) -> list[str]:
+    """What is wrong with ``context`` for ``kind`` against the contexts file: missing or null values
+    that are not optional, wrong types, naive datetimes, codes outside their choices.
+
+    Rendering does not call this (it would cost every notice time); the code that builds contexts
+    runs it in its tests. ``locale`` and ``timezone`` may be left out: the renderer sets them.
+    """
+    declared = load_contexts(contexts).get(kind)
+    if declared is None:
+        return [f"no document kind {kind!r}"]
+    problems: list[str] = []
+    for name, spec in declared.items():
+        if name not in ("locale", "timezone"):
+            _check_value(name, context.get(name), spec, name in context, problems)
+    return problems
+
+
+def _check_value(path: str, value: Any, spec: dict[str, Any], present: bool, problems: list[str]) -> None:
+    if value is None:
+        if not spec.get("optional"):
+            problems.append(f"{path}: {'null' if present else 'missing'} but required ({spec['type']})")
+        return
+    kind = spec["type"]
+    wrong = not isinstance(value, _TYPES[kind]) or (kind == "int" and isinstance(value, bool)) or \
+        (kind == "date" and isinstance(value, datetime))
+    if wrong:
+        problems.append(f"{path}: expected {kind}, got {type(value).__name__}")
+    elif kind == "datetime" and value.utcoffset() is None:
+        problems.append(f"{path}: datetime without a time zone")
+    elif "choices" in spec and value not in spec["choices"]:
+        problems.append(f"{path}: {value!r} is not one of {', '.join(spec['choices'])}")
+    elif kind == "object":
+        for field, sub in spec.get("fields", {}).items():
+            _check_value(f"{path}.{field}", value.get(field), sub, field in value, problems)
+    elif kind == "list" and "items" in spec:
+        for index, item in enumerate(value):
+            _check_value(f"{path}[{index}]", item, spec["items"], True, problems)

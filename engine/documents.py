@@ -11,12 +11,10 @@ from __future__ import annotations
 import contextlib
 import email.policy
 import hashlib
-import io
 import itertools
 import os
 import re
 import unicodedata
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,20 +25,19 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
+from engine._docx import DocxProducer
 from engine.errors import BadInput
 from engine.sms import sms_segments
 from engine.templating import (
     DEFAULT_TIMEZONE,
     FALLBACK_LOCALE,
-    compile_docx_part,
-    docx_template_sources,
-    docxtpl_helper,
+    BreachSandbox,
     get_environment,
     load_template,
     locale_dirs,
     render_template,
     resolve_locale,
-    template_error,
+    strip_unsafe,
 )
 
 __all__ = [
@@ -50,6 +47,7 @@ __all__ = [
     "DocumentRenderer",
     "Rendered",
     "build_email",
+    "html_to_pdf",
     "safe_filename",
     "sms_segments",
     "write_private",
@@ -127,6 +125,16 @@ class DocumentRenderer:
         self._locale_default = locale_default
         self._prepared: dict[tuple[str, str, str], _Prepared] = {}
         self._locales: dict[str, str] = {}
+        self._envs: dict[tuple[str, bool], BreachSandbox] = {}
+
+    def _env(self, locale: str, docx: bool = False) -> BreachSandbox:
+        # The renderer's own environments: compiled once, never re-checked against the files while it
+        # lives (a new renderer sees edited templates).
+        key = (locale, docx)
+        if key not in self._envs:
+            self._envs[key] = get_environment(self._search_paths, locale, fallback=self._locale_default,
+                                              docx=docx, cached=False)
+        return self._envs[key]
 
     def formats(self, kind: str) -> list[str]:
         """The formats ``kind`` can be rendered to."""
@@ -155,7 +163,7 @@ class DocumentRenderer:
     # -- preparation: everything that does not depend on the person happens here, once -------------
 
     def _prepare(self, spec: DocumentKind, fmt: str, locale: str) -> _Prepared:
-        env = get_environment(self._search_paths, locale, fallback=self._locale_default)
+        env = self._env(locale)
         kind = spec.name
         if fmt == "docx":
             prepared = self._prepare_docx(kind, locale)
@@ -163,9 +171,7 @@ class DocumentRenderer:
             names = {"md": ["md"], "html": ["html"], "pdf": ["html"], "sms": ["sms"],
                      "eml": ["subject", "md", "html"]}[fmt]
             loaded = [load_template(env, f"{kind}.{n}.j2") for n in names]
-            hashes = [_file_sha256(Path(t.filename or "")) for t in loaded]
-            label = ", ".join(_relative(Path(t.filename or "")) for t in loaded)
-            digest = hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()
+            label, digest = _digest(env, [t.name or "" for t in loaded])
             if fmt in ("md", "html"):
                 produce = _text_producer(loaded[0])
             elif fmt == "sms":
@@ -184,9 +190,7 @@ class DocumentRenderer:
             if path.is_file():
                 data = path.read_bytes()  # read once: every person's document comes from these bytes
                 return _Prepared(_relative(path), hashlib.sha256(data).hexdigest(),
-                                 _DocxProducer(data, get_environment(self._search_paths, locale,
-                                                                     fallback=self._locale_default,
-                                                                     docx=True), path))
+                                 DocxProducer(data, self._env(locale, docx=True), path))
         raise BadInput(f"no Word template {kind}.docx for locale {locale}")
 
 
@@ -201,8 +205,29 @@ def _relative(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _digest(env: Any, names: list[str]) -> tuple[str, str]:
+    """The templates' label, and one hash over them and every layout or partial they use, so that a
+    changed ``_formal.html.j2`` changes the recorded hash of every report built on it. A template
+    that uses no other keeps its own file's hash."""
+    from jinja2 import TemplateNotFound, meta
+
+    files: dict[str, tuple[str, str]] = {}  # template name -> (path below templates/, sha256)
+    pending = list(names)
+    while pending:
+        name = pending.pop(0)
+        if name in files:
+            continue
+        try:
+            source, filename, _ = env.loader.get_source(env, name)
+        except TemplateNotFound:
+            raise BadInput(f"template {names[0]} uses {name!r}, which does not exist") from None
+        files[name] = (_relative(Path(filename)), hashlib.sha256(Path(filename).read_bytes()).hexdigest())
+        pending += [used for used in meta.find_referenced_templates(env.parse(source)) if used]
+    label = ", ".join(files[name][0] for name in names)
+    if len(files) == 1:
+        return label, files[names[0]][1]
+    listing = "\n".join(f"{path} {sha}" for path, sha in sorted(files.values()))
+    return label, hashlib.sha256(listing.encode()).hexdigest()
 
 
 # -- producers: context in, bytes out ---------------------------------------------------------------
@@ -265,11 +290,11 @@ def build_email(*, sender: tuple[str, str], to: tuple[str, str], subject: str, t
         raise BadInput("an email's date must be a timezone-aware datetime")
     message = EmailMessage(policy=email.policy.default)
     try:
-        message["From"] = Address(display_name=" ".join(sender[0].split()), addr_spec=sender[1].strip())
-        message["To"] = Address(display_name=" ".join(to[0].split()), addr_spec=to[1].strip())
+        message["From"] = Address(display_name=_one_line(sender[0]), addr_spec=sender[1].strip())
+        message["To"] = Address(display_name=_one_line(to[0]), addr_spec=to[1].strip())
     except (ValueError, IndexError, HeaderParseError) as exc:
         raise BadInput(f"invalid email address ({exc}): sender {sender[1]!r}, recipient {to[1]!r}") from None
-    message["Subject"] = " ".join(subject.split())  # a newline here would inject headers
+    message["Subject"] = _one_line(subject)  # a newline here would inject headers
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id or make_msgid(domain=message_id_domain)
     message.set_content(text, subtype="plain", charset="utf-8")
@@ -280,73 +305,8 @@ def build_email(*, sender: tuple[str, str], to: tuple[str, str], subject: str, t
     return message
 
 
-class _DocxProducer:
-    """A Word template prepared once, so that per document only the templated parts are rendered.
-
-    At preparation the package is read once, each part holding template tags is cleaned up and
-    compiled with our sandboxed, autoescaping environment, and every other part is zipped once into
-    a prefix archive. Per document the prefix bytes are copied and the rendered parts appended in
-    append mode: the untouched parts (styles, theme, fonts: most of the bytes) are never
-    decompressed or compressed again. A naive ``DocxTemplate(path).render(ctx); save(...)`` re-reads
-    and re-parses the package, cleans up and recompiles the XML and re-serialises every part.
-    """
-
-    def __init__(self, data: bytes, env: Any, path: Path) -> None:
-        sources = docx_template_sources(data)
-        self._path = path
-        self._templates = {part: compile_docx_part(env, src, path, part) for part, src in sources.items()}
-        self._dates: dict[str, tuple[int, int, int, int, int, int]] = {}
-        prefix = io.BytesIO()
-        with zipfile.ZipFile(io.BytesIO(data)) as package, \
-                zipfile.ZipFile(prefix, "w", zipfile.ZIP_DEFLATED) as out:
-            for info in package.infolist():
-                if info.filename in sources:
-                    self._dates[info.filename] = info.date_time
-                else:
-                    copy = zipfile.ZipInfo(info.filename, info.date_time)
-                    copy.external_attr = info.external_attr
-                    out.writestr(copy, package.read(info), zipfile.ZIP_DEFLATED)
-        self._prefix = prefix.getvalue()
-
-    def __call__(self, ctx: dict[str, Any]) -> bytes:
-        rendered = {part: self._finish(render_template(t, ctx), part) for part, t in self._templates.items()}
-        buffer = io.BytesIO(self._prefix)
-        buffer.seek(0, io.SEEK_END)
-        with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as package:
-            for part, xml in rendered.items():
-                # The template's timestamps: the same context gives the same bytes, hence the same hash.
-                package.writestr(zipfile.ZipInfo(part, self._dates[part]), xml, zipfile.ZIP_DEFLATED, 6)
-        return buffer.getvalue()
-
-    def _finish(self, xml: str, part: str) -> bytes:
-        from lxml import etree
-
-        # The same post-processing as DocxTemplate.render_xml_part, then a strict parse: whatever the
-        # data held, the part must be well-formed XML or Word refuses the whole file.
-        xml = re.sub(r"\n<w:p([ >])", r"<w:p\1", xml)
-        xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
-        helper = docxtpl_helper()
-        xml = helper.resolve_listing(xml)
-        try:
-            etree.fromstring(xml.encode("utf-8"), parser=_strict_parser())
-        except etree.XMLSyntaxError as exc:
-            raise template_error(exc, f"{self._path.name} {part}") from exc
-        if "<w:tbl" not in xml:
-            return xml.encode("utf-8")
-        # Row loops may change how many columns a table has; docxtpl's fix takes no XML declaration.
-        tree = helper.fix_tables(xml[xml.index("?>") + 2:] if xml.startswith("<?xml") else xml)
-        return etree.tostring(tree, xml_declaration=True, encoding="UTF-8", standalone=True)
-
-
-_PARSER: list[Any] = []
-
-
-def _strict_parser() -> Any:
-    if not _PARSER:
-        from lxml import etree
-
-        _PARSER.append(etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
-    return _PARSER[0]
+def _one_line(text: str) -> str:
+    return " ".join(strip_unsafe(text).split())
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -359,9 +319,12 @@ _temp_counter = itertools.count()
 
 _NAME_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x20\x7f-\xa0]')
 _DOTS, _UNDERSCORES = re.compile(r"\.{2,}"), re.compile(r"_{2,}")
+_PLAIN_NAME = re.compile(r"(?!.*__)[^\W_](?:[\w-]*[^\W_])?")
 
 
 def _clean_part(part: str) -> str:
+    if _PLAIN_NAME.fullmatch(part):  # letters, digits, single "_" and "-" inside: nothing to clean
+        return part
     # Separators, characters Windows forbids, spaces and every control or format character become "_".
     part = _NAME_UNSAFE.sub("_", unicodedata.normalize("NFC", part))
     if not part.isascii():

@@ -10,9 +10,7 @@ gap in a legal notice, and every failure becomes one ``BadInput`` line naming th
 from __future__ import annotations
 
 import functools
-import io
 import re
-import zipfile
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -30,21 +28,22 @@ from jinja2 import (
 )
 from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from markupsafe import Markup
 
-from engine._template_check import Problem, check_templates, load_contexts
+from engine._template_check import Problem, check_templates, context_problems, load_contexts
 from engine.errors import BadInput, BreachError, NotFound
 
 __all__ = [
     "DEFAULT_TIMEZONE",
     "FALLBACK_LOCALE",
+    "FILTERS",
+    "BreachSandbox",
     "Problem",
     "check_templates",
     "cn_doc_number",
-    "compile_docx_part",
+    "context_problems",
     "date_local",
     "datetime_local",
-    "docx_template_sources",
-    "docxtpl_helper",
     "get_environment",
     "load_contexts",
     "load_template",
@@ -54,6 +53,7 @@ __all__ = [
     "mask_phone",
     "render_template",
     "resolve_locale",
+    "strip_unsafe",
     "template_error",
     "to_follow",
 ]
@@ -64,11 +64,10 @@ _LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
               "October", "November", "December")
 # Control characters can hide text from a reader, rewrite a terminal (ESC) or make Word XML invalid
-# (NUL, lone surrogates): data never needs them, so rendered output loses them; tab and newline stay.
+# (NUL, lone surrogates): data never needs them, so printed values lose them; tab and newline stay.
 _UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _MAX_SEQUENCE = 100_000   # longest string or list a template may build with `*`
 _MAX_POWER_BITS = 65_536  # largest integer a template may build with `**`
-_WORD_PARTS = re.compile(r"word/(document|header\d*|footer\d*|footnotes|endnotes)\.xml")
 
 
 # ----------------------------------------------------------------------------------------- filters
@@ -250,14 +249,20 @@ def _finalizer(locale: str) -> Callable[[Any], Any]:
     unknown = to_follow(locale)
 
     def finalize(value: Any) -> Any:
-        # A missing fact prints as 待补报 / "to follow", never as the word "None".
-        return unknown if value is None else value
+        # A missing fact prints as 待补报 / "to follow", never as the word "None". Every value a
+        # template prints passes here: control characters in data are dropped on the way (the C-level
+        # isprintable test keeps the common case, a clean short string, nearly free).
+        if value is None:
+            return unknown
+        if isinstance(value, str) and not value.isprintable():
+            cleaned = _UNSAFE_CHARS.sub("", value)
+            return Markup(cleaned) if isinstance(value, Markup) else cleaned
+        return value
 
     return finalize
 
 
-@functools.lru_cache(maxsize=64)
-def _environment(dirs: tuple[str, ...], locale: str, docx: bool) -> BreachSandbox:
+def _environment(dirs: tuple[str, ...], locale: str, docx: bool, auto_reload: bool = True) -> BreachSandbox:
     env = BreachSandbox(
         loader=FileSystemLoader(list(dirs), encoding="utf-8"),
         undefined=StrictUndefined,
@@ -268,7 +273,7 @@ def _environment(dirs: tuple[str, ...], locale: str, docx: bool) -> BreachSandbo
         lstrip_blocks=not docx,
         keep_trailing_newline=True,
         finalize=_finalizer(locale),
-        auto_reload=True,
+        auto_reload=auto_reload,
         cache_size=1000,
     )
     for name in ("lipsum", "cycler", "joiner"):  # not needed by documents; less to attack
@@ -299,11 +304,19 @@ def locale_dirs(search_paths: Iterable[Path], locale: str, fallback: str = FALLB
     return dirs + [p / fallback for p in paths] if locale != fallback else dirs
 
 
+_cached_environment = functools.lru_cache(maxsize=64)(_environment)
+
+
 def get_environment(search_paths: Iterable[Path], locale: str, *, fallback: str = FALLBACK_LOCALE,
-                    docx: bool = False) -> BreachSandbox:
-    """The cached sandboxed environment for these search paths and locale (``docx``: Word XML flavour)."""
+                    docx: bool = False, cached: bool = True) -> BreachSandbox:
+    """The sandboxed environment for these search paths and locale (``docx``: Word XML flavour).
+
+    ``cached``: one shared environment per search path and locale, which checks each template file
+    for changes when it is used. Otherwise a new environment that never re-checks: for a renderer
+    that compiles once and then renders thousands of documents (it saves a stat per include).
+    """
     dirs = tuple(str(d) for d in locale_dirs(search_paths, locale, fallback))
-    return _environment(dirs, locale, docx)
+    return _cached_environment(dirs, locale, docx) if cached else _environment(dirs, locale, docx, False)
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -377,53 +390,11 @@ def load_template(env: BreachSandbox, name: str) -> Template:
 def render_template(template: Template, context: dict[str, Any]) -> str:
     """Render with every failure (sandbox refusal, undefined name, filter error) as ``BadInput``."""
     try:
-        text = template.render(context)
+        return template.render(context)
     except Exception as exc:
         raise template_error(exc, template.name or "<template>") from exc
-    # One pass over the output is cheaper than cleaning every printed value; templates have no
-    # control characters of their own, so whatever is removed came from the data.
+
+
+def strip_unsafe(text: str) -> str:
+    """``text`` without control characters, lone surrogates and non-characters (tab, newline kept)."""
     return _UNSAFE_CHARS.sub("", text) if _UNSAFE_CHARS.search(text) else text
-
-
-# ------------------------------------------------------------------------------------- Word (docx)
-
-@functools.cache
-def docxtpl_helper() -> Any:
-    # docxtpl's XML clean-up (joining tags that Word split across runs, `{%p %}` paragraph tags,
-    # newlines as <w:br/>) is kept exactly; the helper instance opens no file.
-    from docxtpl import DocxTemplate
-
-    return DocxTemplate(io.BytesIO())
-
-
-def docx_template_sources(data: bytes) -> dict[str, str]:
-    """The Jinja source of each Word part that holds template tags, cleaned up as docxtpl does.
-
-    Each paragraph starts a line and the first one is line 1, so a line number in an error or a
-    check is the paragraph's position in the part (paragraphs in tables and tag paragraphs count).
-    """
-    helper = docxtpl_helper()
-    sources: dict[str, str] = {}
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as package:
-            for info in package.infolist():
-                if not _WORD_PARTS.fullmatch(info.filename):
-                    continue
-                xml = package.read(info).decode("utf-8")
-                if "{{" in xml or "{%" in xml or "{#" in xml:
-                    head, _, body = re.sub(r"<w:p([ >])", r"\n<w:p\1", xml).partition("\n<w:p")
-                    xml = head.replace("\r", "").replace("\n", "") + ("<w:p" + body if body else "")
-                    sources[info.filename] = helper.patch_xml(xml)
-    except (zipfile.BadZipFile, UnicodeDecodeError, KeyError) as exc:
-        raise BadInput(f"not a usable Word file: {exc}") from None
-    return sources
-
-
-def compile_docx_part(env: BreachSandbox, source: str, path: Path, part: str) -> Template:
-    """Compile one Word part once; tracebacks then show ``kind.docx word/document.xml`` and a line."""
-    label = f"{path.name} {part}"
-    try:
-        code = env.compile(source, name=label, filename=f"{path}!{part}")
-    except TemplateSyntaxError as exc:
-        raise template_error(exc, label) from exc
-    return env.template_class.from_code(env, code, env.make_globals(None))
