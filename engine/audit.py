@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from engine.store import Event, Incident
 
-__all__ = ["GENESIS", "ChainReport", "append_event", "event_hash", "verify_chain"]
+__all__ = ["GENESIS", "ChainReport", "append_event", "event_hash", "next_event", "verify_chain"]
 
 GENESIS = "0" * 64
 
@@ -61,9 +61,8 @@ def event_hash(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def append_event(
-    session: Session,
-    incident: Incident,
+def next_event(
+    incident: Any,
     *,
     kind: str,
     actor: str,
@@ -73,47 +72,62 @@ def append_event(
     to_state: str | None = None,
     reason: str | None = None,
     inputs: dict[str, Any] | None = None,
-    stage: bool = True,
-) -> Event:
-    """Add the next event of ``incident`` to the session and move the incident's chain head.
+) -> dict[str, Any]:
+    """The column values of the incident's next event; moves the incident's chain head to it.
 
-    With ``stage=False`` the row is only returned, for callers that must insert the incident first.
+    The caller inserts the row in the same transaction (``append_event`` does it through the session).
     """
     at = at.astimezone(UTC)
     seq = incident.event_count + 1
     prev = incident.audit_head or GENESIS
     body = json.loads(canonical_json(inputs or {}))
-    digest = event_hash(
-        incident_id=incident.id,
-        seq=seq,
-        at=at,
-        actor=actor,
-        kind=kind,
-        trigger=trigger,
-        from_state=from_state,
-        to_state=to_state,
-        reason=reason,
-        inputs=body,
-        prev_hash=prev,
-    )
-    row = Event(
-        incident_id=incident.id,
-        seq=seq,
-        at=at,
-        actor=actor,
-        kind=kind,
-        trigger=trigger,
-        from_state=from_state,
-        to_state=to_state,
-        reason=reason,
-        inputs=body,
-        prev_hash=prev,
-        hash=digest,
-    )
-    if stage:
-        session.add(row)
+    row = {
+        "incident_id": incident.id,
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "kind": kind,
+        "trigger": trigger,
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+        "inputs": body,
+        "prev_hash": prev,
+    }
+    row["hash"] = event_hash(**{k: v for k, v in row.items() if k != "prev_hash"}, prev_hash=prev)
     incident.event_count = seq
-    incident.audit_head = digest
+    incident.audit_head = row["hash"]
+    return row
+
+
+def append_event(
+    session: Session,
+    incident: Any,
+    *,
+    kind: str,
+    actor: str,
+    at: datetime,
+    trigger: str | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> Event:
+    """Add the next event of ``incident`` to the session and move the incident's chain head."""
+    row = Event(
+        **next_event(
+            incident,
+            kind=kind,
+            actor=actor,
+            at=at,
+            trigger=trigger,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            inputs=inputs,
+        )
+    )
+    session.add(row)
     return row
 
 

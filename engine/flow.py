@@ -14,16 +14,29 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from engine.audit import append_event
+from engine.access import RoleMap
+from engine.audit import next_event
 from engine.clock import format_instant, parse_instant
 from engine.effects import Mutable
 from engine.errors import BadInput, Conflict, GuardFailed, NotAllowed, NotFound
 from engine.guards import Situation, evaluate_guards
+from engine.incident_rows import (
+    IncidentRecord,
+    TaskState,
+    finish_task,
+    insert_event,
+    insert_incident,
+    load_incident,
+    load_tasks,
+    open_state_tasks,
+    write_incident,
+)
 from engine.machine import Run, machine_for
 from engine.playbook import Playbook, PlaybookSource, TransitionSpec, parse_playbook
-from engine.store import Incident, PlaybookSnapshot, Store, Task, utcnow
+from engine.store import Incident, PlaybookSnapshot, Store, utcnow
+from engine.worklog import append_log
 
 __all__ = [
     "AdvanceResult",
@@ -49,6 +62,8 @@ class Hooks:
     after_change: list[Callable[[Session, Incident, datetime, str], None]] = field(default_factory=list)
     # Run on a new incident before its first insert, so what they set (its assessment) is part of version 1.
     on_open: list[Callable[[Incident, datetime], None]] = field(default_factory=list)
+    # Who holds which role in this workspace; None means no role is ever required.
+    roles: RoleMap | None = None
     situation: list[Callable[[Session, Incident, Situation], None]] = field(default_factory=list)
 
 
@@ -95,12 +110,9 @@ def _load(session: Session, incident_id: str) -> Incident:
     return incident
 
 
-def _tasks(session: Session, incident_id: str) -> dict[str, Task]:
-    rows = session.exec(select(Task).where(Task.incident_id == incident_id))
-    return {t.key: t for t in rows}
-
-
-def _situation(incident: Incident, tasks: dict[str, Task], actor: str, inputs: dict[str, Any]) -> Situation:
+def _situation(
+    incident: Incident, tasks: dict[str, TaskState], actor: str, inputs: dict[str, Any], hooks: Hooks
+) -> Situation:
     grade = (incident.assessment or {}).get("grade")
     order = tuple((incident.assessment or {}).get("grade_order") or ())
     return Situation(
@@ -114,33 +126,8 @@ def _situation(incident: Incident, tasks: dict[str, Task], actor: str, inputs: d
         inputs=inputs,
         grade=grade,
         grade_order=order,
+        role_map=hooks.roles,
     )
-
-
-def _open_state_tasks(
-    session: Session,
-    incident: Incident,
-    tasks: dict[str, Task],
-    playbook: Playbook,
-    state_id: str,
-    at: datetime,
-) -> None:
-    """Entering a state (again) opens each of its tasks; done work from an earlier pass is redone."""
-    for spec in playbook.state(state_id).tasks:
-        row = tasks.get(spec.id)
-        if row is None:
-            row = Task(
-                incident_id=incident.id,
-                key=spec.id,
-                state_id=state_id,
-                required=spec.required,
-                status="open",
-                opened_at=at,
-            )
-            session.add(row)
-            tasks[spec.id] = row
-        else:
-            row.status, row.opened_at, row.done_at, row.done_by, row.note = "open", at, None, None, None
 
 
 def _next_number(session: Session, year: int) -> int:
@@ -166,7 +153,7 @@ def open_incident(
     drill: bool = False,
     facts: dict[str, Any] | None = None,
     hooks: Hooks = NO_HOOKS,
-) -> Incident:
+) -> IncidentRecord:
     """Open an incident under ``source`` (pinned by its hash) and return it with its new readable id."""
     title = title.strip()
     if not title:
@@ -192,25 +179,30 @@ def open_incident(
             )
         year = int(format_instant(now, zone)[:4])
         number = _next_number(session, year)
-        incident = Incident(
-            id=f"INC-{year}-{number:04d}",
-            title=title,
-            playbook_id=playbook.id,
-            playbook_version=playbook.version,
-            playbook_sha256=source.sha256,
-            state=playbook.initial,
-            drill=drill,
-            opened_by=actor,
-            opened_at=now,
-            discovered_at=discovered_at,
-            facts=facts or {},
-            anchors={"discovered_at": discovered_at.isoformat(), "opened_at": now.isoformat()},
-            flags={},
-            records={},
-            assessment={},
+        incident = IncidentRecord(
+            {
+                "id": f"INC-{year}-{number:04d}",
+                "title": title,
+                "playbook_id": playbook.id,
+                "playbook_version": playbook.version,
+                "playbook_sha256": source.sha256,
+                "state": playbook.initial,
+                "version": 0,
+                "drill": drill,
+                "opened_by": actor,
+                "opened_at": now,
+                "discovered_at": discovered_at,
+                "closed_at": None,
+                "facts": facts or {},
+                "anchors": {"discovered_at": discovered_at.isoformat(), "opened_at": now.isoformat()},
+                "flags": {},
+                "records": {},
+                "assessment": {},
+                "event_count": 0,
+                "audit_head": "",
+            }
         )
-        opened = append_event(
-            session,
+        opened = next_event(
             incident,
             kind="opened",
             actor=actor,
@@ -224,18 +216,16 @@ def open_incident(
                 "drill": drill,
                 **({"facts": facts} if facts else {}),
             },
-            stage=False,
         )
         for prepare in hooks.on_open:
             prepare(incident, now)
-        # Without ORM relationships the unit of work does not order inserts by foreign key: the
-        # incident goes in first, then what refers to it.
-        session.add(incident)
-        session.flush()
-        session.add(opened)
-        _open_state_tasks(session, incident, {}, playbook, playbook.initial, now)
+        # Inserted at version 0 and raised to 1 by the single write below, after the hooks have run.
+        insert_incident(session, incident)
+        insert_event(session, opened)
+        open_state_tasks(session, incident.id, {}, playbook, playbook.initial, now)
         for hook in hooks.after_change:
             hook(session, incident, now, "opened")
+        write_incident(session, incident, 0)
         return incident
 
 
@@ -306,7 +296,6 @@ def advance(
     approver: str | None = None,
     inputs: dict[str, str] | None = None,
     expected_version: int | None = None,
-    roles: frozenset[str] = frozenset(),
     hooks: Hooks = NO_HOOKS,
 ) -> AdvanceResult:
     """Fire ``trigger`` on an incident: guards, state change, tasks, effects and audit in one transaction.
@@ -314,33 +303,84 @@ def advance(
     ``expected_version`` is the version the operator saw; when not given, it is read first, so that
     someone else's change between that read and this write is reported as a conflict, not overwritten.
     """
-    if expected_version is None:
-        with store.read() as session:
-            expected_version = _load(session, incident_id).version
+    try:
+        return _advance(
+            store,
+            incident_id,
+            trigger,
+            actor=actor,
+            zone=zone,
+            reason=reason,
+            approver=approver,
+            inputs=inputs,
+            expected_version=expected_version,
+            hooks=hooks,
+        )
+    except RoleRefused as refused:
+        # The attempt is kept in the workspace log, in its own transaction: the incident stays untouched.
+        with store.write() as session:
+            append_log(
+                session,
+                actor=actor,
+                kind="refused",
+                incident_id=incident_id,
+                detail=f"{trigger} needs the role {', '.join(refused.missing)}",
+            )
+        raise
+
+
+class RoleRefused(NotAllowed):
+    """The operator lacks a role the transition requires."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def _advance(
+    store: Store,
+    incident_id: str,
+    trigger: str,
+    *,
+    actor: str,
+    zone: str,
+    reason: str | None,
+    approver: str | None,
+    inputs: dict[str, str] | None,
+    expected_version: int | None,
+    hooks: Hooks,
+) -> AdvanceResult:
     reason = (reason or "").strip() or None
     approver = (approver or "").strip() or None
     with store.write() as session, session.no_autoflush:
-        incident = _load(session, incident_id)
+        incident = load_incident(session, incident_id)
         source = incident_playbook(session, incident)
         playbook = source.playbook
-        if trigger in playbook.triggers() and incident.version != expected_version:
+        seen = incident.version if expected_version is None else expected_version
+        if trigger in playbook.triggers() and incident.version != seen:
             raise Conflict(
                 f"{incident_id} was changed meanwhile (now version {incident.version}, you saw "
-                f"{expected_version}): reload with 'breach incident show {incident_id}' and try again"
+                f"{seen}): reload with 'breach incident show {incident_id}' and try again"
             )
         spec = _transition_or_refuse(playbook, incident, trigger)
         if spec.reason == "required" and not reason:
             raise BadInput(f"trigger {trigger!r} needs --reason (a written rationale)")
         if spec.approver and not approver:
             raise BadInput(f"trigger {trigger!r} needs --approver NAME (the person who approved it)")
+        if approver and not spec.approver:
+            raise BadInput(f"trigger {trigger!r} takes no --approver")
         values = _coerce_inputs(spec, dict(inputs or {}), zone)
         if approver:
             values["approver"] = approver
-        missing_roles = [r for r in spec.roles if r not in roles]
+        missing_roles = [r for r in spec.roles if hooks.roles is not None and not hooks.roles.holds(actor, r)]
         if missing_roles:
-            raise NotAllowed(f"{actor} may not {trigger}: it needs the role {', '.join(missing_roles)}")
-        tasks = _tasks(session, incident_id)
-        situation = _situation(incident, tasks, actor, values)
+            raise RoleRefused(
+                f"{actor} may not {trigger}: it needs the role {', '.join(missing_roles)} "
+                "(the attempt is recorded)",
+                missing_roles,
+            )
+        tasks = load_tasks(session, incident_id)
+        situation = _situation(incident, tasks, actor, values, hooks)
         for hook in hooks.situation:
             hook(session, incident, situation)
         now = utcnow()
@@ -357,17 +397,15 @@ def advance(
             incident,
             situation,
             mutable,
-            lambda state_id: _open_state_tasks(session, incident, tasks, playbook, state_id, now),
+            lambda state_id: open_state_tasks(session, incident_id, tasks, playbook, state_id, now),
         )
         before = incident.state
         if not machine_for(source).fire(run, trigger):
             raise GuardFailed(f"cannot {trigger}: " + "; ".join(run.blocked), run.blocked)
         incident.flags, incident.anchors, incident.records = mutable.flags, mutable.anchors, mutable.records
-        final = playbook.state(incident.state).final
-        if final:
+        if playbook.state(incident.state).final:
             incident.closed_at = now
-        append_event(
-            session,
+        event = next_event(
             incident,
             kind="trigger",
             actor=actor,
@@ -378,10 +416,11 @@ def advance(
             reason=reason,
             inputs={**values, **({"effects": run.effects_done} if run.effects_done else {})},
         )
+        insert_event(session, event)
         for hook in hooks.after_change:
             hook(session, incident, now, trigger)
-        flush_or_conflict(session, incident_id)
-        return AdvanceResult(incident_id, trigger, before, incident.state, incident.version, run.effects_done)
+        version = write_incident(session, incident, seen)
+        return AdvanceResult(incident_id, trigger, before, incident.state, version, run.effects_done)
 
 
 def complete_task(
@@ -392,22 +431,26 @@ def complete_task(
     actor: str,
     note: str | None = None,
     hooks: Hooks = NO_HOOKS,
-) -> Task:
-    """Mark a task of the incident's current state done, with an audit event."""
+) -> str:
+    """Mark an open task of the incident's current state done, with an audit event; return its key."""
     with store.write() as session, session.no_autoflush:
-        incident = _load(session, incident_id)
+        incident = load_incident(session, incident_id)
         playbook = incident_playbook(session, incident).playbook
         state_spec, _task_spec = playbook.task(task_key)
-        tasks = _tasks(session, incident_id)
+        tasks = load_tasks(session, incident_id)
         row = tasks.get(task_key)
-        if row is None or row.status != "open":
-            open_now = ", ".join(k for k, t in tasks.items() if t.status == "open") or "none"
-            status = "done already" if row is not None else f"not open (it belongs to state {state_spec.id})"
-            raise NotAllowed(f"task {task_key!r} is {status}; open tasks: {open_now}")
+        if row is None or row.status != "open" or row.state_id != incident.state:
+            open_now = ", ".join(
+                k for k, t in tasks.items() if t.status == "open" and t.state_id == incident.state
+            )
+            if row is not None and row.status == "done":
+                why = "done already"
+            else:
+                why = f"not open (it belongs to state {state_spec.id}; the incident is in {incident.state})"
+            raise NotAllowed(f"task {task_key!r} is {why}; open tasks: {open_now or 'none'}")
         now = utcnow()
-        row.status, row.done_at, row.done_by, row.note = "done", now, actor, (note or None)
-        append_event(
-            session,
+        finish_task(session, incident_id, task_key, at=now, by=actor, note=note or None)
+        event = next_event(
             incident,
             kind="task_done",
             actor=actor,
@@ -416,10 +459,11 @@ def complete_task(
             to_state=incident.state,
             inputs={"task": task_key, **({"note": note} if note else {})},
         )
+        insert_event(session, event)
         for hook in hooks.after_change:
             hook(session, incident, now, f"task:{task_key}")
-        flush_or_conflict(session, incident_id)
-        return row
+        write_incident(session, incident, incident.version)
+        return task_key
 
 
 @dataclass(frozen=True)
@@ -450,21 +494,24 @@ def list_triggers(
     incident: Incident,
     *,
     actor: str,
-    roles: frozenset[str] = frozenset(),
     hooks: Hooks = NO_HOOKS,
 ) -> list[TriggerInfo]:
     """Every trigger from the current state, whether it may fire now, and if not, why not."""
     playbook = incident_playbook(session, incident).playbook
-    tasks = _tasks(session, incident.id)
+    tasks = load_tasks(session, incident.id)
     result = []
     for spec in playbook.transitions_from(incident.state):
-        situation = _situation(incident, tasks, actor, {})
+        situation = _situation(incident, tasks, actor, {}, hooks)
         for hook in hooks.situation:
             hook(session, incident, situation)
         blocked = evaluate_guards(
             [g for g in spec.guards if g[0] != "approver_not_actor"], situation, playbook
         )
-        blocked += [f"needs the role {r}" for r in spec.roles if r not in roles]
+        blocked += [
+            f"{actor} does not hold the role {r}"
+            for r in spec.roles
+            if hooks.roles is not None and not hooks.roles.holds(actor, r)
+        ]
         needs = (["--reason"] if spec.reason == "required" else []) + (
             ["--approver"] if spec.approver else []
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.access import RoleMap
     from engine.playbook import Playbook
 
 __all__ = ["GUARDS", "GuardDef", "Situation", "evaluate_guards"]
@@ -31,7 +32,7 @@ class Situation:
     inputs: dict[str, Any] = field(default_factory=dict)
     grade: str | None = None
     grade_order: tuple[str, ...] = ()
-    roles: frozenset[str] = frozenset()
+    role_map: RoleMap | None = None
 
 
 GuardCheck = Callable[[Situation, Any, "Playbook"], str | None]
@@ -101,7 +102,16 @@ def _grade_at_least(sit: Situation, param: Any, _playbook: Playbook) -> str | No
 
 
 def _role(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
-    return None if param in sit.roles else f"{sit.actor} does not hold the role {param!r}"
+    if sit.role_map is None or sit.role_map.holds(sit.actor, str(param)):
+        return None
+    return f"{sit.actor} does not hold the role {param!r}"
+
+
+def _approver_role(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    approver = str(sit.inputs.get("approver") or "").strip()
+    if not approver or sit.role_map is None or sit.role_map.holds(approver, str(param)):
+        return None
+    return f"the approver {approver} does not hold the role {param!r}"
 
 
 GUARDS: dict[str, GuardDef] = {
@@ -123,6 +133,7 @@ GUARDS: dict[str, GuardDef] = {
             "grade_at_least", "grade", "the incident's grade is at least the given one", _grade_at_least
         ),
         GuardDef("role", "role", "the operator holds the given role", _role),
+        GuardDef("approver_role", "role", "the named approver holds the given role", _approver_role),
     )
 }
 

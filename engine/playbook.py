@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.deadline_rules import DeadlineRule, cross_check
 from engine.effects import EFFECTS
 from engine.errors import BadInput, NotFound
 from engine.guards import GUARDS
@@ -157,7 +158,7 @@ class Playbook(_Strict):
     states: list[StateSpec]
     transitions: list[TransitionSpec]
     anchors: list[Ident] = ["discovered_at", "opened_at"]
-    deadlines: list[dict[str, Any]] = []
+    deadlines: list[DeadlineRule] = []
     documents: list[dict[str, Any]] = []
 
     @field_validator("titles")
@@ -193,6 +194,13 @@ class Playbook(_Strict):
                 seen.add((t.trigger, src))
             if t.dest is not None and t.dest not in known:
                 raise ValueError(f"transition {t.trigger!r}: unknown dest state {t.dest!r}")
+        cross_check(
+            self.deadlines,
+            anchors=self.anchors,
+            triggers=self.triggers(),
+            tasks=task_ids,
+            transitions=self.transitions,
+        )
         unreachable = known - self._reachable()
         if unreachable:
             raise ValueError(f"states no transition reaches: {', '.join(sorted(unreachable))}")

@@ -114,6 +114,7 @@ class Reader:
             ev["at"], ev["inputs"] = _time(ev["at"]), _json(ev["inputs"])
         row["deadlines"] = self._optional("deadlines", incident_id)
         row["documents"] = self._optional("documents", incident_id)
+        row["refusals"] = self._optional("refusals", incident_id)
         return row
 
     def _optional(self, what: str, incident_id: str) -> list[dict[str, Any]]:
@@ -129,6 +130,15 @@ class Reader:
                 for key in ("basis", "explain", "warnings"):
                     if key in r:
                         r[key] = _json(r[key])
+            return rows
+        if what == "refusals" and self._has_table("workspace_log"):
+            rows = self.rows(
+                "SELECT at, actor, detail FROM workspace_log WHERE incident_id = ? AND kind = 'refused' "
+                "ORDER BY id",
+                (incident_id,),
+            )
+            for r in rows:
+                r["at"] = _time(r["at"])
             return rows
         if what == "documents" and self._has_table("document"):
             rows = self.rows("SELECT * FROM document WHERE incident_id = ? ORDER BY id", (incident_id,))

@@ -6,6 +6,8 @@ so a refused step leaves them untouched too. Commands and the demo get their hoo
 
 from __future__ import annotations
 
+from engine.access import RoleMap
+from engine.deadlines import DeadlineHook
 from engine.flow import Hooks
 from engine.legal import LegalData, load_legal
 from engine.reassess import assessment_hook
@@ -16,8 +18,10 @@ __all__ = ["hooks_for", "legal_for"]
 
 def hooks_for(workspace: Workspace) -> Hooks:
     """The hooks every flow call in ``workspace`` runs with."""
-    hooks = Hooks()
+    hooks = Hooks(roles=RoleMap.from_settings(workspace.settings))
     hooks.on_open.append(assessment_hook(lambda: legal_for(workspace)))
+    # Deadlines come after every hook that changes the incident: they read its grade, facts and anchors.
+    hooks.after_change.append(DeadlineHook(workspace, lambda: legal_for(workspace)))
     return hooks
 
 

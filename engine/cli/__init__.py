@@ -1,4 +1,9 @@
-"""Command-line entry point; keeps ``--version`` off the Typer import path so it starts fast."""
+"""Command-line entry point, with fast paths for the commands people and scripts run most.
+
+``breach --version`` and ``breach [--home D] [--db U] [--as N] incident show ID [--json]`` are answered
+before Typer loads: Typer and its parameter conversion cost more than the whole start-up budget of a read
+command. Any other command line, including these with other options, goes through the Typer app.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,53 @@ import sys
 
 __all__ = ["main"]
 
+_GLOBAL_OPTIONS = ("--home", "--db", "--as")
+
+
+def _fast_show(argv: list[str]) -> bool:
+    """Answer ``incident show ID [--json]`` directly; False when the command line is anything else."""
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(argv) and argv[i] in _GLOBAL_OPTIONS:
+        if i + 1 >= len(argv):
+            return False
+        options[argv[i]] = argv[i + 1]
+        i += 2
+    rest = argv[i:]
+    if len(rest) not in (3, 4) or rest[:2] != ["incident", "show"] or rest[2].startswith("-"):
+        return False
+    if rest[3:] not in ([], ["--json"]):
+        return False
+    from engine.cli.context import Ctx, emit_json
+    from engine.cli.views import incident_json, print_incident
+    from engine.errors import BreachError
+
+    c = Ctx(home=options.get("--home"), db=options.get("--db"), actor_option=options.get("--as"))
+    try:
+        reader = c.reader()
+        try:
+            row = reader.incident(rest[2])
+        finally:
+            reader.close()
+        if rest[3:]:
+            emit_json(incident_json(c, row))
+        else:
+            print_incident(c, row)
+    except BreachError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    return True
+
 
 def main() -> None:
     """Run the ``breach`` command."""
-    if sys.argv[1:] in (["--version"], ["-V"]):
+    argv = sys.argv[1:]
+    if argv in (["--version"], ["-V"]):
         from engine import __version__
 
         print(f"breach {__version__}")
+        return
+    if "incident" in argv and _fast_show(argv):
         return
     from engine.cli.app import run
 

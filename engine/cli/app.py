@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from engine import __version__
-from engine.cli import assess_cmd, audit_cmd, incident_cmd, playbook_cmd, setup_cmd
+from engine.cli import (
+    assess_cmd,
+    audit_cmd,
+    clock_cmd,
+    deadlines_cmd,
+    incident_cmd,
+    playbook_cmd,
+    records_cmd,
+    setup_cmd,
+)
 from engine.cli.context import Ctx
 from engine.errors import BreachError
 
@@ -57,7 +66,10 @@ setup_cmd.register(app)
 playbook_cmd.register(app)
 incident_cmd.register(app)
 assess_cmd.register(app)
+records_cmd.register(app)
 audit_cmd.register(app)
+clock_cmd.register(app)
+deadlines_cmd.register(app)
 
 
 def run() -> None:

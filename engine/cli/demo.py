@@ -129,6 +129,7 @@ def run_demo(c: Ctx) -> None:
     row = reader.incident(incident.id)
     reader.close()
     print_timeline(c, row, title=f"{incident.id} timeline")
+    _print_clocks(c, row)
     from engine.audit import verify_chain
     from engine.flow import _load
 
@@ -138,3 +139,21 @@ def run_demo(c: Ctx) -> None:
         f"audit trail: {'intact' if report.ok else 'BROKEN'} ({report.events} events, "
         f"verify with: breach --home {workspace.home} audit verify {incident.id})"
     )
+
+
+def _print_clocks(c: Ctx, row: dict[str, object]) -> None:
+    """The incident's clocks with basis and status, and the rules that never started, with why."""
+    from engine.cli.deadlines_cmd import display_row, print_deadlines
+    from engine.deadlines import DeadlineHook, rules_not_running
+    from engine.flow import _load
+
+    deadlines = list(row["deadlines"])  # type: ignore[call-overload]
+    print_deadlines(c, [display_row(c, d) for d in deadlines], title="Clocks", with_incident=False)
+    hook = next((h for h in c.hooks().after_change if isinstance(h, DeadlineHook)), None)
+    if hook is None:
+        return
+    store = c.store()
+    with store.read() as session:
+        idle = rules_not_running(session, _load(session, str(row["id"])), hook.context())
+    for rule_id, why in idle:
+        stdout_console().print(f"  {rule_id}: not running ({why})", markup=False)

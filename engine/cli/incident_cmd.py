@@ -212,8 +212,8 @@ def task_done(
     from engine.flow import complete_task
 
     c: Ctx = ctx.obj
-    row = complete_task(c.store(), incident_id, task, actor=c.actor(actor), note=note, hooks=c.hooks())
-    print(f"{incident_id}: task {row.key} done")
+    key = complete_task(c.store(), incident_id, task, actor=c.actor(actor), note=note, hooks=c.hooks())
+    print(f"{incident_id}: task {key} done")
 
 
 def register(app: typer.Typer) -> None:

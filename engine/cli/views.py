@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from engine.cli.context import Ctx
@@ -66,6 +67,14 @@ def incident_json(c: Ctx, row: dict[str, Any]) -> dict[str, Any]:
             }
             for d in row["documents"]
         ],
+        "refusals": [
+            {
+                "at": c.fmt_time(r["at"]),
+                "actor": r["actor"],
+                "detail": r["detail"],
+            }
+            for r in row.get("refusals", [])
+        ],
         "events": [
             {
                 "seq": e["seq"],
@@ -84,13 +93,21 @@ def incident_json(c: Ctx, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Bookkeeping of the checker (engine/checker.py), not part of what a deadline says.
+_DEADLINE_INTERNAL = ("incident_id", "version", "next_check_at", "alert_round")
+
+
 def _deadline_json(c: Ctx, d: dict[str, Any]) -> dict[str, Any]:
     out = {
         k: (c.fmt_time(v) if k.endswith("_at") and v is not None else v)
         for k, v in d.items()
-        if k not in ("incident_id",)
+        if k not in _DEADLINE_INTERNAL
     }
     out["rule"] = d.get("rule_id", d.get("rule"))
+    if isinstance(out.get("labels"), str):  # SQLite hands JSON columns back as text
+        out["labels"] = json.loads(out["labels"])
+    if "provisional" in out:
+        out["provisional"] = bool(out["provisional"])
     return out
 
 
@@ -167,5 +184,12 @@ def print_incident(c: Ctx, row: dict[str, Any]) -> None:
                 done,
             )
         console.print(table)
+    if row["deadlines"]:
+        from engine.cli.deadlines_cmd import display_row, print_deadlines
+
+        clocks = [display_row(c, d) for d in row["deadlines"]]
+        print_deadlines(c, clocks, title="Clocks (legal deadlines and internal targets)", with_incident=False)
     print_timeline(c, row)
+    for r in row.get("refusals", []):
+        console.print(f"[yellow]refused:[/yellow] {c.fmt_short(r['at'])} {r['actor']}: {r['detail']}")
     console.print(f"next: breach incident triggers {row['id']}")

@@ -4,7 +4,9 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import engine.store  # noqa: F401  (registers every table on SQLModel.metadata)
+# Importing the model modules registers every table on SQLModel.metadata.
+import engine.store
+import engine.worklog  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

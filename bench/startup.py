@@ -1,0 +1,126 @@
+"""Start-up time of the ``breach`` command, as ratios to a bare ``python -c pass`` in the same run.
+
+A workspace with one incident is made in a temporary folder; then each command runs ``--runs`` times,
+the commands interleaved round by round so that a burst of load on the machine hits them alike, after
+one untimed round that warms the file cache. The contract's budgets: ``breach --version`` within 3x,
+``breach --help`` and ``breach incident show ID`` (human and ``--json``) within 15x. A command over its
+budget (or every command, with ``--importtime``) gets a ``python -X importtime`` list of what it imports.
+
+Usage: ``python bench/startup.py [--runs 15] [--breach PATH] [--importtime]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from _common import median
+
+BUDGETS = {"--version": 3.0, "--help": 15.0, "show": 15.0}
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> float:
+    """Seconds one run of ``args`` takes; it must exit 0."""
+    started = time.perf_counter()
+    result = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
+    return elapsed
+
+
+def workspace(breach: str, home: Path, env: dict[str, str]) -> str:
+    """Initialise ``home`` and open one incident in it; return the incident's id."""
+    subprocess.run([breach, "init", str(home)], env=env, check=True, capture_output=True)
+    when = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    opened = subprocess.run(
+        [
+            breach,
+            "incident",
+            "open",
+            "--playbook",
+            "cn-agency-firm",
+            "--title",
+            "台账泄露",
+            "--discovered-at",
+            when,
+        ],
+        env=env,
+        cwd=home,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return opened.stdout.strip().splitlines()[-1]
+
+
+def import_times(breach: str, args: list[str], env: dict[str, str], cwd: Path, top: int = 15) -> list[str]:
+    """The slowest top-level imports of one run, from ``python -X importtime``, as printable lines."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", breach, *args], env=env, cwd=cwd, capture_output=True, text=True
+    )
+    rows = []
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _self_us, cumulative_us, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        depth = (len(line.split("|")[2]) - len(line.split("|")[2].lstrip())) // 2
+        if depth <= 1:  # what the command imported, and what those imported directly
+            rows.append((int(cumulative_us), name))
+    rows.sort(reverse=True)
+    return [f"    {us / 1000:8.1f} ms  {name}" for us, name in rows[:top]]
+
+
+def main() -> None:
+    """Time each command and print medians, ratios and the verdict against the budgets."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per command (default 15)")
+    parser.add_argument("--breach", default=str(Path(sys.executable).with_name("breach")), help="the script")
+    parser.add_argument("--importtime", action="store_true", help="list imports of every command")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="breach-startup-") as tmp:
+        home = Path(tmp) / "ws"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BREACH_")}
+        env |= {"BREACH_HOME": str(home), "COLUMNS": "120"}
+        incident = workspace(args.breach, home, env)
+        commands: list[tuple[str, list[str], str | None]] = [
+            ("python -c pass", [sys.executable, "-c", "pass"], None),
+            ("breach --version", [args.breach, "--version"], "--version"),
+            ("breach --help", [args.breach, "--help"], "--help"),
+            ("breach incident show ID", [args.breach, "incident", "show", incident], "show"),
+            ("breach incident show ID --json", [args.breach, "incident", "show", incident, "--json"], "show"),
+        ]
+        times: dict[str, list[float]] = {label: [] for label, _, _ in commands}
+        for round_ in range(args.runs + 1):
+            for label, argv, _ in commands:
+                elapsed = run(argv, env, home)
+                if round_:  # round 0 warms the file cache
+                    times[label].append(elapsed)
+        base = median(times["python -c pass"])
+        print(
+            f"median of {args.runs} runs each, {os.cpu_count()} cores, interpreter {sys.version.split()[0]}"
+        )
+        print(f"{'command':34}{'median':>10}{'ratio':>8}{'budget':>8}")
+        over = []
+        for label, argv, budget_key in commands:
+            mid = median(times[label])
+            ratio = mid / base
+            budget = BUDGETS.get(budget_key or "")
+            verdict = "" if budget is None else ("ok" if ratio <= budget else "OVER")
+            shown = f"{budget:.0f}x" if budget else ""
+            print(f"{label:34}{mid * 1000:8.1f}ms{ratio:7.1f}x{shown:>8}  {verdict}")
+            if verdict == "OVER" or (args.importtime and budget is not None):
+                over.append((label, argv))
+        for label, argv in over:
+            print(f"\n{label}: slowest imports (python -X importtime, cumulative):")
+            print("\n".join(import_times(args.breach, argv[1:], env, home)))
+
+
+if __name__ == "__main__":
+    main()

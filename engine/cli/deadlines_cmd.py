@@ -1,0 +1,341 @@
+"""``breach deadlines list|check|waive`` and ``breach scheduler run``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.errors import BadInput, CheckFailed
+
+__all__ = ["deadline_rows", "display_row", "print_deadlines", "register"]
+
+deadlines_app = typer.Typer(help="Legal clocks and internal targets across incidents.", no_args_is_help=True)
+scheduler_app = typer.Typer(help="Run the deadline checker on a schedule.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ACTIVE = ("pending", "warned", "missed")
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else (value or {})
+
+
+def _param(sqlite: bool, moment: datetime) -> Any:
+    """A UTC moment as the column stores it: SQLAlchemy's text format on SQLite, naive UTC on PostgreSQL."""
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else naive
+
+
+def basis_text(basis: dict[str, Any], *, short: bool = False) -> str:
+    """The legal basis in one line: article (and source unless ``short``), and the flags that matter."""
+    text = (
+        f"{basis.get('article') or ''}"
+        if short
+        else f"{basis.get('article') or ''} {basis.get('source') or ''}"
+    )
+    text = text.strip()
+    if basis.get("note"):
+        text += f" [{basis['note']}]"
+    if basis.get("verified") is False:
+        text += " [unverified]"
+    return text
+
+
+def deadline_rows(
+    c: Ctx,
+    *,
+    incident_id: str | None = None,
+    within: timedelta | None = None,
+    overdue: bool = False,
+    include_settled: bool = False,
+) -> list[dict[str, Any]]:
+    """Deadlines across incidents for display, each with its countdown from now."""
+    reader = c.reader()
+    try:
+        now = datetime.now(UTC)
+        sqlite = reader.mark == "?"
+        sql = (
+            "SELECT d.id, d.incident_id, i.title, i.drill, d.rule_id, d.subject, d.kind, d.labels, "
+            "d.status, d.due_at, d.provisional, d.calendar, d.basis, d.met_at, d.met_by, d.lateness_seconds, "
+            "d.missed_at, d.waiver_reason, d.void_reason "
+            "FROM deadline d JOIN incident i ON i.id = d.incident_id WHERE 1 = 1"
+        )
+        params: list[Any] = []
+        if not include_settled or overdue or within is not None:
+            sql += " AND d.status IN ('pending', 'warned', 'missed')"
+        if overdue:
+            sql += " AND d.due_at <= ?"
+            params.append(_param(sqlite, now))
+        if within is not None:
+            sql += " AND d.due_at <= ?"
+            params.append(_param(sqlite, now + within))
+        if incident_id:
+            sql += " AND d.incident_id = ?"
+            params.append(incident_id)
+        rows = reader.rows(sql + " ORDER BY d.due_at, d.id", tuple(params))
+    finally:
+        reader.close()
+    return [display_row(c, r, now) for r in rows]
+
+
+def display_row(c: Ctx, r: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """A deadline row (from the read model) as the list and the incident view show it."""
+    from engine.clock import format_countdown
+
+    due = _time(r["due_at"])
+    assert due is not None
+    left = due - (now or datetime.now(UTC))
+    labels = _json(r["labels"])
+    active = r["status"] in ACTIVE
+    return {
+        "id": r["id"],
+        "incident_id": r["incident_id"],
+        "incident_title": r.get("title"),
+        "drill": bool(r.get("drill")),
+        "rule": r["rule_id"],
+        "subject": r["subject"] or None,
+        "kind": r["kind"],
+        "label": labels.get("zh-CN", ""),
+        "label_en": labels.get("en", ""),
+        "status": r["status"],
+        "due_at": c.fmt_time(due),
+        "provisional": bool(r["provisional"]),
+        "calendar": r["calendar"],
+        "basis": _json(r["basis"]),
+        "remaining_seconds": int(left.total_seconds()) if active else None,
+        "countdown": format_countdown(left) if active else None,
+        "overdue": active and left.total_seconds() <= 0,
+        "met_at": c.fmt_time(_time(r["met_at"])) or None,
+        "met_by": r["met_by"],
+        "lateness_seconds": r["lateness_seconds"],
+        "missed_at": c.fmt_time(_time(r["missed_at"])) or None,
+        "note": r.get("waiver_reason") or r.get("void_reason"),
+    }
+
+
+def status_text(row: dict[str, Any]) -> str:
+    """Status with what the operator must know: countdown, lateness frozen at meeting, why void."""
+    from engine.clock import format_countdown
+
+    if row["status"] == "met":
+        late = row["lateness_seconds"] or 0
+        return (
+            "met on time"
+            if late <= 0
+            else f"met {format_countdown(timedelta(seconds=late)).removesuffix(' left')} late"
+        )
+    if row["status"] in ACTIVE:
+        return f"{row['status']}: {row['countdown']}"
+    return f"{row['status']}" + (f": {row['note']}" if row["note"] else "")
+
+
+def print_deadlines(c: Ctx, rows: list[dict[str, Any]], *, title: str, with_incident: bool = True) -> None:
+    """The clocks as a table: what, due, countdown or lateness, status and legal basis."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title)
+    columns = (["incident"] if with_incident else []) + ["rule", "what", "due", "status", "basis"]
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        rule = r["rule"] + (f" {r['subject']}" if r["subject"] else "")
+        due = c.fmt_short(r["due_at"]) + (" (provisional)" if r["provisional"] else "")
+        status = escape(status_text(r))
+        if r["overdue"]:
+            status = f"[bold red]{status}[/bold red]"
+        # Labels and bases are data: their brackets must print, not be read as Rich markup.
+        cells = ([r["incident_id"]] if with_incident else []) + [
+            escape(rule),
+            escape(r["label"]),
+            due,
+            status,
+            escape(basis_text(r["basis"], short=True)),
+        ]
+        table.add_row(*cells)
+    stdout_console().print(table)
+
+
+@deadlines_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    due_within: Annotated[
+        str | None,
+        typer.Option("--due-within", help="Only deadlines due within this time, e.g. 24h, 3 days."),
+    ] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only deadlines past due and not met.")] = False,
+    incident_id: Annotated[str | None, typer.Option("--incident", help="Only this incident.")] = None,
+    include_settled: Annotated[
+        bool, typer.Option("--all", help="Include met, waived and void ones.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deadlines across incidents, soonest first, with countdowns and legal basis."""
+    from engine.clock import parse_duration
+
+    c: Ctx = ctx.obj
+    within = None
+    if due_within is not None:
+        period = parse_duration(due_within)
+        if period.unit not in ("minutes", "hours", "days"):
+            raise BadInput(f"--due-within {due_within!r}: use minutes, hours or days, e.g. 24h or 3 days")
+        within = timedelta(**{period.unit: period.amount})
+    rows = deadline_rows(
+        c, incident_id=incident_id, within=within, overdue=overdue, include_settled=include_settled
+    )
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        print("no deadlines match")
+        return
+    print_deadlines(c, rows, title="Deadlines")
+
+
+@deadlines_app.command("check")
+def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """One scan: send due warnings and escalations; exit 1 when anything is overdue."""
+    from engine.checker import scan
+    from engine.escalation import load_settings
+
+    c: Ctx = ctx.obj
+    settings, channels = load_settings(c.workspace)
+    store = _checked_store(c)
+    report = scan(store, settings, channels, zone=c.zone, **_scan_options(c, channels))
+    out = report.to_json(c.zone)
+    if as_json:
+        emit_json(out)
+    else:
+        _print_report(out)
+    if report.overdue:
+        raise CheckFailed(f"{len(report.overdue)} deadline(s) overdue")
+
+
+def _checked_store(c: Ctx) -> Any:
+    """The store, refused in one line when its schema predates the deadline tables."""
+    from sqlalchemy import inspect
+
+    store = c.store()
+    if not inspect(store.engine).has_table("escalation_delivery"):
+        raise BadInput("the database has no deadline tables yet: run 'breach db upgrade'")
+    return store
+
+
+def _scan_options(c: Ctx, channels: dict[str, Any]) -> dict[str, Any]:
+    """Batch size from settings, and the domain for message ids (the SMTP sender's, if any)."""
+    batch = c.workspace.settings.get("deadlines", {}).get("scan_batch", 500)
+    if not isinstance(batch, int) or not 1 <= batch <= 100_000:
+        raise BadInput("settings.toml [deadlines] scan_batch must be a whole number from 1 to 100000")
+    sender = getattr(getattr(channels.get("smtp"), "settings", None), "sender", "")
+    domain = sender.rpartition("@")[2] if "@" in sender else "breach.invalid"
+    return {"batch": batch, "domain": domain}
+
+
+def _print_report(out: dict[str, Any]) -> None:
+    """The human summary of one scan."""
+    d = out["deliveries"]
+    print(
+        f"checked at {out['checked_at']}: {len(out['alerts'])} new alert(s); deliveries sent {d['sent']}, "
+        f"retrying {d['retrying']}, failed {d['failed']}, cancelled {d['cancelled']}, "
+        f"resent in doubt {d['resent_in_doubt']}, held in doubt {d['held_in_doubt']}"
+    )
+    for a in out["alerts"]:
+        print(
+            f"  {a['kind']}: {a['incident_id']} {a['rule']} {a['subject'] or ''} due {a['due_at']}".rstrip()
+        )
+    for p in d["problems"]:
+        print(f"  delivery problem: {p}")
+    for o in out["overdue"]:
+        print(
+            f"  OVERDUE {o['incident_id']} {o['rule']} {o['subject'] or ''} due {o['due_at']} ({o['status']})"
+        )
+    for h in out["needs_attention"]:
+        print(
+            f"  needs a person: delivery {h['delivery_id']} {h['kind']}/{h['channel']} {h['status']}: "
+            f"{h['error'] or ''}"
+        )
+
+
+@deadlines_app.command("waive")
+def waive_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    rule: Annotated[str, typer.Argument(help="The rule id, e.g. POLICY-PIPL57-INDIVIDUALS.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (a written rationale).")] = None,
+    approver: Annotated[
+        str | None, typer.Option("--approver", help="Who approved it (not yourself).")
+    ] = None,
+    record: Annotated[
+        str | None,
+        typer.Option("--record", help="For per-record rules: which one, e.g. correction_orders#1."),
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
+) -> None:
+    """Waive a deadline that is not met: rationale and approver are required, and audited."""
+    from engine.deadlines import waive
+
+    c: Ctx = ctx.obj
+    row = waive(
+        c.store(),
+        incident_id,
+        rule,
+        reason=reason or "",
+        approver=approver or "",
+        actor=c.actor(actor),
+        subject=record,
+    )
+    print(f"{incident_id}: deadline {row.rule_id}{' ' + row.subject if row.subject else ''} waived")
+
+
+@scheduler_app.command("run")
+def scheduler_run(
+    ctx: typer.Context,
+    every: Annotated[str, typer.Option("--every", help="How often to scan, e.g. 30s, 5m.")] = "30s",
+) -> None:
+    """Scan every interval until SIGINT or SIGTERM, then stop cleanly."""
+    from engine.checker import scan
+    from engine.escalation import load_settings
+    from engine.scheduler import parse_interval, run_every
+
+    c: Ctx = ctx.obj
+    seconds = parse_interval(every)
+    settings, channels = load_settings(c.workspace)
+    store = _checked_store(c)
+    options = _scan_options(c, channels)
+
+    def tick() -> None:
+        try:
+            out = scan(store, settings, channels, zone=c.zone, **options).to_json(c.zone)
+            d = out["deliveries"]
+            print(
+                f"scan {out['checked_at']}: {len(out['alerts'])} alert(s), {d['sent']} sent, "
+                f"{d['failed'] + d['retrying']} delivery problem(s), {len(out['overdue'])} overdue",
+                flush=True,
+            )
+        except Exception as exc:  # a bad scan must not stop the schedule; the next tick tries again
+            print(
+                f"scan failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                flush=True,
+            )
+
+    print(f"scheduler: scanning every {seconds:g}s; stop with Ctrl-C or SIGTERM", flush=True)
+    name = run_every(tick, seconds)
+    store.dispose()
+    print(f"scheduler stopped ({name})", flush=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the deadline and scheduler commands to ``app``."""
+    app.add_typer(deadlines_app, name="deadlines")
+    app.add_typer(scheduler_app, name="scheduler")

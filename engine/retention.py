@@ -1,0 +1,246 @@
+"""Keeping the record as long as the law asks: evidence bundles and purging after retention.
+
+``export_bundle`` writes a zip of everything the engine holds about one incident (the incident, its audit
+events, tasks, deadlines, documents and their files) with a manifest of SHA-256 hashes; the export itself
+is an audit event carrying the manifest's hash. ``verify_bundle`` checks every file against the manifest
+and recomputes the audit chain inside the bundle. ``purge_incident`` deletes an incident only when its
+retention period (config/legal/retention.yaml, PIPL Art 55-56) has passed, leaving a tombstone in the
+workspace log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import delete, select
+from sqlmodel import SQLModel
+
+from engine.audit import append_event, canonical_json, verify_rows
+from engine.errors import BadInput, NotAllowed
+from engine.flow import _load, flush_or_conflict
+from engine.store import Event, Incident, Store, utcnow
+from engine.worklog import append_log
+from engine.workspace import Workspace
+
+__all__ = ["BundleReport", "Retention", "export_bundle", "load_retention", "purge_incident", "verify_bundle"]
+
+BUNDLE_FORMAT = "breach-evidence/1"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The retention rule in force, with its legal basis."""
+
+    rule: str
+    article: str
+    source: str
+    verified: bool
+    minimum_years: int
+
+    def keep_until(self, closed_at: datetime) -> date:
+        """The first day the incident may be purged."""
+        day = closed_at.astimezone(UTC).date()
+        try:
+            return day.replace(year=day.year + self.minimum_years)
+        except ValueError:  # 29 February closes; the period ends on 28 February (Civil Code month rule)
+            return day.replace(year=day.year + self.minimum_years, day=28)
+
+
+def load_retention(workspace: Workspace) -> Retention:
+    """Read ``legal/retention.yaml`` (the workspace's copy shadowing the built-in one)."""
+    path = workspace.config_file("legal/retention.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        years = int(raw["minimum_years"])
+        if years < 0:
+            raise ValueError("minimum_years must not be negative")
+        return Retention(
+            str(raw["id"]), str(raw["article"]), str(raw["source"]), bool(raw["verified"]), years
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise BadInput(f"{path}: invalid retention data: {exc}") from None
+
+
+def _incident_tables() -> list[Any]:
+    """Tables holding rows of one incident, children before parents (the order deletes need)."""
+    tables = [t for t in reversed(SQLModel.metadata.sorted_tables) if "incident_id" in t.c]
+    return [t for t in tables if t.name != "workspace_log"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    return value
+
+
+def _rows(session: Any, table: Any, incident_id: str) -> list[dict[str, Any]]:
+    order = [table.c[name] for name in ("seq", "id") if name in table.c]
+    result = session.execute(select(table).where(table.c.incident_id == incident_id).order_by(*order))
+    return [{k: _jsonable(v) for k, v in row._mapping.items()} for row in result]
+
+
+def export_bundle(store: Store, incident_id: str, out: Path, *, actor: str) -> tuple[Path, str]:
+    """Write the evidence bundle of an incident (mode 0600); return its path and manifest hash."""
+    with store.write() as session, session.no_autoflush:
+        incident = _load(session, incident_id)
+        parts: dict[str, bytes] = {
+            "incident.json": canonical_json(
+                {c.name: _jsonable(getattr(incident, c.name)) for c in Incident.__table__.columns}
+            ).encode("utf-8"),
+        }
+        documents: list[dict[str, Any]] = []
+        for table in _incident_tables():
+            rows = _rows(session, table, incident_id)
+            parts[f"{table.name}.json"] = canonical_json(rows).encode("utf-8")
+            if table.name == "document":
+                documents = rows
+        for doc in documents:
+            path = Path(str(doc.get("path") or ""))
+            if path.is_file():
+                parts[f"files/{doc['id']}-{path.name}"] = path.read_bytes()
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "incident": incident_id,
+            "created_at": utcnow().isoformat(),
+            "audit_head": incident.audit_head,
+            "event_count": incident.event_count,
+            "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(parts.items())},
+        }
+        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+        digest = hashlib.sha256(manifest_bytes).hexdigest()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as bundle:
+            bundle.writestr("manifest.json", manifest_bytes)
+            for name, data in parts.items():
+                bundle.writestr(name, data)
+        os.chmod(temp, 0o600)
+        # The export is itself on the record, with the hash that identifies this bundle.
+        append_event(
+            session,
+            incident,
+            kind="exported",
+            actor=actor,
+            at=utcnow(),
+            from_state=incident.state,
+            to_state=incident.state,
+            inputs={"bundle": out.name, "manifest_sha256": digest},
+        )
+        flush_or_conflict(session, incident_id)
+    os.replace(temp, out)  # only once the export event is committed
+    return out, digest
+
+
+@dataclass(frozen=True)
+class BundleReport:
+    """The outcome of checking a bundle."""
+
+    incident_id: str
+    manifest_sha256: str
+    events: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+
+def verify_bundle(path: Path) -> BundleReport:
+    """Check each file against the manifest and the audit chain inside the bundle."""
+    try:
+        bundle = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BadInput(f"{path}: not an evidence bundle ({exc})") from None
+    with bundle:
+        names = set(bundle.namelist())
+        if "manifest.json" not in names:
+            raise BadInput(f"{path}: not an evidence bundle (no manifest.json)")
+        manifest_bytes = bundle.read("manifest.json")
+        try:
+            manifest = json.loads(manifest_bytes)
+            listed: dict[str, str] = manifest["files"]
+        except (ValueError, KeyError, TypeError):
+            raise BadInput(f"{path}: manifest.json is not a breach manifest") from None
+        problems = [
+            f"{name}: not listed in the manifest" for name in sorted(names - set(listed) - {"manifest.json"})
+        ]
+        for name, expected in sorted(listed.items()):
+            if name not in names:
+                problems.append(f"{name}: missing")
+            elif hashlib.sha256(bundle.read(name)).hexdigest() != expected:
+                problems.append(f"{name}: content does not match its hash")
+        events = 0
+        if "incident.json" in names and "event.json" in names:
+            incident_row = json.loads(bundle.read("incident.json"))
+            incident = Incident(
+                id=incident_row["id"],
+                event_count=incident_row["event_count"],
+                audit_head=incident_row["audit_head"],
+            )
+            rows = json.loads(bundle.read("event.json"))
+            chain = [Event(**{**r, "at": datetime.fromisoformat(r["at"])}) for r in rows]
+            events = len(chain)
+            report = verify_rows(incident, chain)
+            if not report.ok:
+                problems.append(f"audit trail: {report.problem}")
+        else:
+            problems.append("incident.json or event.json: missing")
+    return BundleReport(
+        str(manifest.get("incident")), hashlib.sha256(manifest_bytes).hexdigest(), events, problems
+    )
+
+
+def purge_incident(
+    store: Store,
+    incident_id: str,
+    *,
+    actor: str,
+    reason: str,
+    retention: Retention,
+    now: datetime | None = None,
+) -> list[Path]:
+    """Delete a closed incident whose retention has passed; return the document files removed."""
+    if not reason.strip():
+        raise BadInput("purging needs --reason")
+    now = now or utcnow()
+    with store.write() as session:
+        incident = _load(session, incident_id)
+        if incident.closed_at is None:
+            raise NotAllowed(f"{incident_id} is not closed; only closed incidents can be purged")
+        until = retention.keep_until(incident.closed_at)
+        if now.date() < until:
+            raise NotAllowed(
+                f"{incident_id} must be kept until {until.isoformat()} ({retention.article}: "
+                f"{retention.minimum_years} years after closing, {retention.rule})"
+            )
+        files = [
+            Path(r["path"])
+            for t in _incident_tables()
+            if t.name == "document"
+            for r in _rows(session, t, incident_id)
+            if r.get("path")
+        ]
+        detail = (
+            f"closed {incident.closed_at.isoformat()}, {incident.event_count} events, audit head "
+            f"{incident.audit_head}; reason: {reason.strip()}"
+        )
+        for table in _incident_tables():
+            session.execute(delete(table).where(table.c.incident_id == incident_id))
+        session.execute(delete(Incident.__table__).where(Incident.__table__.c.id == incident_id))
+        append_log(session, actor=actor, kind="purged", incident_id=incident_id, detail=detail)
+    removed = []
+    for path in files:  # after the commit: a crash here leaves files, never rows pointing nowhere
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -1,0 +1,174 @@
+"""Roles: only the right people take the steps the law puts on them; refusals are kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import assert_one_line_error
+from sqlalchemy import text
+from sqlmodel import select
+
+from engine import flow
+from engine.access import RoleMap
+from engine.errors import GuardFailed, NotAllowed
+from engine.store import Incident
+from engine.worklog import WorkspaceLog, verify_log
+
+ZONE = "Asia/Shanghai"
+TEAM = RoleMap.from_settings({"roles": {"members": {"wang.dpo": ["dpo"], "li.sec": ["security_lead"]}}})
+STEPS = [
+    (
+        ["stop_transfer", "preserve_evidence", "establish_scope", "start_investigation", "grade_incident"],
+        "contain",
+    ),
+    (["notify_client_companies", "notify_individuals", "offer_remedies", "keep_notice_records"], "notify"),
+]
+
+
+def to_regulator_report(store, source, hooks):
+    inc = flow.open_incident(
+        store,
+        source=source,
+        title="t",
+        actor="li.sec",
+        zone=ZONE,
+        hooks=hooks,
+        discovered_at=datetime.now(UTC) - timedelta(hours=1),
+    )
+    for tasks, trigger in STEPS:
+        for task in tasks:
+            flow.complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
+        flow.advance(store, inc.id, trigger, actor="li.sec", zone=ZONE, hooks=hooks)
+    for task in ("submit_initial_report", "cooperate_with_authorities"):
+        flow.complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
+    return inc
+
+
+class TestRoleMap:
+    def test_single_operator_mode(self):
+        """With nobody mapped, everyone holds every role."""
+        empty = RoleMap.from_settings({})
+        assert not empty.enforced and empty.holds("anyone", "dpo")
+
+    def test_names_compare_case_insensitively(self):
+        """Operator names match regardless of case; unmapped operators hold no role."""
+        assert TEAM.holds("Wang.DPO", "dpo") and not TEAM.holds("li.sec", "dpo")
+        assert TEAM.roles_of("stranger") == frozenset()
+
+
+class TestRolesInFlow:
+    def test_only_dpo_submits_the_report_and_refusal_is_logged(self, store, builtin_source):
+        """A non-DPO 'report' is refused, recorded in the refusal log, and the incident is untouched."""
+        hooks = flow.Hooks(roles=TEAM)
+        inc = to_regulator_report(store, builtin_source, hooks)
+        with store.read() as s:
+            before = s.get(Incident, inc.id)
+            version, head = before.version, before.audit_head
+        with pytest.raises(NotAllowed, match="needs the role dpo"):
+            flow.advance(store, inc.id, "report", actor="li.sec", zone=ZONE, hooks=hooks)
+        with store.read() as s:
+            after = s.get(Incident, inc.id)
+            assert (after.version, after.audit_head, after.state) == (version, head, "regulator_report")
+            refusals = list(s.exec(select(WorkspaceLog)))
+            assert [(r.actor, r.kind, r.detail) for r in refusals] == [
+                ("li.sec", "refused", "report needs the role dpo")
+            ]
+            assert verify_log(s) is None
+        assert flow.advance(store, inc.id, "report", actor="wang.dpo", zone=ZONE, hooks=hooks).to_state == (
+            "accountability"
+        )
+
+    def test_waiver_approver_must_be_dpo(self, store, builtin_source):
+        """A waiver approved by someone who is not the DPO is blocked by the approver_role guard."""
+        hooks = flow.Hooks(roles=TEAM)
+        inc = flow.open_incident(
+            store,
+            source=builtin_source,
+            title="t",
+            actor="li.sec",
+            zone=ZONE,
+            hooks=hooks,
+            discovered_at=datetime.now(UTC) - timedelta(hours=1),
+        )
+        for task in STEPS[0][0]:
+            flow.complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
+        flow.advance(store, inc.id, "contain", actor="li.sec", zone=ZONE, hooks=hooks)
+        with pytest.raises(GuardFailed, match="approver zhao does not hold the role 'dpo'"):
+            flow.advance(
+                store,
+                inc.id,
+                "waive_notification",
+                actor="li.sec",
+                zone=ZONE,
+                hooks=hooks,
+                reason="加密",
+                approver="zhao",
+            )
+        flow.advance(
+            store,
+            inc.id,
+            "waive_notification",
+            actor="li.sec",
+            zone=ZONE,
+            hooks=hooks,
+            reason="加密",
+            approver="wang.dpo",
+        )
+
+    def test_tampered_refusal_log_is_detected(self, store, builtin_source):
+        """Editing a refusal row breaks the refusal log's chain."""
+        hooks = flow.Hooks(roles=TEAM)
+        inc = to_regulator_report(store, builtin_source, hooks)
+        for _ in range(2):
+            with pytest.raises(NotAllowed):
+                flow.advance(store, inc.id, "report", actor="li.sec", zone=ZONE, hooks=hooks)
+        with store.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE workspace_log SET actor = 'wang.dpo' WHERE id = (SELECT MIN(id) FROM "
+                    "workspace_log)"
+                )
+            )
+        with store.read() as s:
+            assert "was changed" in verify_log(s)
+
+
+def test_cli_roles_from_workspace_settings(cli):
+    """Roles come from the workspace's config/settings.toml; a refused CLI attempt exits 2 and is shown."""
+    (cli.home / "config" / "settings.toml").write_text(
+        '[roles.members]\n"wang.dpo" = ["dpo"]\n"li.sec" = ["security_lead"]\n', encoding="utf-8"
+    )
+    incident_id = cli(
+        "incident",
+        "open",
+        "--playbook",
+        "cn-agency-firm",
+        "--title",
+        "t",
+        "--discovered-at",
+        "2026-11-20 09:00",
+        "--as",
+        "li.sec",
+        check=True,
+    ).stdout.strip()
+    for tasks, trigger in STEPS:
+        for task in tasks:
+            cli("task", "done", incident_id, task, "--as", "li.sec", check=True)
+        cli("incident", "advance", incident_id, trigger, "--as", "li.sec", check=True)
+    for task in ("submit_initial_report", "cooperate_with_authorities"):
+        cli("task", "done", incident_id, task, "--as", "li.sec", check=True)
+    triggers = {t["trigger"]: t for t in cli.json("incident", "triggers", incident_id, "--as", "li.sec")}
+    assert (
+        triggers["report"]["allowed"] is False
+        and "does not hold the role dpo" in triggers["report"]["blocked_by"][0]
+    )
+    before = cli.json("incident", "show", incident_id)
+    assert_one_line_error(
+        cli("incident", "advance", incident_id, "report", "--as", "li.sec"), "needs the role dpo"
+    )
+    after = cli.json("incident", "show", incident_id)
+    assert after["version"] == before["version"] and after["events"] == before["events"]
+    assert after["refusals"][0]["actor"] == "li.sec" and "report" in after["refusals"][0]["detail"]
+    cli("incident", "advance", incident_id, "report", "--as", "wang.dpo", check=True)
+    assert cli("audit", "verify", "--all").returncode == 0
