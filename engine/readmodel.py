@@ -151,7 +151,9 @@ class Reader:
         if self.mark == "?":
             found = self.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         else:
-            found = self.rows("SELECT tablename AS name FROM pg_tables WHERE tablename = ?", (name,))
+            # to_regclass follows the search path: a table of that name in another schema is not ours.
+            found = self.rows("SELECT to_regclass(?) AS name", (name,))
+            return bool(found and found[0]["name"])
         return bool(found)
 
     def incidents(self, *, state: str | None = None, include_closed: bool = True) -> list[dict[str, Any]]:

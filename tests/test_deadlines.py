@@ -373,6 +373,32 @@ class TestLifecycle:
         assert first.due_at.isoformat() == "2026-12-20T16:00:00+00:00"
         assert second.status == "pending" and second.due_at.isoformat() == "2027-01-05T10:00:00+00:00"
 
+    def test_procuratorate_suggestion_reply_date_is_a_clock(self, store, builtin_source, hooks):
+        """A procuratorate suggestion's reply date is its own deadline, met by the reply; it blocks closing."""
+        incident = open_incident(store, builtin_source, hooks)
+        flow.advance(
+            store,
+            incident.id,
+            "procuratorate_suggestion",
+            actor="alice",
+            zone=ZONE,
+            hooks=hooks,
+            inputs={"ref": "某检建〔2026〕7号", "due_at": "2026-12-31"},
+        )
+        row = deadlines(store, incident.id)["CN-PROC-SUGGESTION procuratorate_suggestions#1"]
+        assert row.status == "pending" and row.due_at.isoformat() == "2026-12-31T16:00:00+00:00"
+        assert row.basis["ref"] == "某检建〔2026〕7号"
+        flow.advance(
+            store,
+            incident.id,
+            "suggestion_replied",
+            actor="alice",
+            zone=ZONE,
+            hooks=hooks,
+            inputs={"ref": "某检建〔2026〕7号"},
+        )
+        assert deadlines(store, incident.id)["CN-PROC-SUGGESTION procuratorate_suggestions#1"].status == "met"
+
     def test_refused_change_leaves_deadlines_alone(self, store, builtin_source, hooks):
         """A trigger refused by its guard changes no deadline."""
         incident = open_incident(store, builtin_source, hooks)
