@@ -71,15 +71,25 @@ def engine_worker(url: str, ids: list[str], seconds: float, seed: int, out: mp.Q
     """Fire supplementary_report on random incidents until time is up; report (accepted, conflicts)."""
     from engine import flow
     from engine.errors import Conflict
+    from engine.store import Incident
 
     store = _store(url)
     rng = random.Random(seed)
     accepted = conflicts = 0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
+        incident_id = rng.choice(ids)
+        with store.read() as session:  # what the operator saw
+            seen = session.get(Incident, incident_id).version
         try:
             flow.advance(
-                store, rng.choice(ids), "supplementary_report", actor=f"w{seed}", zone=ZONE, reason="bench"
+                store,
+                incident_id,
+                "supplementary_report",
+                actor=f"w{seed}",
+                zone=ZONE,
+                reason="bench",
+                expected_version=seen,
             )
             accepted += 1
         except Conflict:

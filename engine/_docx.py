@@ -83,8 +83,10 @@ class DocxProducer:
         self._templates = {part: compile_docx_part(env, src, path, part) for part, src in sources.items()}
         self._dates: dict[str, tuple[int, int, int, int, int, int]] = {}
         prefix = io.BytesIO()
-        with zipfile.ZipFile(io.BytesIO(data)) as package, \
-                zipfile.ZipFile(prefix, "w", zipfile.ZIP_DEFLATED) as out:
+        with (
+            zipfile.ZipFile(io.BytesIO(data)) as package,
+            zipfile.ZipFile(prefix, "w", zipfile.ZIP_DEFLATED) as out,
+        ):
             for info in package.infolist():
                 if info.filename in sources:
                     self._dates[info.filename] = info.date_time
@@ -120,7 +122,7 @@ class DocxProducer:
         if "<w:tbl" not in xml:
             return xml.encode("utf-8")
         # Row loops may change how many columns a table has; docxtpl's fix takes no XML declaration.
-        tree = helper.fix_tables(xml[xml.index("?>") + 2:] if xml.startswith("<?xml") else xml)
+        tree = helper.fix_tables(xml[xml.index("?>") + 2 :] if xml.startswith("<?xml") else xml)
         return etree.tostring(tree, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 

@@ -21,13 +21,33 @@ from engine.errors import BadInput
 if TYPE_CHECKING:
     from engine.templating import BreachSandbox
 
-__all__ = ["CONTEXTS_FILE", "Problem", "check_templates", "context_problems", "load_contexts"]
+__all__ = [
+    "CONTEXTS_FILE",
+    "Problem",
+    "check_templates",
+    "context_problems",
+    "load_contexts",
+    "templates_in_force",
+]
 
 CONTEXTS_FILE = "contexts.yaml"
 _DICT_METHODS = frozenset({"items", "keys", "values", "get"})
 _SPECIAL_NAMES = frozenset({"self", "super"})
-_PASS_THROUGH_FILTERS = frozenset({"sort", "reverse", "list", "unique", "select", "reject",
-                                   "selectattr", "rejectattr", "default", "d", "tbd"})
+_PASS_THROUGH_FILTERS = frozenset(
+    {
+        "sort",
+        "reverse",
+        "list",
+        "unique",
+        "select",
+        "reject",
+        "selectattr",
+        "rejectattr",
+        "default",
+        "d",
+        "tbd",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +87,10 @@ def load_contexts(path: Path | None = None) -> dict[str, dict[str, Any]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     blocks = data.get("blocks", {})
     common = {k: _resolve_spec(v, blocks) for k, v in data.get("common", {}).items()}
-    return {kind: {**common, **{k: _resolve_spec(v, blocks) for k, v in _variables(body)}}
-            for kind, body in data["kinds"].items()}
+    return {
+        kind: {**common, **{k: _resolve_spec(v, blocks) for k, v in _variables(body)}}
+        for kind, body in data["kinds"].items()
+    }
 
 
 class _Checker:
@@ -109,25 +131,44 @@ class _Checker:
             self.report(node, f"refused unsafe attribute {key!r} (names starting with '_' are private)")
             return
         parent = self.resolve(node.node, scope)
-        if isinstance(key, str) and parent and "fields" in parent and key not in parent["fields"] \
-                and key not in _DICT_METHODS:
-            self.report(node, f"undeclared variable {_dotted(node.node)}.{key} "
-                              f"(declared: {', '.join(sorted(parent['fields']))})")
+        if (
+            isinstance(key, str)
+            and parent
+            and "fields" in parent
+            and key not in parent["fields"]
+            and key not in _DICT_METHODS
+        ):
+            self.report(
+                node,
+                f"undeclared variable {_dotted(node.node)}.{key} "
+                f"(declared: {', '.join(sorted(parent['fields']))})",
+            )
 
     def visit(self, node: nodes.Node, scope: dict[str, Any]) -> None:
         if isinstance(node, nodes.Name):
-            if node.ctx == "load" and node.name not in scope and node.name not in self.declared \
-                    and node.name not in self.env.globals and node.name not in _SPECIAL_NAMES:
+            if (
+                node.ctx == "load"
+                and node.name not in scope
+                and node.name not in self.declared
+                and node.name not in self.env.globals
+                and node.name not in _SPECIAL_NAMES
+            ):
                 self.report(node, f"undeclared variable {node.name!r}")
             return
         if isinstance(node, nodes.Getattr):
             self.check_key(node, node.attr, scope)
         elif isinstance(node, nodes.Getitem):
             self.check_key(node, getattr(node.arg, "value", None), scope)
-        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args and \
-                isinstance(node.args[0], nodes.Const) and str(node.args[0].value).startswith("_"):
-            self.report(node, f"refused unsafe attribute {node.args[0].value!r} (names starting with '_' "
-                              "are private)")
+        elif (
+            isinstance(node, nodes.Filter)
+            and node.name == "attr"
+            and node.args
+            and isinstance(node.args[0], nodes.Const)
+            and str(node.args[0].value).startswith("_")
+        ):
+            self.report(
+                node, f"refused unsafe attribute {node.args[0].value!r} (names starting with '_' are private)"
+            )
         elif isinstance(node, nodes.For):
             self.visit(node.iter, scope)
             inner = {**scope, "loop": None}
@@ -143,14 +184,20 @@ class _Checker:
             self.bind(node.target, scope, self.resolve(node.node, scope))
             return
         elif isinstance(node, nodes.AssignBlock | nodes.Import | nodes.FromImport):
-            names = [node.target] if not isinstance(node, nodes.FromImport) else \
-                [n[1] if isinstance(n, tuple) else n for n in node.names]
+            names = (
+                [node.target]
+                if not isinstance(node, nodes.FromImport)
+                else [n[1] if isinstance(n, tuple) else n for n in node.names]
+            )
             scope.update(dict.fromkeys([getattr(n, "name", n) for n in names]))
         elif isinstance(node, nodes.Macro | nodes.CallBlock | nodes.With):
             if isinstance(node, nodes.Macro):
                 scope[node.name] = None
-            for child in [*node.defaults, *getattr(node, "values", []), *([node.call] if
-                          isinstance(node, nodes.CallBlock) else [])]:
+            for child in [
+                *node.defaults,
+                *getattr(node, "values", []),
+                *([node.call] if isinstance(node, nodes.CallBlock) else []),
+            ]:
                 self.visit(child, scope)
             inner = {**scope, "caller": None, "varargs": None, "kwargs": None}
             for target in [*node.args, *getattr(node, "targets", [])]:
@@ -158,8 +205,9 @@ class _Checker:
             for child in node.body:
                 self.visit(child, inner)
             return
-        if isinstance(node, nodes.Include | nodes.Extends | nodes.Import | nodes.FromImport) and \
-                isinstance(node.template, nodes.Const):
+        if isinstance(node, nodes.Include | nodes.Extends | nodes.Import | nodes.FromImport) and isinstance(
+            node.template, nodes.Const
+        ):
             try:
                 self.env.loader.get_source(self.env, node.template.value)  # type: ignore[union-attr]
             except TemplateNotFound:
@@ -178,8 +226,9 @@ def _dotted(node: nodes.Node) -> str:
     return "(expression)"
 
 
-def _check_source(env: BreachSandbox, source: str, declared: dict[str, Any], file: Path,
-                  prefix: str = "") -> list[Problem]:
+def _check_source(
+    env: BreachSandbox, source: str, declared: dict[str, Any], file: Path, prefix: str = ""
+) -> list[Problem]:
     try:
         ast = env.parse(source)
         env.compile(ast)  # unknown filters and tests are only found when compiling
@@ -230,8 +279,15 @@ def check_templates(search_paths: Iterable[Path], *, contexts: Path | None = Non
     return problems
 
 
-_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,), "list": (list, tuple),
-                                       "object": (dict,), "date": (date,), "datetime": (datetime,)}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "object": (dict,),
+    "date": (date,),
+    "datetime": (datetime,),
+}
 
 
 def context_problems(kind: str, context: dict[str, Any], *, contexts: Path | None = None) -> list[str]:
@@ -257,8 +313,11 @@ def _check_value(path: str, value: Any, spec: dict[str, Any], present: bool, pro
             problems.append(f"{path}: {'null' if present else 'missing'} but required ({spec['type']})")
         return
     kind = spec["type"]
-    wrong = not isinstance(value, _TYPES[kind]) or (kind == "int" and isinstance(value, bool)) or \
-        (kind == "date" and isinstance(value, datetime))
+    wrong = (
+        not isinstance(value, _TYPES[kind])
+        or (kind == "int" and isinstance(value, bool))
+        or (kind == "date" and isinstance(value, datetime))
+    )
     if wrong:
         problems.append(f"{path}: expected {kind}, got {type(value).__name__}")
     elif kind == "datetime" and value.utcoffset() is None:
@@ -271,3 +330,64 @@ def _check_value(path: str, value: Any, spec: dict[str, Any], present: bool, pro
     elif kind == "list" and "items" in spec:
         for index, item in enumerate(value):
             _check_value(f"{path}[{index}]", item, spec["items"], True, problems)
+
+
+_FILES = {
+    "md": ("md.j2",),
+    "html": ("html.j2",),
+    "pdf": ("html.j2",),
+    "sms": ("sms.j2",),
+    "eml": ("subject.j2", "md.j2", "html.j2"),
+    "docx": ("docx",),
+}
+
+
+def templates_in_force(search_paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """Each template file in use per kind and locale: the formats it serves, the file that wins the
+    search (workspace before built-in, then the fallback locale) and where that file comes from."""
+    from engine.documents import KINDS
+    from engine.templating import FALLBACK_LOCALE, locale_dirs
+
+    paths = [Path(p) for p in search_paths]
+    locales = sorted(
+        {
+            d.name
+            for root in paths
+            if root.is_dir()
+            for d in root.iterdir()
+            if d.is_dir() and not d.name.startswith((".", "_"))
+        },
+        key=lambda name: (name != FALLBACK_LOCALE, name),
+    )
+    rows: list[dict[str, Any]] = []
+    for locale in locales:
+        dirs = locale_dirs(paths, locale)
+        partials = sorted({f.name for d in dirs if d.is_dir() for f in d.glob("_*.j2")})
+        wanted: dict[tuple[str, str], list[str]] = {}
+        for kind in KINDS.values():
+            for fmt in kind.formats:
+                for suffix in _FILES[fmt]:
+                    wanted.setdefault((kind.name, f"{kind.name}.{suffix}"), []).append(fmt)
+        wanted.update({("(partial)", name): [] for name in partials})
+        for (kind, name), formats in wanted.items():
+            found = next((d / name for d in dirs if (d / name).is_file()), None)
+            source = (
+                "missing"
+                if found is None
+                else "workspace"
+                if paths and found.is_relative_to(paths[0])
+                else "built-in"
+            )
+            if found is not None and found.parent.name != locale:
+                source += f" ({found.parent.name} fallback)"
+            rows.append(
+                {
+                    "kind": kind,
+                    "locale": locale,
+                    "formats": list(dict.fromkeys(formats)),
+                    "file": name,
+                    "path": str(found) if found else None,
+                    "source": source,
+                }
+            )
+    return rows

@@ -202,7 +202,11 @@ class SmtpChannel:
             self._envelope(smtp)
             handoff()
             try:
-                smtp.data(content)
+                # smtplib raises for a refused DATA command but only *returns* the answer to the message
+                # itself: a 4xx or 5xx there is a refusal too.
+                code, reply = smtp.data(content)
+                if code != 250:
+                    raise smtplib.SMTPDataError(code, reply)
             except smtplib.SMTPDataError as exc:
                 # The server answered DATA with a refusal: it does not have the message.
                 raise DeliveryFailed(

@@ -9,7 +9,6 @@ its parts compiled) and every later call only runs the compiled code with a new 
 from __future__ import annotations
 
 import contextlib
-import email.policy
 import hashlib
 import itertools
 import os
@@ -17,15 +16,11 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from email.errors import HeaderParseError
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
 from engine._docx import DocxProducer
+from engine._email import build_email, email_bytes
 from engine.errors import BadInput
 from engine.sms import sms_segments
 from engine.templating import (
@@ -37,7 +32,6 @@ from engine.templating import (
     locale_dirs,
     render_template,
     resolve_locale,
-    strip_unsafe,
 )
 
 __all__ = [
@@ -47,6 +41,7 @@ __all__ = [
     "DocumentRenderer",
     "Rendered",
     "build_email",
+    "clean_temporaries",
     "html_to_pdf",
     "safe_filename",
     "sms_segments",
@@ -67,18 +62,26 @@ class DocumentKind:
     recipient: tuple[str, str] | None = None  # context paths of the To display name and address
 
 
-KINDS: dict[str, DocumentKind] = {kind.name: kind for kind in (
-    DocumentKind("customer_notice", ("md", "html", "eml", "sms"), ("person.name", "person.id"),
-                 ("person.name", "person.email")),
-    DocumentKind("client_notice", ("md", "html", "eml"), ("client.name",),
-                 ("client.contact_name", "client.email")),
-    DocumentKind("regulator_initial_report", _FORMAL, ("incident.id",)),
-    DocumentKind("regulator_supplementary_report", _FORMAL, ("incident.id", "supplement.sequence")),
-    DocumentKind("regulator_summary_report", _FORMAL, ("incident.id",)),
-    DocumentKind("internal_bulletin", _FORMAL, ("incident.id",)),
-    DocumentKind("disciplinary_decision", _FORMAL, ("incident.id", "employee.name")),
-    DocumentKind("remediation_report", _FORMAL, ("incident.id",)),
-)}
+KINDS: dict[str, DocumentKind] = {
+    kind.name: kind
+    for kind in (
+        DocumentKind(
+            "customer_notice",
+            ("md", "html", "eml", "sms"),
+            ("person.name", "person.id"),
+            ("person.name", "person.email"),
+        ),
+        DocumentKind(
+            "client_notice", ("md", "html", "eml"), ("client.name",), ("client.contact_name", "client.email")
+        ),
+        DocumentKind("regulator_initial_report", _FORMAL, ("incident.id",)),
+        DocumentKind("regulator_supplementary_report", _FORMAL, ("incident.id", "supplement.sequence")),
+        DocumentKind("regulator_summary_report", _FORMAL, ("incident.id",)),
+        DocumentKind("internal_bulletin", _FORMAL, ("incident.id",)),
+        DocumentKind("disciplinary_decision", _FORMAL, ("incident.id", "employee.name")),
+        DocumentKind("remediation_report", _FORMAL, ("incident.id",)),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,9 @@ class DocumentRenderer:
         # lives (a new renderer sees edited templates).
         key = (locale, docx)
         if key not in self._envs:
-            self._envs[key] = get_environment(self._search_paths, locale, fallback=self._locale_default,
-                                              docx=docx, cached=False)
+            self._envs[key] = get_environment(
+                self._search_paths, locale, fallback=self._locale_default, docx=docx, cached=False
+            )
         return self._envs[key]
 
     def formats(self, kind: str) -> list[str]:
@@ -157,8 +161,15 @@ class DocumentRenderer:
         content = prepared.produce(ctx)
         parts = [str(v) for v in (_lookup(context, f) for f in spec.filename_fields) if v not in (None, "")]
         filename = safe_filename(*(["DRILL"] if context.get("drill") else []), kind, *parts, ext=fmt)
-        return Rendered(kind, fmt, filename, content, prepared.template, prepared.template_sha256,
-                        hashlib.sha256(content).hexdigest())
+        return Rendered(
+            kind,
+            fmt,
+            filename,
+            content,
+            prepared.template,
+            prepared.template_sha256,
+            hashlib.sha256(content).hexdigest(),
+        )
 
     # -- preparation: everything that does not depend on the person happens here, once -------------
 
@@ -168,8 +179,13 @@ class DocumentRenderer:
         if fmt == "docx":
             prepared = self._prepare_docx(kind, locale)
         else:
-            names = {"md": ["md"], "html": ["html"], "pdf": ["html"], "sms": ["sms"],
-                     "eml": ["subject", "md", "html"]}[fmt]
+            names = {
+                "md": ["md"],
+                "html": ["html"],
+                "pdf": ["html"],
+                "sms": ["sms"],
+                "eml": ["subject", "md", "html"],
+            }[fmt]
             loaded = [load_template(env, f"{kind}.{n}.j2") for n in names]
             label, digest = _digest(env, [t.name or "" for t in loaded])
             if fmt in ("md", "html"):
@@ -189,8 +205,11 @@ class DocumentRenderer:
             path = folder / f"{kind}.docx"
             if path.is_file():
                 data = path.read_bytes()  # read once: every person's document comes from these bytes
-                return _Prepared(_relative(path), hashlib.sha256(data).hexdigest(),
-                                 DocxProducer(data, self._env(locale, docx=True), path))
+                return _Prepared(
+                    _relative(path),
+                    hashlib.sha256(data).hexdigest(),
+                    DocxProducer(data, self._env(locale, docx=True), path),
+                )
         raise BadInput(f"no Word template {kind}.docx for locale {locale}")
 
 
@@ -232,9 +251,11 @@ def _digest(env: Any, names: list[str]) -> tuple[str, str]:
 
 # -- producers: context in, bytes out ---------------------------------------------------------------
 
+
 def _text_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
     def produce(ctx: dict[str, Any]) -> bytes:
         return render_template(template, ctx).encode("utf-8")
+
     return produce
 
 
@@ -242,12 +263,14 @@ def _sms_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
     def produce(ctx: dict[str, Any]) -> bytes:
         # One line: a line break costs a character and some gateways cut at it.
         return " ".join(render_template(template, ctx).split()).encode("utf-8")
+
     return produce
 
 
 def _pdf_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
     def produce(ctx: dict[str, Any]) -> bytes:
         return html_to_pdf(render_template(template, ctx))
+
     return produce
 
 
@@ -260,8 +283,9 @@ def html_to_pdf(html: str) -> bytes:
     return weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
 
 
-def _email_producer(spec: DocumentKind, subject_t: Any, text_t: Any, html_t: Any
-                    ) -> Callable[[dict[str, Any]], bytes]:
+def _email_producer(
+    spec: DocumentKind, subject_t: Any, text_t: Any, html_t: Any
+) -> Callable[[dict[str, Any]], bytes]:
     assert spec.recipient is not None
     name_path, address_path = spec.recipient
 
@@ -276,44 +300,19 @@ def _email_producer(spec: DocumentKind, subject_t: Any, text_t: Any, html_t: Any
         # The same notice to the same person renders to the same bytes (and hash): derive the id.
         seed = "\x1f".join([spec.name, to[1], subject, text, str(date)]).encode("utf-8", "replace")
         message_id = f"<{hashlib.sha256(seed).hexdigest()[:32]}@{domain}>"
-        message = build_email(sender=sender, to=to, subject=subject, text=text, html=html,
-                              message_id_domain=domain, date=date, message_id=message_id)
-        return message.as_bytes(policy=email.policy.SMTP)
+        return email_bytes(
+            sender=sender, to=to, subject=subject, text=text, html=html, date=date, message_id=message_id
+        )
+
     return produce
-
-
-def build_email(*, sender: tuple[str, str], to: tuple[str, str], subject: str, text: str, html: str,
-                message_id_domain: str, date: datetime, message_id: str | None = None) -> EmailMessage:
-    """A multipart/alternative UTF-8 message: display names and subject RFC 2047-encoded when not
-    ASCII, ``Date`` and ``Message-ID`` set; no tracking, no marketing headers."""
-    if not isinstance(date, datetime) or date.utcoffset() is None:
-        raise BadInput("an email's date must be a timezone-aware datetime")
-    message = EmailMessage(policy=email.policy.default)
-    try:
-        message["From"] = Address(display_name=_one_line(sender[0]), addr_spec=sender[1].strip())
-        message["To"] = Address(display_name=_one_line(to[0]), addr_spec=to[1].strip())
-    except (ValueError, IndexError, HeaderParseError) as exc:
-        raise BadInput(f"invalid email address ({exc}): sender {sender[1]!r}, recipient {to[1]!r}") from None
-    message["Subject"] = _one_line(subject)  # a newline here would inject headers
-    message["Date"] = format_datetime(date)
-    message["Message-ID"] = message_id or make_msgid(domain=message_id_domain)
-    message.set_content(text, subtype="plain", charset="utf-8")
-    message.add_alternative(html, subtype="html", charset="utf-8")
-    if message_id:  # a boundary derived from the id keeps the bytes reproducible; "=_" never occurs
-        # in base64 or quoted-printable bodies
-        message.set_boundary("=_breach_" + hashlib.sha256(message_id.encode()).hexdigest()[:24])
-    return message
-
-
-def _one_line(text: str) -> str:
-    return " ".join(strip_unsafe(text).split())
 
 
 # -- files ------------------------------------------------------------------------------------------
 
 _FILENAME_BYTES = 180  # well under the 255-byte limit of common file systems, with room for a temp suffix
-_WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                               *(f"LPT{i}" for i in range(1, 10))})
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+)
 _temp_counter = itertools.count()
 
 
@@ -366,7 +365,7 @@ def write_private(directory: Path, filename: str, content: bytes) -> Path:
             os.fchmod(fd, 0o600)  # the umask may have removed bits: exactly rw for the owner
             view = memoryview(content)
             while view:  # os.write may write less than asked
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         os.replace(temp, target)  # readers see the old file or the whole new one, never half
@@ -375,3 +374,32 @@ def write_private(directory: Path, filename: str, content: bytes) -> Path:
             os.unlink(temp)
         raise
     return Path(target)
+
+
+_TEMP = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")  # write_private's temporary names
+
+
+def clean_temporaries(folder: Path) -> int:
+    """Remove temporary files that a killed run left (their process is gone); return how many."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            found = _TEMP.match(entry.name)
+            if found is None or _alive(int(found.group(1))):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

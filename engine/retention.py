@@ -23,6 +23,7 @@ import yaml
 from sqlalchemy import delete, select
 from sqlmodel import SQLModel
 
+import engine.delivery  # noqa: F401  (registers the people, document and delivery tables purge must clear)
 from engine.audit import append_event, canonical_json, verify_rows
 from engine.errors import BadInput, NotAllowed
 from engine.flow import _load, flush_or_conflict

@@ -12,10 +12,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import (
     FileSystemLoader,
@@ -24,13 +22,30 @@ from jinja2 import (
     TemplateNotFound,
     TemplateSyntaxError,
     UndefinedError,
-    pass_context,
 )
 from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import Markup
 
-from engine._template_check import Problem, check_templates, context_problems, load_contexts
+from engine._filters import (
+    DEFAULT_TIMEZONE,
+    FALLBACK_LOCALE,
+    FILTERS,
+    cn_doc_number,
+    date_local,
+    datetime_local,
+    mask_account,
+    mask_id,
+    mask_phone,
+    to_follow,
+)
+from engine._template_check import (
+    Problem,
+    check_templates,
+    context_problems,
+    load_contexts,
+    templates_in_force,
+)
 from engine.errors import BadInput, BreachError, NotFound
 
 __all__ = [
@@ -55,160 +70,18 @@ __all__ = [
     "resolve_locale",
     "strip_unsafe",
     "template_error",
+    "templates_in_force",
     "to_follow",
 ]
 
-FALLBACK_LOCALE = "zh-CN"
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 _LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
-_MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-              "October", "November", "December")
-# Control characters can hide text from a reader, rewrite a terminal (ESC) or make Word XML invalid
-# (NUL, lone surrogates): data never needs them, so printed values lose them; tab and newline stay.
 _UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_MAX_SEQUENCE = 100_000   # longest string or list a template may build with `*`
+_MAX_SEQUENCE = 100_000  # longest string or list a template may build with `*`
 _MAX_POWER_BITS = 65_536  # largest integer a template may build with `**`
 
 
-# ----------------------------------------------------------------------------------------- filters
-
-def to_follow(locale: str) -> str:
-    """The words for a fact not known yet: 待补报 in Chinese, "to follow" otherwise (never invented)."""
-    return "待补报" if locale.startswith("zh") else "to follow"
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def mask_id(value: object) -> str:
-    """An ID number as ``1101********1234``: eight stars hide the middle and the length."""
-    text = _text(value)
-    return f"{text[:4]}********{text[-4:]}" if len(text) > 8 else "*" * 8 if text else ""
-
-
-def mask_phone(value: object) -> str:
-    """A phone number as ``138****0001``; a ``+86`` prefix is kept in front."""
-    text = re.sub(r"[\s\-()]", "", _text(value))
-    prefix = ""
-    if text.startswith("+86"):
-        prefix, text = "+86 ", text[3:]
-    masked = f"{text[:3]}****{text[-4:]}" if len(text) >= 8 else "****" if text else ""
-    return prefix + masked
-
-
-def mask_account(value: object) -> str:
-    """A bank account or card as ``****1234``: only the last four characters are shown."""
-    text = re.sub(r"\s", "", _text(value))
-    return f"****{text[-4:]}" if text else ""
-
-
-def cn_doc_number(sequence: int | str, year: int | str, prefix: str = "") -> str:
-    """A Chinese document number (文号) such as ``某司安〔2026〕3号``."""
-    return f"{prefix}〔{year}〕{sequence}号"
-
-
-def _as_aware(value: object, what: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise BadInput(f"{what}: {value!r} is not an ISO-8601 date-time") from None
-    if not isinstance(value, datetime):
-        raise BadInput(f"{what}: expected a date-time, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        # Guessing the zone of a legal timestamp would misstate it by hours: the caller must say.
-        raise BadInput(f"{what}: {value.isoformat()} has no time zone; give a timezone-aware value")
-    return value
-
-
-@functools.lru_cache(maxsize=64)
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadInput(f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai") from None
-
-
-def _day(value: date, locale: str) -> str:
-    if locale.startswith("zh"):
-        return f"{value.year}年{value.month}月{value.day}日"
-    return f"{value.day} {_MONTHS_EN[value.month - 1]} {value.year}"
-
-
-def date_local(value: object, locale: str = FALLBACK_LOCALE, zone: str = DEFAULT_TIMEZONE) -> str:
-    """A date in the reader's language: ``2026年11月20日`` or ``20 November 2026``; None is 待补报."""
-    if value is None:
-        return to_follow(locale)
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value) if "T" in value or " " in value.strip() else \
-            date.fromisoformat(value)
-    if isinstance(value, datetime):
-        value = _as_aware(value, "date_local").astimezone(_zone(zone)).date()
-    if not isinstance(value, date):
-        raise BadInput(f"date_local: expected a date, got {type(value).__name__}")
-    return _day(value, locale)
-
-
-_BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "PRC"})
-
-
-def datetime_local(value: object, zone: str = DEFAULT_TIMEZONE, locale: str = FALLBACK_LOCALE) -> str:
-    """A moment shown in ``zone`` with the zone named: ``2026年11月20日 14:30（北京时间，UTC+08:00）``."""
-    if value is None:
-        return to_follow(locale)
-    moment = _as_aware(value, "datetime_local").astimezone(_zone(zone))
-    minutes = int(moment.utcoffset().total_seconds()) // 60  # type: ignore[union-attr]
-    sign = "-" if minutes < 0 else "+"
-    utc = f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-    clock = f"{moment.hour:02d}:{moment.minute:02d}"
-    if locale.startswith("zh"):
-        return f"{_day(moment, locale)} {clock}（{'北京时间' if zone in _BEIJING else zone}，{utc}）"
-    name = "China Standard Time" if zone in _BEIJING else zone
-    return f"{_day(moment, locale)}, {clock} ({name}, {utc})"
-
-
-# Jinja wrappers read the reader's locale and the workspace zone from the context the renderer sets,
-# so a template writes `incident.discovered_at|datetime_local` and still gets the right language.
-@pass_context
-def _date_filter(ctx: Context, value: object, locale: str | None = None, zone: str | None = None) -> str:
-    return date_local(value, locale or ctx.get("locale", FALLBACK_LOCALE),
-                      zone or ctx.get("timezone", DEFAULT_TIMEZONE))
-
-
-@pass_context
-def _datetime_filter(ctx: Context, value: object, zone: str | None = None, locale: str | None = None) -> str:
-    return datetime_local(value, zone or ctx.get("timezone", DEFAULT_TIMEZONE),
-                          locale or ctx.get("locale", FALLBACK_LOCALE))
-
-
-@pass_context
-def _tbd_filter(ctx: Context, value: object, text: str | None = None) -> object:
-    if value is None or value == "" or value == [] or value == {}:
-        return text if text is not None else to_follow(ctx.get("locale", FALLBACK_LOCALE))
-    return value
-
-
-@pass_context
-def _thousands_filter(ctx: Context, value: object, unit: str = "") -> str:
-    if value is None:  # the unit would read oddly after 待补报
-        return to_follow(ctx.get("locale", FALLBACK_LOCALE))
-    return (f"{value:,}" if isinstance(value, int) else str(value)) + unit
-
-
-FILTERS: dict[str, Callable[..., Any]] = {
-    "mask_id": mask_id,
-    "mask_phone": mask_phone,
-    "mask_account": mask_account,
-    "cn_doc_number": cn_doc_number,
-    "date_local": _date_filter,
-    "datetime_local": _datetime_filter,
-    "tbd": _tbd_filter,
-    "thousands": _thousands_filter,
-}
-
-
 # ------------------------------------------------------------------------------------- environment
+
 
 class BreachSandbox(SandboxedEnvironment):
     """The sandbox, plus limits on ``*`` and ``**`` so a template cannot exhaust memory."""
@@ -232,11 +105,17 @@ class BreachSandbox(SandboxedEnvironment):
         """Refuse ``'x' * 10**9`` and ``9 ** 9 ** 9`` before computing them."""
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int) and \
-                        len(seq) * times > _MAX_SEQUENCE:
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(seq) * times > _MAX_SEQUENCE
+                ):
                     raise SecurityError(f"refused to build a sequence longer than {_MAX_SEQUENCE}")
-        elif isinstance(left, int) and isinstance(right, int) and \
-                max(left.bit_length(), 1) * abs(right) > _MAX_POWER_BITS:
+        elif (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and max(left.bit_length(), 1) * abs(right) > _MAX_POWER_BITS
+        ):
             raise SecurityError("refused to compute a power this large")
         return super().call_binop(context, operator, left, right)
 
@@ -307,8 +186,14 @@ def locale_dirs(search_paths: Iterable[Path], locale: str, fallback: str = FALLB
 _cached_environment = functools.lru_cache(maxsize=64)(_environment)
 
 
-def get_environment(search_paths: Iterable[Path], locale: str, *, fallback: str = FALLBACK_LOCALE,
-                    docx: bool = False, cached: bool = True) -> BreachSandbox:
+def get_environment(
+    search_paths: Iterable[Path],
+    locale: str,
+    *,
+    fallback: str = FALLBACK_LOCALE,
+    docx: bool = False,
+    cached: bool = True,
+) -> BreachSandbox:
     """The sandboxed environment for these search paths and locale (``docx``: Word XML flavour).
 
     ``cached``: one shared environment per search path and locale, which checks each template file
@@ -320,6 +205,7 @@ def get_environment(search_paths: Iterable[Path], locale: str, *, fallback: str 
 
 
 # ------------------------------------------------------------------------------------------ errors
+
 
 def _location(exc: BaseException) -> tuple[str | None, int | None]:
     """The innermost template frame of a rendering error: Jinja rewrites tracebacks to show them."""
@@ -340,8 +226,23 @@ def _location(exc: BaseException) -> tuple[str | None, int | None]:
 
 # Names that only a template-injection payload reaches for (Flask's globals, Jinja's helpers that this
 # environment removes): their absence is reported as a refusal, not as a typo.
-_INJECTION_NAMES = frozenset({"config", "request", "session", "g", "url_for", "get_flashed_messages",
-                              "cycler", "joiner", "lipsum", "os", "sys", "builtins", "globals"})
+_INJECTION_NAMES = frozenset(
+    {
+        "config",
+        "request",
+        "session",
+        "g",
+        "url_for",
+        "get_flashed_messages",
+        "cycler",
+        "joiner",
+        "lipsum",
+        "os",
+        "sys",
+        "builtins",
+        "globals",
+    }
+)
 _UNDEFINED_NAME = re.compile(r"'([^']+)' (?:is undefined|has no attribute '([^']+)')")
 
 

@@ -374,7 +374,7 @@ class TestLifecycle:
         assert second.status == "pending" and second.due_at.isoformat() == "2027-01-05T10:00:00+00:00"
 
     def test_procuratorate_suggestion_reply_date_is_a_clock(self, store, builtin_source, hooks):
-        """A procuratorate suggestion's reply date is its own deadline, met by the reply; it blocks closing."""
+        """A procuratorate suggestion's reply date is a deadline of its own, met by the written reply."""
         incident = open_incident(store, builtin_source, hooks)
         flow.advance(
             store,

@@ -104,8 +104,9 @@ def pdf_text(content: bytes, tmp_path: Path) -> str:
         pytest.skip("pdftotext (poppler-utils) is not installed, so PDF text cannot be checked")
     path = tmp_path / "doc.pdf"
     path.write_bytes(content)
-    return subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], check=True,
-                          capture_output=True).stdout.decode("utf-8")
+    return subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(path), "-"], check=True, capture_output=True
+    ).stdout.decode("utf-8")
 
 
 class TestRegistry:
@@ -125,10 +126,21 @@ class TestRegistry:
     @pytest.mark.parametrize("locale", ["zh-CN", "en"])
     def test_every_template_exists_in_both_locales(self, locale):
         """Each kind has a template for each of its formats in zh-CN and en."""
-        names = {"md": ["md.j2"], "html": ["html.j2"], "pdf": ["html.j2"], "sms": ["sms.j2"],
-                 "eml": ["subject.j2", "md.j2", "html.j2"], "docx": ["docx"]}
-        missing = [f"{kind}.{suffix}" for kind, spec in KINDS.items() for fmt in spec.formats
-                   for suffix in names[fmt] if not (BUILTIN / locale / f"{kind}.{suffix}").is_file()]
+        names = {
+            "md": ["md.j2"],
+            "html": ["html.j2"],
+            "pdf": ["html.j2"],
+            "sms": ["sms.j2"],
+            "eml": ["subject.j2", "md.j2", "html.j2"],
+            "docx": ["docx"],
+        }
+        missing = [
+            f"{kind}.{suffix}"
+            for kind, spec in KINDS.items()
+            for fmt in spec.formats
+            for suffix in names[fmt]
+            if not (BUILTIN / locale / f"{kind}.{suffix}").is_file()
+        ]
         assert missing == []
 
     def test_rendered_carries_hashes_and_a_safe_name(self, renderer):
@@ -179,10 +191,23 @@ class TestCustomerNotice:
     def test_pipl_items_for_this_person(self, renderer):
         """The notice names this person's categories, times, cause, measures, advice, help and contact."""
         text = text_of(renderer, "customer_notice", "md")
-        for expected in ("尊敬的张三", "银行账号", "2026年11月18日 09:40（北京时间，UTC+08:00）",
-                         "离职员工", "向公安机关报案", "保存可疑来电", "提醒家人和朋友", "不予理会",
-                         "修改受影响的账户密码", "免费提供一年", "400-800-0000", "privacy@example-tax.cn",
-                         "工作日 9:00–18:00", "N-2026-000123", "开户银行"):
+        for expected in (
+            "尊敬的张三",
+            "银行账号",
+            "2026年11月18日 09:40（北京时间，UTC+08:00）",
+            "离职员工",
+            "向公安机关报案",
+            "保存可疑来电",
+            "提醒家人和朋友",
+            "不予理会",
+            "修改受影响的账户密码",
+            "免费提供一年",
+            "400-800-0000",
+            "privacy@example-tax.cn",
+            "工作日 9:00–18:00",
+            "N-2026-000123",
+            "开户银行",
+        ):
             assert expected in text, expected
         assert "纳税信息" not in text  # an incident category that is not this person's
 
@@ -252,43 +277,58 @@ class TestEmail:
 
     def test_build_email_refuses_bad_addresses_and_naive_dates(self):
         """An address with an injected header, or a date without zone, is refused."""
-        args = {"sender": ("甲", "a@example.com"), "subject": "s", "text": "t", "html": "<p>t</p>",
-                "message_id_domain": "example.com"}
+        args = {
+            "sender": ("甲", "a@example.com"),
+            "subject": "s",
+            "text": "t",
+            "html": "<p>t</p>",
+            "message_id_domain": "example.com",
+        }
         with pytest.raises(BadInput, match="invalid email address"):
-            build_email(to=("乙", "b@example.com\nBcc: c@example.com"), date=SAMPLE["common"]["generated_at"],
-                        **args)
+            build_email(
+                to=("乙", "b@example.com\nBcc: c@example.com"), date=SAMPLE["common"]["generated_at"], **args
+            )
         with pytest.raises(BadInput, match="timezone-aware"):
             build_email(to=("乙", "b@example.com"), date=datetime(2026, 1, 1), **args)
 
     def test_subject_newlines_cannot_inject_headers(self):
         """A subject with line breaks becomes one line."""
-        message = build_email(sender=("甲", "a@example.com"), to=("乙", "b@example.com"),
-                              subject="hi\r\nBcc: x@example.com", text="t", html="h",
-                              message_id_domain="example.com", date=SAMPLE["common"]["generated_at"])
+        message = build_email(
+            sender=("甲", "a@example.com"),
+            to=("乙", "b@example.com"),
+            subject="hi\r\nBcc: x@example.com",
+            text="t",
+            html="h",
+            message_id_domain="example.com",
+            date=SAMPLE["common"]["generated_at"],
+        )
         parsed = self.parse(message.as_bytes())
         assert parsed["Bcc"] is None and parsed["Subject"] == "hi Bcc: x@example.com"
 
 
 class TestSms:
-    @pytest.mark.parametrize(("text", "expected"), [
-        ("", (0, "GSM-7")),
-        ("a" * 160, (1, "GSM-7")),
-        ("a" * 161, (2, "GSM-7")),
-        ("a" * 306, (2, "GSM-7")),
-        ("a" * 307, (3, "GSM-7")),
-        ("€" * 80, (1, "GSM-7")),
-        ("€" * 81, (2, "GSM-7")),
-        ("aa" + "€" * 152, (3, "GSM-7")),  # 306 septets, but a two-septet € never splits
-        ("aa" + "😀" * 66, (3, "UCS-2")),  # 134 units, but a surrogate pair never splits
-        ("中" * 70, (1, "UCS-2")),
-        ("中" * 71, (2, "UCS-2")),
-        ("中" * 134, (2, "UCS-2")),
-        ("中" * 135, (3, "UCS-2")),
-        ("a" * 69 + "中", (1, "UCS-2")),
-        ("a" * 159 + "中", (3, "UCS-2")),
-        ("😀" * 35, (1, "UCS-2")),
-        ("😀" * 36, (2, "UCS-2")),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("", (0, "GSM-7")),
+            ("a" * 160, (1, "GSM-7")),
+            ("a" * 161, (2, "GSM-7")),
+            ("a" * 306, (2, "GSM-7")),
+            ("a" * 307, (3, "GSM-7")),
+            ("€" * 80, (1, "GSM-7")),
+            ("€" * 81, (2, "GSM-7")),
+            ("aa" + "€" * 152, (3, "GSM-7")),  # 306 septets, but a two-septet € never splits
+            ("aa" + "😀" * 66, (3, "UCS-2")),  # 134 units, but a surrogate pair never splits
+            ("中" * 70, (1, "UCS-2")),
+            ("中" * 71, (2, "UCS-2")),
+            ("中" * 134, (2, "UCS-2")),
+            ("中" * 135, (3, "UCS-2")),
+            ("a" * 69 + "中", (1, "UCS-2")),
+            ("a" * 159 + "中", (3, "UCS-2")),
+            ("😀" * 35, (1, "UCS-2")),
+            ("😀" * 36, (2, "UCS-2")),
+        ],
+    )
     def test_segment_boundaries(self, text, expected):
         """GSM-7 holds 160/153, UCS-2 70/67, two-unit characters never split."""
         assert sms_segments(text) == expected
@@ -304,19 +344,33 @@ class TestFormalDocuments:
     def test_initial_report_items_and_to_follow(self, renderer):
         """The initial report has items (1)–(8), 文号, the date in full, a seal line, 待补报 for unknowns."""
         text = text_of(renderer, "regulator_initial_report", "html")
-        for expected in ("一、单位名称及涉事系统基本情况", "八、其他需要报告的事项", "示例财税〔2026〕3号",
-                         "2026年11月20日", "（盖章）", "负责人（签字）", "8,000人"):
+        for expected in (
+            "一、单位名称及涉事系统基本情况",
+            "八、其他需要报告的事项",
+            "示例财税〔2026〕3号",
+            "2026年11月20日",
+            "（盖章）",
+            "负责人（签字）",
+            "8,000人",
+        ):
             assert expected in text, expected
         section_three = text.split("三、事态发展趋势")[1].split("四、")[0]
         assert "待补报" in section_three and "None" not in text
 
     def test_word_document_holds_the_chinese_text(self, renderer):
         """python-docx reads the rendered Word report, drill header and table included."""
-        content = renderer.render("regulator_supplementary_report", "docx",
-                                  context("regulator_supplementary_report")).content
+        content = renderer.render(
+            "regulator_supplementary_report", "docx", context("regulator_supplementary_report")
+        ).content
         text = docx_text(content)
-        for expected in ("网络安全事件补充报告", "（第1次补充报告）", "已确认系离职员工", "数据是否已被转卖",
-                         "演练 DRILL", "示例财税咨询有限公司"):
+        for expected in (
+            "网络安全事件补充报告",
+            "（第1次补充报告）",
+            "已确认系离职员工",
+            "数据是否已被转卖",
+            "演练 DRILL",
+            "示例财税咨询有限公司",
+        ):
             assert expected in text, expected
 
     def test_word_matches_docxtpl(self, renderer):
@@ -341,8 +395,9 @@ class TestFormalDocuments:
         for expected in ("网络安全事件报告", "示例财税咨询有限公司", "演练", "待补报"):
             assert expected in text, expected
 
-    @pytest.mark.parametrize("kind", ["regulator_summary_report", "remediation_report",
-                                      "disciplinary_decision"])
+    @pytest.mark.parametrize(
+        "kind", ["regulator_summary_report", "remediation_report", "disciplinary_decision"]
+    )
     def test_each_formal_kind_in_english(self, renderer, kind):
         """Every formal kind renders in English too, with its drill mark."""
         text = docx_text(renderer.render(kind, "docx", context(kind), locale="en").content)
@@ -351,8 +406,13 @@ class TestFormalDocuments:
     def test_disciplinary_decision(self, renderer):
         """The decision states the finding, the sanction, the appeal deadline and the issuing body."""
         text = text_of(renderer, "disciplinary_decision", "html")
-        for expected in ("关于给予孙七记过处分的决定", "直接责任", "15日内", "2026年12月5日",
-                         "公司管理委员会"):
+        for expected in (
+            "关于给予孙七记过处分的决定",
+            "直接责任",
+            "15日内",
+            "2026年12月5日",
+            "公司管理委员会",
+        ):
             assert expected in text, expected
         assert "经济赔偿" not in text
 
@@ -376,8 +436,12 @@ class TestWordTemplates:
         spec = importlib.util.spec_from_file_location("build_docx_templates", script)
         builder = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(builder)
-        stale = [f"{locale}/{kind}.docx" for locale in builder.FONTS for kind in builder.KINDS
-                 if builder.build(locale, kind) != (BUILTIN / locale / f"{kind}.docx").read_bytes()]
+        stale = [
+            f"{locale}/{kind}.docx"
+            for locale in builder.FONTS
+            for kind in builder.KINDS
+            if builder.build(locale, kind) != (BUILTIN / locale / f"{kind}.docx").read_bytes()
+        ]
         assert stale == [], "run templates/build_docx_templates.py and commit the .docx files"
 
     def test_injection_in_a_workspace_word_template_names_the_paragraph(self, tmp_path):
@@ -389,8 +453,10 @@ class TestWordTemplates:
         folder.mkdir(parents=True)
         document.save(folder / "internal_bulletin.docx")
         renderer = DocumentRenderer([tmp_path / "templates", BUILTIN])
-        expected = (r"template internal_bulletin\.docx word/document\.xml paragraph 2: "
-                    r"refused unsafe expression")
+        expected = (
+            r"template internal_bulletin\.docx word/document\.xml paragraph 2: "
+            r"refused unsafe expression"
+        )
         with pytest.raises(BadInput, match=expected):
             renderer.render("internal_bulletin", "docx", context("internal_bulletin"))
 
@@ -406,9 +472,10 @@ class TestHostileData:
         """HTML and the email's HTML part escape markup; the plain part keeps it literal."""
         html = renderer.render("customer_notice", "html", hostile("customer_notice")).content.decode()
         assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; {{ 7*7 }}" in html and "<script>" not in html
-        message = email.message_from_bytes(renderer.render("customer_notice", "eml",
-                                                           hostile("customer_notice")).content,
-                                           policy=email.policy.default)
+        message = email.message_from_bytes(
+            renderer.render("customer_notice", "eml", hostile("customer_notice")).content,
+            policy=email.policy.default,
+        )
         assert "<script>" not in message.get_body(("html",)).get_content()
         assert "<script>alert(1)</script>" in message.get_body(("plain",)).get_content()
         assert "<script>" in str(message["From"].addresses[0].display_name)
@@ -442,7 +509,8 @@ class TestWorkspaceOverride:
         folder.mkdir(parents=True)
         (folder / "customer_notice.md.j2").write_text("本所定制：{{ person.name }}", encoding="utf-8")
         rendered = DocumentRenderer([tmp_path / "templates", BUILTIN]).render(
-            "customer_notice", "md", context("customer_notice"))
+            "customer_notice", "md", context("customer_notice")
+        )
         assert rendered.content.decode() == "本所定制：张三"
         source = (folder / "customer_notice.md.j2").read_bytes()
         assert rendered.template_sha256 == hashlib.sha256(source).hexdigest()
@@ -452,8 +520,11 @@ class TestWorkspaceOverride:
         folder = tmp_path / "templates" / "zh-CN"
         folder.mkdir(parents=True)
         (folder / "_formal.html.j2").write_text("定制版式{% block content %}{% endblock %}", encoding="utf-8")
-        html = DocumentRenderer([tmp_path / "templates", BUILTIN]).render(
-            "internal_bulletin", "html", context("internal_bulletin")).content.decode()
+        html = (
+            DocumentRenderer([tmp_path / "templates", BUILTIN])
+            .render("internal_bulletin", "html", context("internal_bulletin"))
+            .content.decode()
+        )
         assert html.startswith("定制版式")
 
 
@@ -482,14 +553,17 @@ class TestFiles:
         with pytest.raises(BadInput):
             write_private(tmp_path, name, b"x")
 
-    @pytest.mark.parametrize(("parts", "expected"), [
-        (("../../x",), "x.md"),
-        (("a/b",), "a_b.md"),
-        (("a\x00b",), "a_b.md"),
-        (("张三", "P-1"), "张三_P-1.md"),
-        (("..",), "document.md"),
-        (("CON",), "_CON.md"),
-    ])
+    @pytest.mark.parametrize(
+        ("parts", "expected"),
+        [
+            (("../../x",), "x.md"),
+            (("a/b",), "a_b.md"),
+            (("a\x00b",), "a_b.md"),
+            (("张三", "P-1"), "张三_P-1.md"),
+            (("..",), "document.md"),
+            (("CON",), "_CON.md"),
+        ],
+    )
     def test_safe_filename(self, parts, expected):
         """Separators, '..' and control characters go; Chinese names stay readable."""
         assert safe_filename(*parts, ext="md") == expected

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import REPO
+from sqlalchemy import text
 from sqlmodel import select
 
 from engine import flow
@@ -91,6 +92,36 @@ class TestPurge:
             assert not list(s.exec(select(Event).where(Event.incident_id == incident_id)))
             tomb = s.exec(select(WorkspaceLog).where(WorkspaceLog.kind == "purged")).one()
             assert tomb.incident_id == incident_id and head in tomb.detail and verify_log(s) is None
+
+    def test_purge_clears_recipients_too(self, store, builtin_source):
+        """An incident with imported recipients is purged whole: people rows go with it."""
+        from engine.people import import_people
+
+        opened = flow.open_incident(
+            store,
+            source=builtin_source,
+            title="t",
+            actor="a",
+            zone=ZONE,
+            discovered_at=datetime.now(UTC) - timedelta(hours=1),
+        )
+        import_people(
+            store,
+            opened.id,
+            REPO / "tests" / "data" / "people" / "agency.csv",
+            actor="a",
+            locales=("zh-CN", "en"),
+            default_locale="zh-CN",
+        )
+        for tasks, trigger in PHASES:
+            for task in tasks:
+                flow.complete_task(store, opened.id, task, actor="a")
+            flow.advance(store, opened.id, trigger, actor="a", zone=ZONE)
+        later = datetime.now(UTC) + timedelta(days=3 * 366)
+        purge_incident(store, opened.id, actor="dpo", reason="retention over", retention=RULE, now=later)
+        with store.read() as s:
+            assert s.get(Incident, opened.id) is None
+            assert s.execute(text("SELECT COUNT(*) FROM person")).scalar() == 0
 
 
 class TestBundle:

@@ -65,10 +65,13 @@ class TestFilters:
     def test_datetime_local_names_the_zone(self):
         """A time is shown in the zone asked for, with the zone and offset."""
         moment = datetime(2026, 11, 20, 6, 30, tzinfo=UTC)
-        assert datetime_local(moment, "Asia/Shanghai", "zh-CN") == \
-            "2026年11月20日 14:30（北京时间，UTC+08:00）"
-        assert datetime_local(moment, "Europe/London", "en") == \
-            "20 November 2026, 06:30 (Europe/London, UTC+00:00)"
+        assert (
+            datetime_local(moment, "Asia/Shanghai", "zh-CN") == "2026年11月20日 14:30（北京时间，UTC+08:00）"
+        )
+        assert (
+            datetime_local(moment, "Europe/London", "en")
+            == "20 November 2026, 06:30 (Europe/London, UTC+00:00)"
+        )
 
     def test_naive_datetime_is_refused(self):
         """A time without a zone is refused rather than guessed."""
@@ -258,6 +261,7 @@ class TestContextsFile:
 
     def test_every_variable_has_type_and_description(self):
         """Each declared variable, field and list item says its type, and variables say what they are."""
+
         def walk(name, spec, needs_description=True):
             assert spec.get("type") in {"str", "int", "bool", "date", "datetime", "list", "object"}, name
             if needs_description:

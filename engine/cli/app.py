@@ -15,6 +15,8 @@ from engine.cli import (
     clock_cmd,
     deadlines_cmd,
     incident_cmd,
+    notices_cmd,
+    people_cmd,
     playbook_cmd,
     records_cmd,
     setup_cmd,
@@ -70,6 +72,8 @@ records_cmd.register(app)
 audit_cmd.register(app)
 clock_cmd.register(app)
 deadlines_cmd.register(app)
+people_cmd.register(app)
+notices_cmd.register(app)
 
 
 def run() -> None:

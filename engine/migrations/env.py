@@ -5,6 +5,7 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 # Importing the model modules registers every table on SQLModel.metadata.
+import engine.delivery  # (person, notice_content, document, delivery)
 import engine.store
 import engine.worklog  # noqa: F401
 

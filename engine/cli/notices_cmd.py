@@ -1,0 +1,267 @@
+"""``breach notices content|render|send|status`` and ``breach templates list|check``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli.context import Ctx, emit_json
+from engine.errors import BadInput, CheckFailed
+
+__all__ = ["progress_reporter", "register"]
+
+notices_app = typer.Typer(help="Per-person notices: content, render, send, status.", no_args_is_help=True)
+templates_app = typer.Typer(help="Document templates: which are in force, and a check.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Folder for the files (default out/<ID>/).")]
+Hooks = tuple[Callable[[int], None] | None, Callable[[int], None] | None]
+
+
+@contextmanager
+def progress_reporter(label: str, quiet: bool) -> Iterator[Hooks]:
+    """A Rich progress bar on stderr (count, rate, ETA); nothing when ``quiet`` or stderr is no terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield None, None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(label, total=None, rate="")
+
+        def total(count: int) -> None:
+            bar.update(task, total=count)
+
+        def advance(count: int) -> None:
+            bar.advance(task, count)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
+
+        yield total, advance
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """``--format md,eml --format sms`` as ``[md, eml, sms]``."""
+    parts = [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+    return parts or None
+
+
+@notices_app.command("content")
+def content_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    file: Annotated[
+        Path | None, typer.Argument(help="YAML or JSON; without it, print the current content.")
+    ] = None,
+    actor: AsOpt = None,
+) -> None:
+    """Set what the notices state (cause, harm, measures, remedies, contact page), until the first render."""
+    import yaml
+
+    from engine.contexts import NoticeContent
+    from engine.document_store import CONTENT, set_content
+    from engine.flow import _load
+
+    c: Ctx = ctx.obj
+    store = c.store()
+    if file is None:
+        from sqlalchemy import select
+
+        with store.read() as session:
+            _load(session, incident_id)
+            row = (
+                session.execute(select(CONTENT).where(CONTENT.c.incident_id == incident_id))
+                .mappings()
+                .first()
+            )
+        emit_json(
+            {
+                "incident": incident_id,
+                "content": dict(row["content"]) if row else {},
+                "sha256": row["content_sha256"] if row else None,
+                "frozen_at": c.fmt_time(row["generated_at"]) or None if row else None,
+            }
+        )
+        return
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BadInput(f"cannot read {file}: {exc}") from None
+    digest = set_content(store, incident_id, NoticeContent.parse(raw, str(file)), actor=c.actor(actor))
+    print(f"{incident_id}: notice content set (sha256 {digest[:16]}…); it is frozen by the first render")
+
+
+@notices_app.command("render")
+def render_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="md, html, eml or sms (repeatable); default: what each channel needs."),
+    ] = None,
+    kinds: Annotated[
+        list[str] | None, typer.Option("--kind", help="customer_notice or client_notice (default: both).")
+    ] = None,
+    out: OutOpt = None,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render every recipient's notice from the database; run again after an interruption to resume."""
+    from engine.notices import render_notices
+
+    c: Ctx = ctx.obj
+    store = c.store()
+    with progress_reporter("rendering", as_json) as (on_total, on_advance):
+        report = render_notices(
+            store,
+            c.workspace,
+            incident_id,
+            actor=c.actor(actor),
+            kinds=_split(kinds),
+            formats=_split(formats),
+            out_dir=out,
+            on_total=on_total,
+            on_advance=on_advance,
+        )
+    if as_json:
+        emit_json(report.to_json())
+        return
+    done = ", ".join(f"{k} {n}" for k, n in report.rendered.items()) or "nothing new"
+    kept = sum(report.already.values())
+    print(f"{incident_id}: rendered {done}; {kept} already rendered; files in {report.out_dir}")
+    for label, count in report.template_changed.items():
+        print(f"note: {count} {label} documents were rendered earlier with other templates", file=sys.stderr)
+
+
+@notices_app.command("send")
+def send_cmd(
+    ctx: typer.Context, incident_id: str, out: OutOpt = None, actor: AsOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Email each recipient whose channel is email, exactly once; in a drill, only the drill mailbox."""
+    from engine.mailing import send_notices
+
+    c: Ctx = ctx.obj
+    store = c.store()
+    with progress_reporter("sending", as_json) as (on_total, on_advance):
+        report = send_notices(
+            store,
+            c.workspace,
+            incident_id,
+            actor=c.actor(actor),
+            hooks=c.hooks(),
+            out_dir=out,
+            on_total=on_total,
+            on_advance=on_advance,
+        )
+    s = report.sent
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        drill = " (drill)" if report.drill else ""
+        print(
+            f"{incident_id}{drill}: {s.sent} sent, {s.drill_skipped} drill-skipped, {len(s.failed)} failed, "
+            f"{len(s.retrying)} to retry, {len(s.held)} held in doubt"
+        )
+        for task, outcome in report.tasks.items():
+            print(f"task {task}: {outcome}")
+        for line in s.failed:
+            print(f"failed: {line}", file=sys.stderr)
+    if not report.complete:
+        pending = sum(n for counts in report.status.values() for st, n in counts.items() if st != "sent")
+        raise CheckFailed(
+            f"{pending} deliveries not sent yet (failed, retrying, in doubt or busy): "
+            f"see 'breach notices status {incident_id}', run 'breach notices send {incident_id}' again"
+        )
+
+
+@notices_app.command("status")
+def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> None:
+    """Documents rendered and deliveries by status; each failed delivery with its reason."""
+    from sqlalchemy import func, select
+
+    from engine.delivery import DELIVERY
+    from engine.document_store import DOCUMENT
+    from engine.mailing import delivery_status
+    from engine.people import PERSON
+
+    c: Ctx = ctx.obj
+    store = c.store()
+    deliveries = delivery_status(store, incident_id)
+    d, x, p = DOCUMENT.c, DELIVERY.c, PERSON.c
+    with store.read() as session:
+        docs = session.execute(
+            select(d.kind, d.fmt, func.count()).where(d.incident_id == incident_id).group_by(d.kind, d.fmt)
+        ).all()
+        problems = session.execute(
+            select(p.customer_id, x.status, x.last_error)
+            .join(PERSON, p.id == x.person_id)
+            .where(x.incident_id == incident_id, x.status.in_(("failed", "in_doubt", "pending")))
+            .order_by(x.id)
+        ).all()
+    result: dict[str, Any] = {
+        "incident": incident_id,
+        "documents": {f"{k}/{f}": int(n) for k, f, n in docs},
+        "deliveries": deliveries,
+        "problems": [{"customer_id": cid, "status": st, "reason": err} for cid, st, err in problems],
+    }
+    if as_json:
+        emit_json(result)
+        return
+    for label, count in result["documents"].items():
+        print(f"document {label}: {count}")
+    for kind, counts in deliveries.items():
+        print(f"delivery {kind}: " + ", ".join(f"{st} {n}" for st, n in sorted(counts.items())))
+    for item in result["problems"]:
+        print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+
+
+@templates_app.command("list")
+def templates_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Every template file in force per kind and locale, and whether it is the workspace's or built-in."""
+    from engine.templating import templates_in_force
+
+    c: Ctx = ctx.obj
+    rows = templates_in_force(c.workspace.search_path("templates"))
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        formats = ",".join(r["formats"])
+        print(f"{r['kind']:<32} {r['locale']:<6} {formats:<14} {r['file']:<40} {r['source']}")
+
+
+@templates_app.command("check")
+def templates_check(ctx: typer.Context) -> None:
+    """Check every template against its documented context; each problem as file:line."""
+    from engine.templating import check_templates
+
+    c: Ctx = ctx.obj
+    paths = c.workspace.search_path("templates")
+    problems = check_templates(paths)
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise BadInput(f"{len(problems)} problem(s) in the templates; see the lines above")
+    count = sum(
+        1 for root in paths if root.is_dir() for f in root.glob("*/*") if f.suffix in (".j2", ".docx")
+    )
+    print(f"templates ok ({count} files checked)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``breach notices`` and ``breach templates`` to the application."""
+    app.add_typer(notices_app, name="notices")
+    app.add_typer(templates_app, name="templates")

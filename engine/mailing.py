@@ -1,0 +1,267 @@
+"""A mailing: sending an incident's notices to everyone whose channel is email, start to finish.
+
+``send_notices`` renders the missing ``.eml`` notices (resumable, see :mod:`engine.notices`), creates
+one delivery per recipient, sends them (see :mod:`engine.delivery`), and when every recipient reachable
+by email has theirs, completes the playbook task the notices fulfil (``notify_individuals``,
+``notify_client_companies``) through the flow, so the deadline hook marks the deadline met in the
+same transaction. Each run leaves one audit event with counts, never names or addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import String, func, literal, select
+from sqlmodel import Session
+
+from engine.audit import append_event
+from engine.channels import SmtpSettings
+from engine.delivery import DELIVERY, DONE, TASKS, Sender, SendReport
+from engine.document_store import DOCUMENT, insert_ignore
+from engine.errors import BadInput, Conflict, NotAllowed
+from engine.flow import Hooks, _load, complete_task, flush_or_conflict
+from engine.mailer import Mailer, smtp_password
+from engine.notices import AUDIENCE, RenderReport, notice_settings, render_notices
+from engine.people import PERSON
+from engine.store import Store, Task, UTCDateTime, utcnow
+from engine.workspace import Workspace
+
+__all__ = ["MailingReport", "delivery_status", "enqueue", "send_notices", "smtp_settings"]
+
+
+def smtp_settings(workspace: Workspace) -> SmtpSettings:
+    """The ``[smtp]`` table (shared with the escalation channel), checked.
+
+    :raises BadInput: naming the key and the problem.
+    """
+    try:
+        return SmtpSettings.model_validate(workspace.settings.get("smtp", {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise BadInput(f"settings.toml [smtp] {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+@dataclass
+class MailingReport:
+    """What ``breach notices send`` did."""
+
+    incident_id: str
+    drill: bool
+    rendered: RenderReport
+    enqueued: int = 0
+    sent: SendReport = field(default_factory=SendReport)
+    status: dict[str, dict[str, int]] = field(default_factory=dict)
+    tasks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Every email delivery of the incident is sent (or, in a drill, deliberately skipped)."""
+        return all(set(counts) <= set(DONE) for counts in self.status.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape ``breach notices send --json`` prints."""
+        s = self.sent
+        return {
+            "incident": self.incident_id,
+            "drill": self.drill,
+            "rendered": self.rendered.rendered,
+            "enqueued": self.enqueued,
+            "sent": s.sent,
+            "drill_skipped": s.drill_skipped,
+            "resent_in_doubt": s.resent_in_doubt,
+            "held_in_doubt": s.held,
+            "retrying": s.retrying,
+            "failed": s.failed,
+            "busy_elsewhere": s.busy,
+            "deliveries": self.status,
+            "tasks": self.tasks,
+            "complete": self.complete,
+        }
+
+
+def delivery_status(store: Store, incident_id: str) -> dict[str, dict[str, int]]:
+    """Deliveries of the incident per notice kind and status."""
+    c = DELIVERY.c
+    found: dict[str, dict[str, int]] = {}
+    with store.read() as session:
+        _load(session, incident_id)
+        for kind, status, count in session.execute(
+            select(c.kind, c.status, func.count())
+            .where(c.incident_id == incident_id)
+            .group_by(c.kind, c.status)
+        ):
+            found.setdefault(kind, {})[status] = int(count)
+    return found
+
+
+def enqueue(session: Session, incident_id: str, *, drill: bool, drill_recipient: str, now: datetime) -> int:
+    """Create the missing deliveries of the incident's email notices; return how many are new."""
+    d, p = DOCUMENT.c, PERSON.c
+    skipped = drill and not drill_recipient
+    rows = (
+        select(
+            d.incident_id,
+            d.person_id,
+            d.id,
+            d.kind,
+            literal("email", String()),
+            d.message_id,
+            literal("drill_skipped" if skipped else "pending", String()),
+            literal(0),
+            literal(False),
+            literal(now, UTCDateTime()),
+            literal(now, UTCDateTime()),
+            literal("drill without [notices] drill_recipient: not sent" if skipped else None, String()),
+        )
+        .join(PERSON, p.id == d.person_id)
+        .where(
+            d.incident_id == incident_id,
+            d.fmt == "eml",
+            d.message_id.is_not(None),
+            p.channel == "email",
+            d.kind.in_(list(TASKS)),
+        )
+    )
+    columns = [
+        "incident_id",
+        "person_id",
+        "document_id",
+        "kind",
+        "channel",
+        "message_id",
+        "status",
+        "attempts",
+        "in_doubt",
+        "next_attempt_at",
+        "created_at",
+        "last_error",
+    ]
+    # RETURNING counts what was inserted on both databases (psycopg reports no rowcount here).
+    statement = insert_ignore(session, DELIVERY).from_select(columns, rows).returning(DELIVERY.c.id)
+    return len(session.execute(statement).all())
+
+
+def send_notices(
+    store: Store,
+    workspace: Workspace,
+    incident_id: str,
+    *,
+    actor: str,
+    hooks: Hooks,
+    out_dir: Path | None = None,
+    on_total: Callable[[int], None] | None = None,
+    on_advance: Callable[[int], None] | None = None,
+) -> MailingReport:
+    """Render, enqueue and send the incident's email notices; complete the tasks they fulfil."""
+    settings = notice_settings(workspace.settings)
+    smtp = smtp_settings(workspace)
+    mailer = Mailer(smtp, smtp_password(smtp))
+    if mailer.budget_seconds >= settings.lease_seconds:
+        raise BadInput(
+            f"settings.toml [notices] lease_seconds = {settings.lease_seconds:g} is not longer than "
+            f"one send may take ({mailer.budget_seconds:g} s): raise it or lower [smtp] timeout_seconds"
+        )
+    rendered = render_notices(store, workspace, incident_id, actor=actor, out_dir=out_dir, channel="email")
+    with store.write() as session:
+        drill = bool(_load(session, incident_id).drill)
+        enqueued = enqueue(
+            session,
+            incident_id,
+            drill=drill,
+            drill_recipient=settings.drill_recipient,
+            now=store.db_now(session),
+        )
+    report = MailingReport(incident_id, drill, rendered, enqueued)
+    report.sent.drill_skipped = enqueued if drill and not settings.drill_recipient else 0
+    if on_total:
+        c = DELIVERY.c
+        with store.read() as session:
+            on_total(
+                int(
+                    session.execute(
+                        select(func.count()).where(
+                            c.incident_id == incident_id, c.status.in_(("pending", "sending"))
+                        )
+                    ).scalar_one()
+                )
+            )
+    sender = Sender(
+        store, settings, mailer, envelope_sender=settings.envelope_sender or smtp.sender, drill=drill
+    )
+    sender.run(incident_id, report.sent, on_advance)
+    report.status = delivery_status(store, incident_id)
+    _complete_tasks(store, incident_id, actor, hooks, report)
+    s = report.sent
+    if enqueued or s.sent or s.failed or s.held or s.retrying:
+        _audit(store, incident_id, actor, report)
+    return report
+
+
+def _complete_tasks(store: Store, incident_id: str, actor: str, hooks: Hooks, report: MailingReport) -> None:
+    """Complete each notice kind's task once everyone of its audience with channel email has it."""
+    p, c = PERSON.c, DELIVERY.c
+    for kind, task in TASKS.items():
+        with store.read() as session:
+            audience = session.execute(
+                select(func.count()).where(
+                    p.incident_id == incident_id, p.type == AUDIENCE[kind], p.channel == "email"
+                )
+            ).scalar_one()
+            done = session.execute(
+                select(func.count()).where(c.incident_id == incident_id, c.kind == kind, c.status.in_(DONE))
+            ).scalar_one()
+            status = session.execute(
+                select(Task.status).where(  # type: ignore[call-overload]
+                    Task.incident_id == incident_id, Task.key == task
+                )
+            ).scalar_one_or_none()
+        if not audience or done < audience:
+            continue
+        if status != "open":
+            report.tasks[task] = "done already" if status == "done" else "not open in the current phase"
+            continue
+        note = f"email notices delivered to all {audience} recipients (breach notices send)"
+        try:
+            complete_task(store, incident_id, task, actor=actor, note=note, hooks=hooks)
+            report.tasks[task] = "completed"
+        except NotAllowed as exc:  # completed by someone else meanwhile
+            report.tasks[task] = str(exc)
+
+
+def _audit(store: Store, incident_id: str, actor: str, report: MailingReport) -> None:
+    """One event per run with its counts (customer ids, names and addresses stay out of the trail)."""
+    s = report.sent
+    inputs = {
+        "enqueued": report.enqueued,
+        "sent": s.sent,
+        "failed": len(s.failed),
+        "retrying": len(s.retrying),
+        "held_in_doubt": len(s.held),
+        "resent_in_doubt": s.resent_in_doubt,
+        "drill": report.drill,
+        "drill_skipped": s.drill_skipped,
+    }
+    for _attempt in range(5):
+        try:
+            with store.write() as session, session.no_autoflush:
+                incident = _load(session, incident_id)
+                append_event(
+                    session,
+                    incident,
+                    kind="notices_sent",
+                    actor=actor,
+                    at=utcnow(),
+                    from_state=incident.state,
+                    to_state=incident.state,
+                    inputs=inputs,
+                )
+                flush_or_conflict(session, incident_id)
+            return
+        except Conflict:
+            continue
+    raise Conflict(f"{incident_id} kept changing; the deliveries are recorded, the audit event is not")
