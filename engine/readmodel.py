@@ -81,8 +81,12 @@ class Reader:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def incident(self, incident_id: str) -> dict[str, Any]:
-        """One incident with its tasks and events, ready for display."""
+    def incident(self, incident_id: str, *, every_document: bool = True) -> dict[str, Any]:
+        """One incident with its tasks, events, clocks and documents, ready for display.
+
+        With ``every_document=False`` only documents not addressed to one person are listed; the
+        per-person notices (there may be 100,000) are counted per kind and format instead.
+        """
         found = self.rows("SELECT * FROM incident WHERE id = ?", (incident_id,))
         if not found:
             raise NotFound(f"no incident {incident_id!r} (breach incident list shows them)")
@@ -113,11 +117,22 @@ class Reader:
         for ev in row["events"]:
             ev["at"], ev["inputs"] = _time(ev["at"]), _json(ev["inputs"])
         row["deadlines"] = self._optional("deadlines", incident_id)
-        row["documents"] = self._optional("documents", incident_id)
+        row["documents"] = self._optional("documents", incident_id, every_document=every_document)
+        row["document_counts"] = self._document_counts(incident_id)
         row["refusals"] = self._optional("refusals", incident_id)
         return row
 
-    def _optional(self, what: str, incident_id: str) -> list[dict[str, Any]]:
+    def _document_counts(self, incident_id: str) -> list[dict[str, Any]]:
+        """How many documents of each kind and format the incident has."""
+        if not self._has_table("document"):
+            return []
+        return self.rows(
+            "SELECT kind, fmt, COUNT(*) AS n FROM document WHERE incident_id = ? GROUP BY kind, fmt "
+            "ORDER BY kind, fmt",
+            (incident_id,),
+        )
+
+    def _optional(self, what: str, incident_id: str, *, every_document: bool = True) -> list[dict[str, Any]]:
         """Rows of tables later features add; an empty list when the table does not exist yet."""
         if what == "deadlines" and self._has_table("deadline"):
             rows = self.rows(
@@ -141,7 +156,10 @@ class Reader:
                 r["at"] = _time(r["at"])
             return rows
         if what == "documents" and self._has_table("document"):
-            rows = self.rows("SELECT * FROM document WHERE incident_id = ? ORDER BY id", (incident_id,))
+            only = "" if every_document else " AND person_ref IS NULL"
+            rows = self.rows(
+                f"SELECT * FROM document WHERE incident_id = ?{only} ORDER BY id", (incident_id,)
+            )
             for r in rows:
                 r["created_at"] = _time(r.get("created_at"))
             return rows

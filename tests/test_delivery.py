@@ -15,7 +15,10 @@ import time
 from collections import Counter
 
 import pytest
+from conftest import BREACH
 from sqlalchemy import select
+from test_notices import workspace
+from test_people import DATA, do_import, open_incident
 
 from engine import flow
 from engine.delivery import DELIVERY
@@ -23,9 +26,6 @@ from engine.document_store import DOCUMENT
 from engine.mailing import send_notices
 from engine.store import Deadline, Task
 from engine.wiring import hooks_for
-from tests.conftest import BREACH
-from tests.test_notices import workspace
-from tests.test_people import DATA, do_import, open_incident
 
 
 def free_port() -> int:

@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import BREACH
 from sqlalchemy import delete, select
+from test_people import DATA, do_import, open_incident
 
 from engine.contexts import NoticeContent
 from engine.document_store import DOCUMENT, set_content
@@ -23,8 +25,6 @@ from engine.notices import clean_temporaries, render_notices
 from engine.people import PERSON
 from engine.templating import context_problems
 from engine.workspace import Workspace
-from tests.conftest import BREACH
-from tests.test_people import DATA, do_import, open_incident
 
 FIRM = """
 [firm]

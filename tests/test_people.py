@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import assert_one_line_error
 from sqlalchemy import func, select, text
 
 from engine import flow
 from engine.errors import BadInput
 from engine.people import PERSON, ImportRejected, import_people
 from engine.store import Event
-from tests.conftest import assert_one_line_error
 
 DATA = Path(__file__).parent / "data" / "people"
 LOCALES = ("zh-CN", "en")

@@ -36,7 +36,8 @@ def _fast_show(argv: list[str]) -> bool:
     try:
         reader = c.reader()
         try:
-            row = reader.incident(rest[2])
+            # The human view counts per-person notices instead of listing each of them.
+            row = reader.incident(rest[2], every_document=bool(rest[3:]))
         finally:
             reader.close()
         if rest[3:]:

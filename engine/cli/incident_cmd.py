@@ -130,7 +130,7 @@ def show_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
 
     c: Ctx = ctx.obj
     reader = c.reader()
-    row = reader.incident(incident_id)
+    row = reader.incident(incident_id, every_document=as_json)
     reader.close()
     if as_json:
         emit_json(incident_json(c, row))

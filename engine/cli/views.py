@@ -55,6 +55,9 @@ def incident_json(c: Ctx, row: dict[str, Any]) -> dict[str, Any]:
             for t in row["tasks"]
         ],
         "deadlines": [_deadline_json(c, d) for d in row["deadlines"]],
+        "document_counts": [
+            {"kind": d["kind"], "format": d["fmt"], "count": d["n"]} for d in row.get("document_counts", [])
+        ],
         "documents": [
             {
                 "kind": d["kind"],
@@ -192,4 +195,10 @@ def print_incident(c: Ctx, row: dict[str, Any]) -> None:
     print_timeline(c, row)
     for r in row.get("refusals", []):
         console.print(f"[yellow]refused:[/yellow] {c.fmt_short(r['at'])} {r['actor']}: {r['detail']}")
+    if row.get("document_counts"):
+        counts = ", ".join(f"{d['kind']} {d['fmt']} ×{d['n']}" for d in row["document_counts"])
+        console.print(f"documents: {counts}")
+        for d in row["documents"]:
+            if not d.get("person_ref"):
+                console.print(f"  {d['kind']} ({d['fmt']}): {d['path']}", markup=False)
     console.print(f"next: breach incident triggers {row['id']}")
