@@ -80,6 +80,8 @@ KINDS: dict[str, DocumentKind] = {
         DocumentKind("internal_bulletin", _FORMAL, ("incident.id",)),
         DocumentKind("disciplinary_decision", _FORMAL, ("incident.id", "employee.name")),
         DocumentKind("remediation_report", _FORMAL, ("incident.id",)),
+        # HTML and PDF through the formal layout; no Word template (build_docx_templates.py lists its kinds).
+        DocumentKind("assessment_report", ("md", "html", "pdf"), ("incident.id",)),
     )
 }
 

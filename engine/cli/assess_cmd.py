@@ -116,6 +116,29 @@ def print_assessment(result: dict[str, Any]) -> None:
     console.print("\nFacts and legal figures only; not legal advice.")
 
 
+_REPORT_FORMATS = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+
+
+def _report_format(path: Path) -> str:
+    """The assessment report's format from the file's extension; another extension is bad input."""
+    fmt = _REPORT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BadInput(
+            f"--report {path.name}: unknown extension {path.suffix or '(none)'!r}; use .md, .html or .pdf"
+        )
+    return fmt
+
+
+def _firm_or_none(c: Ctx) -> dict[str, Any] | None:
+    """The workspace's [firm] settings for the report's header, or None while they are incomplete."""
+    from engine.contexts import firm_settings
+
+    try:
+        return firm_settings(c.workspace.settings).model_dump()
+    except BadInput:
+        return None
+
+
 def register(app: typer.Typer) -> None:
     """Add ``breach assess`` to ``app`` (``incident facts`` registers on the incident group)."""
 
@@ -130,35 +153,49 @@ def register(app: typer.Typer) -> None:
         report: Annotated[
             Path | None,
             typer.Option(
-                "--report", help="Also write the zh-CN assessment report (Markdown) to this file (mode 0600)."
+                "--report",
+                help="Also write the zh-CN assessment report to this file (mode 0600); "
+                "the extension picks the format: .md, .html or .pdf.",
             ),
         ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Grade a leak and evaluate the reporting clock and criminal thresholds, with the arithmetic."""
         from engine.assess import assess
-        from engine.assessment_report import render_assessment_markdown
         from engine.facts import merge_facts
         from engine.wiring import legal_for
 
         c: Ctx = ctx.obj
         if (incident_id is None) == (facts_file is None and not pairs):
             raise BadInput("give an incident id, or --facts FILE / --set KEY=VALUE for a what-if (not both)")
+        fmt = None if report is None else _report_format(report)
         base: dict[str, Any] = {}
         title = None
+        drill = False
         if incident_id is not None:
             reader = c.reader()
             row = reader.incident(incident_id)
             reader.close()
-            base, title = row["facts"], row["title"]
+            base, title, drill = row["facts"], row["title"], bool(row["drill"])
         facts = merge_facts(base, collect_facts(pairs, facts_file))
         legal = legal_for(c.workspace)
         result = assess(facts, legal)
-        if report is not None:
+        if report is not None and fmt is not None:
+            from engine.assessment_report import render_assessment
             from engine.documents import write_private
 
-            text = render_assessment_markdown(result, facts, legal, incident_id=incident_id, title=title)
-            path = write_private(report.parent.resolve(), report.name, text.encode("utf-8"))
+            rendered = render_assessment(
+                fmt,
+                result,
+                facts,
+                legal,
+                incident_id=incident_id,
+                title=title,
+                drill=drill,
+                firm=_firm_or_none(c),
+                search_paths=c.workspace.search_path("templates"),
+            )
+            path = write_private(report.parent.resolve(), report.name, rendered.content)
             print(f"report written to {path}", file=sys.stderr)
         if as_json:
             emit_json(result.to_json())
