@@ -292,9 +292,12 @@ class Sender:
         with self.store.write() as session:
             now = self.store.db_now(session)
             query = update(DELIVERY).where(c.id == item.id, c.claim_token == item.token)
+            resolved = {k: (now if v is NOW else v) for k, v in values.items()}
             if need_lease:
                 query = query.where(c.status == "sending", c.lease_until > now)
-            resolved = {k: (now if v is NOW else v) for k, v in values.items()}
+                # The hand-off renews the lease, so a message handed off late in a long batch still has a
+                # whole lease to be sent before anyone may take it over.
+                resolved["lease_until"] = now + timedelta(seconds=self.settings.lease_seconds)
             return int(session.execute(query.values(resolved)).rowcount)
 
     def _content(self, item: _Claimed) -> tuple[bytes, str]:

@@ -304,9 +304,13 @@ class Outbox:
         with self.store.write() as session:
             now = self.store.db_now(session)
             query = update(DELIVERY).where(d.id == item.id, d.claim_token == item.token)
+            resolved = {k: (now if v is _NOW else v) for k, v in values.items()}
             if need_lease:
                 query = query.where(d.status == "sending", d.lease_until > now)
-            resolved = {k: (now if v is _NOW else v) for k, v in values.items()}
+                # The hand-off renews the lease: each send then has a whole lease to finish, however long
+                # the batch before it took. Without this a late item of a slow batch could be handed off
+                # moments before its lease ran out and be re-sent by another checker meanwhile.
+                resolved["lease_until"] = now + timedelta(seconds=self.settings.lease_seconds)
             return int(session.execute(query.values(**resolved)).rowcount)
 
     def _send(self, item: _Claimed, report: DeliveryReport) -> None:

@@ -46,7 +46,7 @@ from engine.documents import DocumentRenderer, clean_temporaries, safe_filename,
 from engine.errors import BadInput, Conflict
 from engine.flow import _load, flush_or_conflict
 from engine.people import CATEGORY_LABELS, PERSON
-from engine.store import Store, utcnow
+from engine.store import Event, Store, utcnow
 from engine.workspace import Workspace
 
 __all__ = [
@@ -236,7 +236,7 @@ def render_notices(
     passes = [p for p in plan(kinds, formats) if channel is None or p.channel == channel]
     settings = notice_settings(workspace.settings)
     firm = firm_settings(workspace.settings)
-    incident, content, generated_at, froze = _freeze(store, incident_id)
+    incident, content, generated_at, _froze = _freeze(store, incident_id)
     folder = (out_dir or workspace.out_dir / incident_id).resolve()
     clean_temporaries(folder)
     report = RenderReport(incident_id, folder)
@@ -257,8 +257,7 @@ def render_notices(
             _run_pass(
                 store, p, incident, contexts, renderer, folder, settings.batch_size, actor, report, on_advance
             )
-    if report.rendered or froze:
-        _audit(store, incident_id, actor, report, generated_at if froze else None)
+    _audit(store, incident_id, actor, report)
     return report
 
 
@@ -360,22 +359,38 @@ def _employees(session: Session, incident_id: str, companies: Any) -> dict[str, 
     return found
 
 
-def _audit(store: Store, incident_id: str, actor: str, report: RenderReport, froze: datetime | None) -> None:
-    """One event per run: counts per kind and format (never a name), and the content it froze."""
+def _audit(store: Store, incident_id: str, actor: str, report: RenderReport) -> None:
+    """One event per run that changed the record: counts per kind and format (never a name).
+
+    A run killed after writing documents but before its event leaves them unaudited; so the event is
+    written whenever the recorded totals, or the frozen content, differ from what the last
+    ``notices_rendered`` event says — the next run then covers the killed one.
+    """
+    recorded = {
+        label: report.already.get(label, 0) + report.rendered.get(label, 0)
+        for label in {*report.already, *report.rendered}
+    }
     for _attempt in range(5):
         try:
             with store.write() as session, session.no_autoflush:
                 incident = _load(session, incident_id)
                 record = session.get(NoticeContentRecord, incident_id)
-                # What this run added, and what is recorded in all (a killed run leaves no event of its
-                # own: the next run's totals cover its documents).
-                recorded = {
-                    label: report.already.get(label, 0) + report.rendered.get(label, 0)
-                    for label in {*report.already, *report.rendered}
-                }
+                last = session.scalars(
+                    select(Event)
+                    .where(Event.incident_id == incident_id, Event.kind == "notices_rendered")  # type: ignore[arg-type]
+                    .order_by(Event.seq.desc())  # type: ignore[attr-defined]
+                    .limit(1)
+                ).first()
+                said = last.inputs if last is not None else {}
+                frozen = record is not None and record.generated_at is not None
+                frozen_said = not frozen or said.get("content_sha256") == record.content_sha256
+                if said.get("recorded") == recorded and frozen_said and not report.rendered:
+                    return  # nothing new since the last event
                 inputs: dict[str, Any] = {"rendered": report.rendered, "recorded": recorded}
-                if froze is not None and record is not None:
-                    inputs.update(generated_at=froze.isoformat(), content_sha256=record.content_sha256)
+                if frozen:
+                    inputs.update(
+                        generated_at=record.generated_at.isoformat(), content_sha256=record.content_sha256
+                    )
                 append_event(
                     session,
                     incident,
