@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+import engine.responsible  # noqa: F401  (its tables hang off incidents: purge and export must see them)
 from engine.errors import BadInput
 from engine.people import CATEGORY_LABELS
 

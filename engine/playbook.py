@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.deadline_rules import DeadlineRule, cross_check
+from engine.document_rules import DocumentRule, check_documents
 from engine.effects import EFFECTS
 from engine.errors import BadInput, NotFound
 from engine.guards import GUARDS
@@ -159,7 +160,7 @@ class Playbook(_Strict):
     transitions: list[TransitionSpec]
     anchors: list[Ident] = ["discovered_at", "opened_at"]
     deadlines: list[DeadlineRule] = []
-    documents: list[dict[str, Any]] = []
+    documents: list[DocumentRule] = []
 
     @field_validator("titles")
     @classmethod
@@ -200,6 +201,9 @@ class Playbook(_Strict):
             triggers=self.triggers(),
             tasks=task_ids,
             transitions=self.transitions,
+        )
+        check_documents(
+            self.documents, states=ids, triggers=self.triggers(), tasks=task_ids, transitions=self.transitions
         )
         unreachable = known - self._reachable()
         if unreachable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from engine.access import RoleMap
 from engine.deadlines import DeadlineHook
 from engine.flow import Hooks
+from engine.formal import FormalHook
 from engine.legal import LegalData, load_legal
 from engine.reassess import assessment_hook
 from engine.workspace import Workspace
@@ -22,6 +23,8 @@ def hooks_for(workspace: Workspace) -> Hooks:
     hooks.on_open.append(assessment_hook(lambda: legal_for(workspace)))
     # Deadlines come after every hook that changes the incident: they read its grade, facts and anchors.
     hooks.after_change.append(DeadlineHook(workspace, lambda: legal_for(workspace)))
+    # Formal documents come last: a step that an earlier hook refuses renders and writes nothing.
+    hooks.after_change.append(FormalHook(workspace))
     return hooks
 
 

@@ -137,7 +137,11 @@ class TestRolesInFlow:
 def test_cli_roles_from_workspace_settings(cli):
     """Roles come from the workspace's config/settings.toml; a refused CLI attempt exits 2 and is shown."""
     (cli.home / "config" / "settings.toml").write_text(
-        '[roles.members]\n"wang.dpo" = ["dpo"]\n"li.sec" = ["security_lead"]\n', encoding="utf-8"
+        # The firm is named: submitting the initial report produces it, and a report names its unit.
+        '[firm]\nname = "示例财税"\naddress = "北京"\ncontact_name = "李静"\ncontact_phone = "400-800-0000"\n'
+        'contact_email = "privacy@example-tax.cn"\ncontact_hours = "工作日 9:00–18:00"\n'
+        '[roles.members]\n"wang.dpo" = ["dpo"]\n"li.sec" = ["security_lead"]\n',
+        encoding="utf-8",
     )
     incident_id = cli(
         "incident",

@@ -14,6 +14,7 @@ from engine.cli import (
     audit_cmd,
     clock_cmd,
     deadlines_cmd,
+    documents_cmd,
     incident_cmd,
     notices_cmd,
     people_cmd,
@@ -74,6 +75,7 @@ clock_cmd.register(app)
 deadlines_cmd.register(app)
 people_cmd.register(app)
 notices_cmd.register(app)
+documents_cmd.register(app)
 
 
 def run() -> None:

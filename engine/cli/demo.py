@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from engine.cli.context import Ctx, stdout_console
 
@@ -51,7 +52,11 @@ STEPS: list[tuple[list[str], str, dict[str, object]]] = [
         {"reason": "调查确认泄露条数与涉及客户单位名单"},
     ),
     ([], "report", {}),
-    (["determine_responsibility", "decide_sanctions", "issue_internal_bulletin"], "hold_accountable", {}),
+    (
+        ["determine_responsibility", "decide_sanctions", "issue_internal_bulletin"],
+        "hold_accountable",
+        {"responsible": True},
+    ),
     ([], "correction_done", {"inputs": {"ref": "某网信办〔2026〕12号"}}),
     ([], "handling_ended", {}),
     (
@@ -70,13 +75,106 @@ STEPS: list[tuple[list[str], str, dict[str, object]]] = [
 ]
 
 
+# Used only when the workspace names no firm: the demo's documents then say plainly that it is an example.
+DEMO_FIRM = {
+    "name": "示例财税服务有限公司（演示）",
+    "address": "北京市海淀区示例路88号",
+    "legal_representative": "周明",
+    "contact_name": "李静",
+    "contact_phone": "400-800-0000",
+    "contact_email": "privacy@example-tax.cn",
+    "contact_hours": "工作日 9:00–18:00",
+}
+DEMO_CONTENT = {
+    "incident": {
+        "type_label": "数据泄露",
+        "cause": "一名已离职员工利用未及时收回的账号权限，离职前批量导出客户台账并复制到个人设备。",
+        "possible_harm": "泄露的身份证号、银行账号和工资信息可能被用于冒用身份或实施精准诈骗。",
+        "measures": ["停用涉事账号并收回全部离职人员权限", "保全系统日志和导出记录", "向公安机关报案"],
+        "next_steps": ["配合公安机关追回数据", "逐一通知受影响的客户单位和个人"],
+    }
+}
+# The two employees the investigation holds responsible (the former employee himself is the police's).
+DEMO_RESPONSIBLE = [
+    {
+        "name": "孙七",
+        "department": "信息部",
+        "position": "系统管理员",
+        "responsibility": "direct",
+        "sanction": "demerit",
+        "facts": "负责离职人员账号注销，未在员工离职当日注销其账号，致使其导出客户台账。",
+        "rules": ["《信息系统账号管理办法》第十二条"],
+        "compensation": "2000",
+        "compensation_basis": "《员工奖惩办法》第二十条",
+    },
+    {
+        "name": "钱八",
+        "department": "信息部",
+        "position": "经理",
+        "responsibility": "indirect",
+        "sanction": "warning",
+        "rules": ["《信息安全管理制度》第五条"],
+    },
+]
+# Task notes that the documents print: staff requirements in the bulletin, measures and lessons.
+DEMO_NOTES = {
+    "issue_internal_bulletin": "严禁将客户数据复制到个人设备\n离职交接当日注销全部系统账号",
+    "management_rules": "修订《客户信息保护管理制度》，明确各岗位职责",
+    "technical_controls": "客户台账加密存储，批量导出需双人审批并告警",
+    "lessons_learned": "权限管理必须覆盖员工离职全过程",
+}
+
+
+# A handful of the clients and their employees (invented): client companies get the client letter,
+# people a personal notice by the channel they chose. Identifiers are stored masked only.
+_COLUMNS = (
+    "customer_id,type,name,email,phone,locale,channel,categories,employer,department,contact_name,"
+    "contact_title,id_number,bank_account"
+)
+DEMO_RECIPIENTS = f"""{_COLUMNS}
+CO-1001,company,北京示例科技有限公司,it@example-tech.invalid,,zh-CN,email,registration;tax_filing,,,王五,法定代表人,,
+CO-1002,company,上海样例贸易有限公司,,,zh-CN,post,tax_filing,,,赵敏,财务负责人,,
+P-0001,person,张三,zhangsan@example.invalid,13800000001,zh-CN,email,name;id_number;bank_account;salary,CO-1001,研发部,,,110101199001011234,6222020200001234567
+P-0002,person,John Smith,john.smith@example.invalid,,en,email,name;salary;tax,CO-1001,Sales,,,,
+P-0003,person,李四,,13900000002,zh-CN,sms,name;bank_account;salary,CO-1002,财务部,,,,6222020200009876543
+P-0004,person,王芳,wangfang@example.invalid,,zh-CN,email,name;id_number;salary,CO-1002,行政部,,,310101198505051234,
+"""
+
+
+def _notify_recipients(c: Ctx, store: Any, incident_id: str, actor: str) -> None:
+    """Import the sample recipients and render each one's notice, as an operator would."""
+    from engine.cli.people_cmd import template_locales
+    from engine.documents import write_private
+    from engine.notices import render_notices
+    from engine.people import import_people
+
+    csv_path = write_private(c.workspace.home, "demo-recipients.csv", DEMO_RECIPIENTS.encode("utf-8"))
+    locales, default = template_locales(c)
+    imported = import_people(
+        store, incident_id, csv_path, actor=actor, locales=locales, default_locale=default
+    )
+    report = render_notices(store, c.workspace, incident_id, actor=actor)
+    made = ", ".join(f"{label} ×{n}" for label, n in sorted(report.rendered.items()))
+    console = stdout_console()
+    console.print(
+        f"  recipients imported: {imported.companies} client companies, {imported.persons} people; "
+        f"notices rendered: {made}"
+    )
+    console.print(
+        f"    in {report.out_dir} (send them with: breach notices send {incident_id})", markup=False
+    )
+
+
 def run_demo(c: Ctx) -> None:
     """Create (or reuse) a workspace, open the sample incident, advance it to closed, print the timeline."""
     from engine.catalog import PlaybookCatalog
     from engine.cli.setup_cmd import init_workspace
     from engine.cli.views import print_timeline
+    from engine.contexts import NoticeContent
+    from engine.document_store import set_content
     from engine.facts import facts_to_dict, merge_facts
     from engine.flow import advance, complete_task, open_incident
+    from engine.responsible import record_responsible
     from engine.store import utcnow
 
     console = stdout_console()
@@ -87,6 +185,9 @@ def run_demo(c: Ctx) -> None:
     console.print(f"[bold]breach demo[/bold] in workspace {workspace.home}")
     store = c.store()
     actor = c.actor()
+    if not str(c.workspace.settings.get("firm", {}).get("name") or "").strip():
+        # In memory only: the workspace's own settings file is never written.
+        c.workspace.settings["firm"] = {**c.workspace.settings.get("firm", {}), **DEMO_FIRM}
     source = PlaybookCatalog(workspace).get("cn-agency-firm")
     discovered = utcnow() - timedelta(hours=3)
     incident = open_incident(
@@ -108,9 +209,15 @@ def run_demo(c: Ctx) -> None:
         f"assessed: grade {grade['grade_label']} ({grade['grade']}); "
         + "; ".join(f"{f['rule']}: {f['outcome']}" for f in grade["findings"])
     )
+    set_content(store, incident.id, NoticeContent.parse(DEMO_CONTENT, "demo"), actor=actor)
     for tasks, trigger, options in STEPS:
+        if trigger == "notify":
+            _notify_recipients(c, store, incident.id, actor)
+        if options.get("responsible"):
+            for person in DEMO_RESPONSIBLE:
+                record_responsible(store, incident.id, actor=actor, **person)  # type: ignore[arg-type]
         for task in tasks:
-            complete_task(store, incident.id, task, actor=actor, hooks=c.hooks())
+            complete_task(store, incident.id, task, actor=actor, hooks=c.hooks(), note=DEMO_NOTES.get(task))
         inputs = {k: str(v) for k, v in dict(options.get("inputs", {})).items()}  # type: ignore[call-overload]
         if inputs.get("due_at") == "+20d":
             inputs["due_at"] = (utcnow() + timedelta(days=20)).isoformat()
@@ -128,8 +235,9 @@ def run_demo(c: Ctx) -> None:
     reader = c.reader()
     row = reader.incident(incident.id)
     reader.close()
-    print_timeline(c, row, title=f"{incident.id} timeline")
+    print_timeline(c, row, title=f"{incident.id} timeline (task ticks left out)", tasks=False)
     _print_clocks(c, row)
+    _print_documents(c, incident.id)
     from engine.audit import verify_chain
     from engine.flow import _load
 
@@ -139,6 +247,23 @@ def run_demo(c: Ctx) -> None:
         f"audit trail: {'intact' if report.ok else 'BROKEN'} ({report.events} events, "
         f"verify with: breach --home {workspace.home} audit verify {incident.id})"
     )
+
+
+def _print_documents(c: Ctx, incident_id: str) -> None:
+    """The formal documents the walk produced, by number, and the folder they are in."""
+    from engine.formal import list_documents
+
+    listed = list_documents(c.store(), incident_id)["documents"]
+    console = stdout_console()
+    console.print(f"formal documents ({len(listed)} files, each recorded with its sha256):")
+    for d in listed:
+        console.print(f"  {d['number']}  {Path(d['path']).name}", markup=False)
+    if listed:
+        folder = Path(listed[0]["path"]).parent
+        console.print(
+            f"  in {folder} (list them with: breach --home {c.workspace.home} documents list {incident_id})",
+            markup=False,
+        )
 
 
 def _print_clocks(c: Ctx, row: dict[str, object]) -> None:

@@ -114,8 +114,39 @@ def _deadline_json(c: Ctx, d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def print_timeline(c: Ctx, row: dict[str, Any], *, title: str = "Timeline") -> None:
-    """The incident's audit events as a readable table."""
+def _details(e: dict[str, Any]) -> list[str]:
+    """What an event says, in a few words: its reason and the short values it recorded."""
+    inputs = e["inputs"]
+    details = [e["reason"]] if e["reason"] else []
+    if e["kind"] == "opened":
+        details.append(f"discovered {str(inputs.get('discovered_at', ''))[:16].replace('T', ' ')} UTC")
+        if inputs.get("drill"):
+            details.append("drill")
+    elif e["kind"] == "facts":
+        changed = inputs.get("changed", {})
+        details += [f"{k}: {v.get('from')} → {v.get('to')}" for k, v in changed.items()]
+        if "grade" in inputs:
+            details.append(f"grade {inputs['grade'].get('from')} → {inputs['grade'].get('to')}")
+    elif e["kind"] == "documents_produced":
+        details.append(f"{inputs.get('kind')} {inputs.get('number', '')}".strip())
+    elif e["kind"] == "responsible_recorded":
+        details.append(f"{inputs.get('name')}: {inputs.get('responsibility')}, {inputs.get('sanction')}")
+    elif e["kind"] == "deadline_recomputed":
+        details.append(
+            f"{inputs.get('rule')} due {str(inputs.get('new_due_at', ''))[:16].replace('T', ' ')} UTC"
+        )
+    else:
+        # Short scalar values only: file maps, fact dumps and effect lists belong in --json.
+        for key, value in inputs.items():
+            if key in ("task", "effects", "title", "files", "facts") or isinstance(value, dict | list):
+                continue
+            if len(str(value)) <= 60:
+                details.append(f"{key}={value}")
+    return [str(d) for d in details]
+
+
+def print_timeline(c: Ctx, row: dict[str, Any], *, title: str = "Timeline", tasks: bool = True) -> None:
+    """The incident's audit events as a readable table (``tasks=False`` leaves out task ticks)."""
     from rich.table import Table
 
     from engine.cli.context import stdout_console
@@ -125,6 +156,8 @@ def print_timeline(c: Ctx, row: dict[str, Any], *, title: str = "Timeline") -> N
     for col in ("#", "when", "who", "what", "state", "details"):
         table.add_column(col, overflow="fold")
     for e in row["events"]:
+        if e["kind"] == "task_done" and not tasks:
+            continue
         if e["kind"] == "trigger":
             what = f"{e['trigger']} ({labels.get('triggers', {}).get(e['trigger'], {}).get('zh-CN', '')})"
         elif e["kind"] == "task_done":
@@ -135,13 +168,9 @@ def print_timeline(c: Ctx, row: dict[str, Any], *, title: str = "Timeline") -> N
         state = _label(labels, "states", e["to_state"])
         if e["from_state"] and e["from_state"] != e["to_state"]:
             state = f"{_label(labels, 'states', e['from_state'])} → {state}"
-        elif e["kind"] == "task_done":
+        elif e["kind"] != "opened":
             state = ""
-        details = [e["reason"]] if e["reason"] else []
-        details += [f"{k}={v}" for k, v in e["inputs"].items() if k not in ("task", "effects", "title")]
-        table.add_row(
-            str(e["seq"]), c.fmt_short(e["at"]), e["actor"], what, state, "; ".join(map(str, details))
-        )
+        table.add_row(str(e["seq"]), c.fmt_short(e["at"]), e["actor"], what, state, "; ".join(_details(e)))
     stdout_console().print(table)
 
 

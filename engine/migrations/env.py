@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 # Importing the model modules registers every table on SQLModel.metadata.
 import engine.delivery  # (person, notice_content, document, delivery)
+import engine.responsible  # (responsible_person, formal_issue)
 import engine.store
 import engine.worklog  # noqa: F401
 

@@ -1,0 +1,240 @@
+"""``breach documents render|list`` and ``breach incident responsible``: formal documents and the
+persons found responsible, whose disciplinary decisions they include."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.errors import BadInput
+
+__all__ = ["register"]
+
+documents_app = typer.Typer(
+    help="Formal documents: regulator reports, bulletin, decisions, remediation report.", no_args_is_help=True
+)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")]
+
+
+@documents_app.command("render")
+def render_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    kind: Annotated[str, typer.Argument(help="e.g. regulator_initial_report, disciplinary_decision.")],
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="docx, pdf or html (repeatable); default: the playbook's formats."),
+    ] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            "--subject", help="Supplement number, or responsible person id (default: all / latest)."
+        ),
+    ] = None,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Produce a formal document now (again); it keeps its number, and an unchanged file stays as is."""
+    from engine.formal import render_document
+
+    c: Ctx = ctx.obj
+    wanted = [f.strip() for value in formats or [] for f in value.split(",") if f.strip()] or None
+    produced = render_document(
+        c.store(), c.workspace, incident_id, kind, actor=c.actor(actor), formats=wanted, subject=subject
+    )
+    if as_json:
+        emit_json([p.to_json() for p in produced])
+        return
+    for p in produced:
+        label = f"{p.kind}" + (f" #{p.subject}" if p.subject else "")
+        for fmt, f in p.files.items():
+            if fmt in p.unchanged:
+                state = "unchanged"
+            elif fmt in p.replaced:
+                state = "changed: a new file, the previous one is kept"
+            else:
+                state = "written"
+            print(f"{incident_id}: {label} {p.number} {fmt}: {f['path']} ({state})")
+
+
+@documents_app.command("list")
+def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> None:
+    """The incident's formal documents (number, file, sha256) and what its playbook declares."""
+    from engine.formal import list_documents
+
+    c: Ctx = ctx.obj
+    result = list_documents(c.store(), incident_id)
+    rows = [
+        {
+            "kind": d["kind"],
+            "format": d["fmt"],
+            "subject": d["subject"],
+            "number": d["number"],
+            "issued_on": d["issued_on"].isoformat(),
+            "path": d["path"],
+            "sha256": d["sha256"],
+            "template": d["template"],
+            "created_at": c.fmt_time(d["created_at"]),
+            "created_by": d["created_by"],
+        }
+        for d in result["documents"]
+    ]
+    if as_json:
+        emit_json({**result, "documents": rows})
+        return
+    from rich.table import Table
+
+    title = f"{incident_id} formal documents" + (" [演练 DRILL]" if result["drill"] else "")
+    table = Table("kind", "#", "number", "fmt", "file", "sha256", title=title)
+    for r in rows:
+        table.add_row(
+            r["kind"], r["subject"], r["number"], r["format"], Path(r["path"]).name, r["sha256"][:12]
+        )
+    console = stdout_console()
+    console.print(table)
+    folders = sorted({str(Path(r["path"]).parent) for r in rows})
+    if folders:
+        console.print(f"files in {', '.join(folders)}", markup=False)
+    for d in result["declared"]:
+        if not d["produced"]:
+            console.print(f"owed: {d['kind']} on {', '.join(d['on'])}", markup=False)
+
+
+def responsible_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    name: Annotated[str | None, typer.Option("--name", help="The employee's name.")] = None,
+    department: Annotated[str | None, typer.Option("--department", help="Department.")] = None,
+    position: Annotated[str | None, typer.Option("--position", help="Position.")] = None,
+    responsibility: Annotated[
+        str | None, typer.Option("--responsibility", help="direct (直接责任) or indirect (间接责任).")
+    ] = None,
+    sanction: Annotated[
+        str | None, typer.Option("--sanction", help="warning (警告), demerit (记过) or demotion (降职).")
+    ] = None,
+    compensation: Annotated[
+        str | None, typer.Option("--compensation", help="Compensation in RMB, e.g. 1500.00.")
+    ] = None,
+    compensation_basis: Annotated[
+        str | None, typer.Option("--compensation-basis", help="The rule allowing the compensation.")
+    ] = None,
+    facts: Annotated[str | None, typer.Option("--facts", help="The facts found against the person.")] = None,
+    rules: Annotated[
+        list[str] | None, typer.Option("--rule", help="A rule broken, with its article (repeatable).")
+    ] = None,
+    list_only: Annotated[bool, typer.Option("--list", help="List the persons recorded.")] = False,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a person responsible for the incident and the sanction decided (in accountability)."""
+    c: Ctx = ctx.obj
+    given = {
+        "--name": name,
+        "--department": department,
+        "--position": position,
+        "--responsibility": responsibility,
+        "--sanction": sanction,
+        "--compensation": compensation,
+        "--compensation-basis": compensation_basis,
+        "--facts": facts,
+        "--rule": rules,
+    }
+    if list_only:
+        extra = [option for option, value in given.items() if value]
+        if extra:
+            raise BadInput(f"--list takes no {', '.join(extra)}")
+        _print_persons(c, incident_id, as_json)
+        return
+    missing = [
+        o for o in ("--name", "--department", "--position", "--responsibility", "--sanction") if not given[o]
+    ]
+    if missing:
+        raise BadInput(f"needs {', '.join(missing)} (or --list to show the persons recorded)")
+    from engine.responsible import record_responsible
+
+    recorded = record_responsible(
+        c.store(),
+        incident_id,
+        name=name or "",
+        department=department or "",
+        position=position or "",
+        responsibility=responsibility or "",
+        sanction=sanction or "",
+        compensation=compensation,
+        compensation_basis=compensation_basis,
+        facts=facts,
+        rules=rules,
+        actor=c.actor(actor),
+    )
+    person = recorded.person
+    if as_json:
+        emit_json(_person_json(c, person))
+    else:
+        print(f"{incident_id}: responsible person #{person['id']} recorded: {_summary(person)}")
+    for task in recorded.decisions_done:
+        print(
+            f"note: task {task} is done already, so this decision is not produced by itself: "
+            f"breach documents render {incident_id} disciplinary_decision --subject {person['id']}"
+        )
+
+
+def _summary(p: dict[str, Any]) -> str:
+    """One line per person: name, department and position, finding, sanction, compensation."""
+    from engine.responsible import RESPONSIBILITY, SANCTION, compensation_text, word
+
+    money = compensation_text(p["compensation_fen"], p["compensation_basis"], "zh-CN")
+    found = word(RESPONSIBILITY, p["responsibility"], "zh-CN")
+    decided = word(SANCTION, p["sanction"], "zh-CN")
+    return f"{p['name']} ({p['department']}, {p['position']}): {found}, {decided}" + (
+        f", 经济赔偿 {money}" if money else ""
+    )
+
+
+def _person_json(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
+    """The shape ``--list --json`` prints (the amount as a decimal string, never a float)."""
+    fen = p["compensation_fen"]
+    return {
+        "id": p["id"],
+        "name": p["name"],
+        "department": p["department"],
+        "position": p["position"],
+        "responsibility": p["responsibility"],
+        "sanction": p["sanction"],
+        "compensation": None
+        if fen is None
+        else {"amount": f"{fen // 100}.{fen % 100:02d}", "basis": p["compensation_basis"]},
+        "facts": p["facts"],
+        "rules": list(p["rules"] or []),
+        "recorded_by": p["recorded_by"],
+        "recorded_at": c.fmt_time(p["recorded_at"]),
+    }
+
+
+def _print_persons(c: Ctx, incident_id: str, as_json: bool) -> None:
+    """Print the incident's responsible persons (``--list``)."""
+    from engine.flow import _load
+    from engine.responsible import list_responsible
+
+    store = c.store()
+    with store.read() as session:
+        _load(session, incident_id)
+        persons = list_responsible(session, incident_id)
+    if as_json:
+        emit_json([_person_json(c, p) for p in persons])
+        return
+    if not persons:
+        print(f"{incident_id}: no responsible persons recorded")
+    for p in persons:
+        print(f"#{p['id']} {_summary(p)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``breach documents`` and ``breach incident responsible`` to the application."""
+    from engine.cli.incident_cmd import incident_app
+
+    app.add_typer(documents_app, name="documents")
+    incident_app.command("responsible")(responsible_cmd)
