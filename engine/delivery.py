@@ -46,6 +46,7 @@ from sqlmodel import Field, SQLModel
 from engine.channels import DeliveryFailed, LeaseLost
 from engine.document_store import DOCUMENT
 from engine.escalation import FAILPOINT_ENV
+from engine.leases import NOW, fenced_update
 from engine.mailer import Mailer, Pace
 from engine.notices import NoticeSettings
 from engine.people import PERSON
@@ -57,7 +58,6 @@ __all__ = ["DELIVERY", "DONE", "TASKS", "Delivery", "SendReport", "Sender"]
 TASKS = {"customer_notice": "notify_individuals", "client_notice": "notify_client_companies"}
 DONE = ("sent", "drill_skipped")
 _HOST = socket.gethostname()[:40]
-NOW = object()  # stands for the database's now() in a fenced update
 
 
 class Delivery(SQLModel, table=True):
@@ -288,17 +288,15 @@ class Sender:
         return claimed
 
     def _fenced(self, item: _Claimed, values: dict[str, Any], *, need_lease: bool = False) -> int:
-        c = DELIVERY.c
-        with self.store.write() as session:
-            now = self.store.db_now(session)
-            query = update(DELIVERY).where(c.id == item.id, c.claim_token == item.token)
-            resolved = {k: (now if v is NOW else v) for k, v in values.items()}
-            if need_lease:
-                query = query.where(c.status == "sending", c.lease_until > now)
-                # The hand-off renews the lease, so a message handed off late in a long batch still has a
-                # whole lease to be sent before anyone may take it over.
-                resolved["lease_until"] = now + timedelta(seconds=self.settings.lease_seconds)
-            return int(session.execute(query.values(resolved)).rowcount)
+        return fenced_update(
+            self.store,
+            DELIVERY,
+            item.id,
+            item.token,
+            values,
+            lease_seconds=self.settings.lease_seconds,
+            hand_off=need_lease,
+        )
 
     def _content(self, item: _Claimed) -> tuple[bytes, str]:
         """The bytes to send and the envelope recipient: the recorded document, checked against its hash."""

@@ -66,6 +66,7 @@ from engine.channels import (
     _Settings,
 )
 from engine.errors import BadInput
+from engine.leases import NOW, fenced_update
 from engine.store import Deadline, Escalation, EscalationDelivery, Store
 from engine.workspace import Workspace
 
@@ -299,19 +300,16 @@ class Outbox:
         return claimed
 
     def _fenced(self, item: _Claimed, values: dict[str, Any], *, need_lease: bool = False) -> int:
-        """One UPDATE of our own claim (``claim_token``) in a short transaction, at the database's now()."""
-        d = DELIVERY.c
-        with self.store.write() as session:
-            now = self.store.db_now(session)
-            query = update(DELIVERY).where(d.id == item.id, d.claim_token == item.token)
-            resolved = {k: (now if v is _NOW else v) for k, v in values.items()}
-            if need_lease:
-                query = query.where(d.status == "sending", d.lease_until > now)
-                # The hand-off renews the lease: each send then has a whole lease to finish, however long
-                # the batch before it took. Without this a late item of a slow batch could be handed off
-                # moments before its lease ran out and be re-sent by another checker meanwhile.
-                resolved["lease_until"] = now + timedelta(seconds=self.settings.lease_seconds)
-            return int(session.execute(query.values(**resolved)).rowcount)
+        """One UPDATE of our own claim (see ``engine.leases``)."""
+        return fenced_update(
+            self.store,
+            DELIVERY,
+            item.id,
+            item.token,
+            values,
+            lease_seconds=self.settings.lease_seconds,
+            hand_off=need_lease,
+        )
 
     def _send(self, item: _Claimed, report: DeliveryReport) -> None:
         """Send one claimed delivery: hand-off fence, the channel's send, then ``sent`` under our claim."""
@@ -325,7 +323,7 @@ class Outbox:
             return
 
         def handoff() -> None:
-            if self._fenced(item, {"handed_off_at": _NOW}, need_lease=True) != 1:
+            if self._fenced(item, {"handed_off_at": NOW}, need_lease=True) != 1:
                 raise LeaseLost(f"delivery {item.id}: lease expired or taken over")
             _failpoint("after_handoff")
 
@@ -338,7 +336,7 @@ class Outbox:
             (report.failed if final else report.retrying).append(f"{name}: {exc}")
             return
         _failpoint("after_send")
-        self._fenced(item, {"status": "sent", "sent_at": _NOW, "lease_until": None, "last_error": None})
+        self._fenced(item, {"status": "sent", "sent_at": NOW, "lease_until": None, "last_error": None})
         report.sent.append(name)
 
     def _release(self, item: _Claimed, error: str, *, transient: bool, maybe: bool) -> bool:
@@ -365,10 +363,3 @@ class Outbox:
                 update(DELIVERY).where(d.id == item.id, d.claim_token == item.token).values(**values)
             )
         return final
-
-
-class _Now:
-    """Placeholder for the database's now() inside :meth:`Outbox._fenced`."""
-
-
-_NOW = _Now()
