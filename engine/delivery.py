@@ -54,7 +54,7 @@ from engine.store import Store, UTCDateTime
 
 __all__ = ["DELIVERY", "DONE", "TASKS", "Delivery", "SendReport", "Sender"]
 
-# The playbook task each notice kind fulfils once everyone reachable by email has it.
+# The playbook task each notice kind fulfils once every recipient of it has been notified.
 TASKS = {"customer_notice": "notify_individuals", "client_notice": "notify_client_companies"}
 DONE = ("sent", "drill_skipped")
 _HOST = socket.gethostname()[:40]
@@ -88,6 +88,11 @@ class Delivery(SQLModel, table=True):
     sent_sha256: str | None = Field(default=None, max_length=64)
     last_error: str | None = None
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # Set when an operator recorded the delivery (SMS gateway, post, announcement) or resolved one in
+    # doubt: their evidence (a gateway batch id, a tracking number, a mail-log line) and their name.
+    reference: str | None = Field(default=None, max_length=200)
+    recorded_by: str | None = Field(default=None, max_length=64)
+    resolution: str | None = Field(default=None, max_length=16)  # "delivered" or "resend"
 
 
 DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
@@ -217,6 +222,7 @@ class Sender:
                     c.attempts,
                     c.message_id,
                     c.lease_until,
+                    c.resolution,
                     p.customer_id,
                     p.email,
                     d.path,
@@ -247,7 +253,8 @@ class Sender:
                 ):
                     continue
                 in_doubt = bool(row.in_doubt) or (row.status == "sending" and row.handed_off_at is not None)
-                hold = in_doubt and self.settings.in_doubt == "hold"
+                # An operator who checked and asked for a resend has lifted the hold for this row.
+                hold = in_doubt and self.settings.in_doubt == "hold" and row.resolution != "resend"
                 token = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
                 won = session.execute(
                     update(DELIVERY)

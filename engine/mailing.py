@@ -1,10 +1,10 @@
 """A mailing: sending an incident's notices to everyone whose channel is email, start to finish.
 
 ``send_notices`` renders the missing ``.eml`` notices (resumable, see :mod:`engine.notices`), creates
-one delivery per recipient, sends them (see :mod:`engine.delivery`), and when every recipient reachable
-by email has theirs, completes the playbook task the notices fulfil (``notify_individuals``,
-``notify_client_companies``) through the flow, so the deadline hook marks the deadline met in the
-same transaction. Each run leaves one audit event with counts, never names or addresses.
+one delivery per recipient, sends them (see :mod:`engine.delivery`), and when every recipient has been
+notified (by email, or by SMS, post or announcement recorded with :mod:`engine.recorded`), completes the
+playbook task the notices fulfil (see :mod:`engine.notified`). Each run leaves one audit event with
+counts, never names or addresses.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from engine.audit import append_event
 from engine.channels import SmtpSettings
 from engine.delivery import DELIVERY, DONE, TASKS, Sender, SendReport
 from engine.document_store import DOCUMENT, insert_ignore
-from engine.errors import BadInput, Conflict, NotAllowed
-from engine.flow import Hooks, _load, complete_task, flush_or_conflict
+from engine.errors import BadInput, Conflict
+from engine.flow import Hooks, _load, flush_or_conflict
 from engine.mailer import Mailer, smtp_password
-from engine.notices import AUDIENCE, RenderReport, notice_settings, render_notices
+from engine.notices import RenderReport, notice_settings, render_notices
+from engine.notified import complete_notice_tasks
 from engine.people import PERSON
-from engine.store import Store, Task, UTCDateTime, utcnow
+from engine.store import Store, UTCDateTime, utcnow
 from engine.workspace import Workspace
 
 __all__ = ["MailingReport", "delivery_status", "enqueue", "send_notices", "smtp_settings"]
@@ -84,16 +85,15 @@ class MailingReport:
         }
 
 
-def delivery_status(store: Store, incident_id: str) -> dict[str, dict[str, int]]:
-    """Deliveries of the incident per notice kind and status."""
+def delivery_status(store: Store, incident_id: str, channel: str | None = None) -> dict[str, dict[str, int]]:
+    """Deliveries of the incident per notice kind and status (of one ``channel``, or all)."""
     c = DELIVERY.c
     found: dict[str, dict[str, int]] = {}
+    where = [c.incident_id == incident_id] + ([c.channel == channel] if channel else [])
     with store.read() as session:
         _load(session, incident_id)
         for kind, status, count in session.execute(
-            select(c.kind, c.status, func.count())
-            .where(c.incident_id == incident_id)
-            .group_by(c.kind, c.status)
+            select(c.kind, c.status, func.count()).where(*where).group_by(c.kind, c.status)
         ):
             found.setdefault(kind, {})[status] = int(count)
     return found
@@ -194,43 +194,12 @@ def send_notices(
         store, settings, mailer, envelope_sender=settings.envelope_sender or smtp.sender, drill=drill
     )
     sender.run(incident_id, report.sent, on_advance)
-    report.status = delivery_status(store, incident_id)
-    _complete_tasks(store, incident_id, actor, hooks, report)
+    report.status = delivery_status(store, incident_id, "email")
+    report.tasks = complete_notice_tasks(store, incident_id, actor=actor, hooks=hooks)
     s = report.sent
     if enqueued or s.sent or s.failed or s.held or s.retrying:
         _audit(store, incident_id, actor, report)
     return report
-
-
-def _complete_tasks(store: Store, incident_id: str, actor: str, hooks: Hooks, report: MailingReport) -> None:
-    """Complete each notice kind's task once everyone of its audience with channel email has it."""
-    p, c = PERSON.c, DELIVERY.c
-    for kind, task in TASKS.items():
-        with store.read() as session:
-            audience = session.execute(
-                select(func.count()).where(
-                    p.incident_id == incident_id, p.type == AUDIENCE[kind], p.channel == "email"
-                )
-            ).scalar_one()
-            done = session.execute(
-                select(func.count()).where(c.incident_id == incident_id, c.kind == kind, c.status.in_(DONE))
-            ).scalar_one()
-            status = session.execute(
-                select(Task.status).where(  # type: ignore[call-overload]
-                    Task.incident_id == incident_id, Task.key == task
-                )
-            ).scalar_one_or_none()
-        if not audience or done < audience:
-            continue
-        if status != "open":
-            report.tasks[task] = "done already" if status == "done" else "not open in the current phase"
-            continue
-        note = f"email notices delivered to all {audience} recipients (breach notices send)"
-        try:
-            complete_task(store, incident_id, task, actor=actor, note=note, hooks=hooks)
-            report.tasks[task] = "completed"
-        except NotAllowed as exc:  # completed by someone else meanwhile
-            report.tasks[task] = str(exc)
 
 
 def _audit(store: Store, incident_id: str, actor: str, report: MailingReport) -> None:

@@ -100,6 +100,21 @@ class Cli:
             raise AssertionError(f"breach {' '.join(args)} exited {result.returncode}: {result.stderr}")
         return result
 
+    def open_incident(self, *extra: str, discovered_at: str = "2026-01-01 09:00", title: str = "t") -> str:
+        """Open an incident under the built-in playbook through the CLI; return its id."""
+        return self(
+            "incident",
+            "open",
+            "--playbook",
+            "cn-agency-firm",
+            "--title",
+            title,
+            "--discovered-at",
+            discovered_at,
+            *extra,
+            check=True,
+        ).stdout.strip()
+
     def json(self, *args: str):
         """Run a read command with --json and parse its output."""
         import json

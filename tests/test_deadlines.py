@@ -579,17 +579,7 @@ class TestCommands:
         assert_one_line_error(cli("clock", "add", "--duration", "3h"), "Missing option '--from'")
         assert_one_line_error(cli("clock", "add", "--from", "", "--duration", "3h"), "malformed time")
         assert_one_line_error(cli("deadlines", "list", "--due-within", "2 months"), "--due-within")
-        incident_id = cli(
-            "incident",
-            "open",
-            "--playbook",
-            "cn-agency-firm",
-            "--title",
-            "t",
-            "--discovered-at",
-            discovered(2),
-            check=True,
-        ).stdout.strip()
+        incident_id = cli.open_incident(discovered_at=discovered(2))
         before = cli.json("incident", "show", incident_id)
         waive = ("deadlines", "waive", incident_id)
         assert_one_line_error(
@@ -600,17 +590,7 @@ class TestCommands:
 
     def test_list_show_and_waive(self, cli):
         """Deadlines list with countdowns and basis; show carries the clocks; a waiver is audited."""
-        incident_id = cli(
-            "incident",
-            "open",
-            "--playbook",
-            "cn-agency-firm",
-            "--title",
-            "t",
-            "--discovered-at",
-            discovered(30),
-            check=True,
-        ).stdout.strip()
+        incident_id = cli.open_incident(discovered_at=discovered(30))
         rows = cli.json("deadlines", "list")
         assert {r["rule"] for r in rows} == {
             "POLICY-CLIENT-NOTICE",

@@ -277,17 +277,7 @@ class TestCli:
     def test_render_json_and_incident_show(self, cli):
         """render --json reports counts; incident show lists the documents with their hashes."""
         workspace(cli.home, cli.db_url or "")
-        incident = cli(
-            "incident",
-            "open",
-            "--playbook",
-            "cn-agency-firm",
-            "--title",
-            "t",
-            "--discovered-at",
-            "2026-01-01 09:00",
-            check=True,
-        ).stdout.strip()
+        incident = cli.open_incident()
         cli("people", "import", incident, str(DATA / "agency.csv"), check=True)
         result = cli.json("notices", "render", incident)
         assert result["rendered"]["customer_notice/eml"] == 3
@@ -323,17 +313,7 @@ class TestCli:
 def test_killed_render_resumes_without_duplicates_or_gaps(cli, tmp_path):
     """SIGKILL at random moments, then run again: every recipient has exactly one document, intact."""
     workspace(cli.home, cli.db_url or "", "[notices]\nbatch_size = 15\n")
-    incident = cli(
-        "incident",
-        "open",
-        "--playbook",
-        "cn-agency-firm",
-        "--title",
-        "t",
-        "--discovered-at",
-        "2026-01-01 09:00",
-        check=True,
-    ).stdout.strip()
+    incident = cli.open_incident()
     csv = tmp_path / "many.csv"
     csv.write_text(
         "customer_id,name,email,channel,categories\n"

@@ -206,17 +206,7 @@ class TestImport:
 class TestCli:
     def test_import_prints_every_problem_then_one_error(self, cli):
         """Bad rows: each on stderr with file and line, then one error line; exit 2."""
-        incident = cli(
-            "incident",
-            "open",
-            "--playbook",
-            "cn-agency-firm",
-            "--title",
-            "t",
-            "--discovered-at",
-            "2026-01-01 09:00",
-            check=True,
-        ).stdout.strip()
+        incident = cli.open_incident()
         result = cli("people", "import", incident, str(DATA / "bad_rows.csv"))
         assert result.returncode == 2 and "Traceback" not in result.stderr
         lines = result.stderr.strip().splitlines()
@@ -226,17 +216,7 @@ class TestCli:
 
     def test_import_then_list(self, cli):
         """A clean file imports; the summary has counts only."""
-        incident = cli(
-            "incident",
-            "open",
-            "--playbook",
-            "cn-agency-firm",
-            "--title",
-            "t",
-            "--discovered-at",
-            "2026-01-01 09:00",
-            check=True,
-        ).stdout.strip()
+        incident = cli.open_incident()
         out = cli("people", "import", incident, str(DATA / "agency.csv"), check=True).stdout
         assert "imported 6 people and 2 client companies" in out
         counts = {(r["type"], r["channel"]): r["count"] for r in cli.json("people", "list", incident)}

@@ -158,17 +158,7 @@ class TestBundle:
 
 def test_cli_export_verify_and_purge_refusal(cli):
     """export writes a bundle that audit verify --bundle accepts; purge of a young incident exits 2."""
-    incident_id = cli(
-        "incident",
-        "open",
-        "--playbook",
-        "cn-agency-firm",
-        "--title",
-        "t",
-        "--discovered-at",
-        "2026-11-20 09:00",
-        check=True,
-    ).stdout.strip()
+    incident_id = cli.open_incident(discovered_at="2026-11-20 09:00")
     out = cli("incident", "export", incident_id, check=True).stdout.splitlines()[0]
     assert out.startswith(str(cli.home / "out"))
     assert cli("audit", "verify", "--bundle", out).returncode == 0

@@ -1,4 +1,4 @@
-"""``breach notices content|render|send|status`` and ``breach templates list|check``."""
+"""``breach notices content|render|send|record|resolve|status`` and ``breach templates list|check``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from engine.errors import BadInput, CheckFailed
 
 __all__ = ["progress_reporter", "register"]
 
-notices_app = typer.Typer(help="Per-person notices: content, render, send, status.", no_args_is_help=True)
+notices_app = typer.Typer(
+    help="Per-person notices: content, render, send, record, resolve, status.", no_args_is_help=True
+)
 templates_app = typer.Typer(help="Document templates: which are in force, and a check.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")]
@@ -185,6 +187,95 @@ def send_cmd(
             f"{pending} deliveries not sent yet (failed, retrying, in doubt or busy): "
             f"see 'breach notices status {incident_id}', run 'breach notices send {incident_id}' again"
         )
+
+
+CustomerOpt = Annotated[
+    list[str] | None,
+    typer.Option("--customer", help="A recipient's customer id (repeatable, or comma-separated)."),
+]
+RefOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ref", help="The evidence: gateway batch id, tracking number, mail-log line (no personal data)."
+    ),
+]
+
+
+def _print_recorded(report: Any, as_json: bool, done: str) -> None:
+    """What a record or resolve call changed, and the notice tasks it completed or is waiting for."""
+    if as_json:
+        emit_json(report.to_json())
+        return
+    kept = f"; {len(report.unchanged)} already notified, left as they were" if report.unchanged else ""
+    print(f"{report.incident_id}: {len(report.changed)} {done}{kept}")
+    for task, outcome in report.tasks.items():
+        print(f"task {task}: {outcome}")
+
+
+@notices_app.command("record")
+def record_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    channel: Annotated[str, typer.Option("--channel", help="sms, post or public: how the notices went out.")],
+    customers: CustomerOpt = None,
+    ref: RefOpt = None,
+    failed: Annotated[
+        str | None, typer.Option("--failed", help="Record a failed attempt with this reason instead.")
+    ] = None,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record notices sent outside breach (SMS gateway, post, announcement) against their rendered text."""
+    from engine.recorded import record_deliveries
+
+    c: Ctx = ctx.obj
+    report = record_deliveries(
+        c.store(),
+        incident_id,
+        channel=channel.strip().lower(),
+        reference=ref,
+        actor=c.actor(actor),
+        hooks=c.hooks(),
+        customers=_split(customers),
+        failed=failed,
+    )
+    _print_recorded(report, as_json, f"{channel} deliveries recorded as {'failed' if failed else 'sent'}")
+
+
+@notices_app.command("resolve")
+def resolve_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    delivered: Annotated[
+        bool, typer.Option("--delivered", help="Checked: the mail server accepted it (needs --ref).")
+    ] = False,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="Send it again on the next 'breach notices send'.")
+    ] = False,
+    customers: CustomerOpt = None,
+    ref: RefOpt = None,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Settle emails held in doubt after a crash (or failed ones): mark them delivered, or send again."""
+    from engine.recorded import resolve_deliveries
+
+    if delivered == resend:
+        raise BadInput("give exactly one of --delivered or --resend")
+    c: Ctx = ctx.obj
+    outcome = "delivered" if delivered else "resend"
+    report = resolve_deliveries(
+        c.store(),
+        incident_id,
+        outcome=outcome,
+        reference=ref,
+        actor=c.actor(actor),
+        hooks=c.hooks(),
+        customers=_split(customers),
+    )
+    again = f"queued again (send them with: breach notices send {incident_id})"
+    done = "marked delivered" if delivered else again
+    _print_recorded(report, as_json, f"email deliveries {done}")
 
 
 @notices_app.command("status")
