@@ -36,7 +36,15 @@ from engine.legal import LegalData
 from engine.store import Deadline, Event, Incident, Store, Task
 from engine.workspace import Workspace
 
-__all__ = ["ACTIVE", "DeadlineHook", "deadline_context", "rules_not_running", "sync_deadlines", "waive"]
+__all__ = [
+    "ACTIVE",
+    "DeadlineHook",
+    "deadline_context",
+    "recompute_deadlines",
+    "rules_not_running",
+    "sync_deadlines",
+    "waive",
+]
 
 ACTIVE = ("pending", "warned", "missed")
 SYSTEM_ACTOR = "breach:deadlines"
@@ -282,6 +290,45 @@ def sync_deadlines(
             _mark_met(row, met[0], met[1], at)
             report.met.append(name)
     return report
+
+
+def recompute_deadlines(
+    store: Store, ctx: PlanContext, *, actor: str, incident_ids: list[str] | None = None
+) -> dict[str, SyncReport]:
+    """Bring deadlines in line with today's data, e.g. after a year's official schedule was added.
+
+    Nothing else changes deadlines between two steps of an incident, yet a new ``CN-<year>.toml``,
+    corrected legal data or a new policy target changes what they should be. Every open incident (or
+    those named) is synchronised in its own transaction, each moved deadline audited with its old and
+    new due time. Named incidents are checked first: one unknown id changes nothing.
+    """
+    from engine.flow import _load, flush_or_conflict, incident_playbook
+
+    with store.read() as session:
+        if incident_ids:
+            wanted = list(dict.fromkeys(incident_ids))
+            known = set(session.exec(select(Incident.id).where(Incident.id.in_(wanted))))  # type: ignore[attr-defined]
+            unknown = [i for i in wanted if i not in known]
+            if unknown:
+                named = ", ".join(map(repr, unknown))
+                raise NotFound(f"no incident {named} (breach incident list shows them)")
+        else:
+            wanted = list(
+                session.exec(
+                    select(Incident.id).where(Incident.closed_at.is_(None)).order_by(Incident.id)  # type: ignore[union-attr, attr-defined]
+                )
+            )
+    reports: dict[str, SyncReport] = {}
+    for incident_id in wanted:
+        with store.write() as session:
+            incident = _load(session, incident_id)
+            rules = incident_playbook(session, incident).playbook.deadlines
+            at = store.db_now(session)
+            reports[incident_id] = sync_deadlines(
+                session, incident, rules, at=at, cause=f"recompute by {actor}", ctx=ctx
+            )
+            flush_or_conflict(session, incident_id)
+    return reports
 
 
 def rules_not_running(session: Session, incident: Incident, ctx: PlanContext) -> list[tuple[str, str]]:

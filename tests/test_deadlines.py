@@ -6,6 +6,7 @@ Database tests run on SQLite and on PostgreSQL. Legal figures are read from the 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import assert_one_line_error
@@ -628,4 +629,73 @@ class TestCommands:
         )
         events = cli.json("incident", "show", incident_id)["events"]
         assert events[-1]["reason"] == "客户已电话告知" and events[-1]["inputs"]["approver"] == "wang"
+        assert cli("audit", "verify", incident_id).returncode == 0
+
+
+class TestRecompute:
+    """Deadlines follow data that changes between steps: a year's schedule, policy targets."""
+
+    def grade_major_ended(self, store, builtin_source, hooks):
+        """An incident graded major whose handling has just ended: CN-CAC-RPT-8 runs 30 days under CN."""
+        incident = open_incident(
+            store, builtin_source, hooks, facts={"people_affected": people_for("major")}
+        ).id
+        walk(store, incident, hooks, CONTAINMENT, "contain")
+        walk(store, incident, hooks, NOTIFICATION, "notify")
+        walk(store, incident, hooks, [], "handling_ended")
+        return incident
+
+    def summary(self, store, incident_id) -> Deadline:
+        return deadlines(store, incident_id)["CN-CAC-RPT-8"]
+
+    def test_a_new_holiday_on_the_last_day_moves_the_summary_report(self, store, builtin_source, ws, hooks):
+        """A schedule adding a holiday on the due day, then recompute: due the next working day, audited."""
+        from engine.deadlines import deadline_context, recompute_deadlines
+        from engine.workspace import builtin_root
+
+        incident = self.grade_major_ended(store, builtin_source, hooks)
+        before = self.summary(store, incident)
+        # Due at 24:00 of the last day, i.e. 00:00 local of the day after.
+        last_day = before.due_at.astimezone(ZoneInfo(ZONE)).date() - timedelta(days=1)
+        shipped = builtin_root() / "config" / "calendars" / f"CN-{last_day.year}.toml"
+        extra = f'    {{ date = {last_day.isoformat()}, name = "Extra rest day" }},\n'
+        text = (
+            shipped.read_text(encoding="utf-8").replace("holidays = [\n", "holidays = [\n" + extra, 1)
+            if shipped.exists()
+            else f'source = "test notice"\nverified = true\nholidays = [\n{extra}]\n'
+        )
+        (ws.home / "config" / "calendars").mkdir(parents=True, exist_ok=True)
+        (ws.home / "config" / "calendars" / shipped.name).write_text(text, encoding="utf-8")
+        with store.read() as s:
+            version = s.get(Incident, incident).version
+        reports = recompute_deadlines(store, deadline_context(ws), actor="alice", incident_ids=[incident])
+        assert reports[incident].recomputed == ["CN-CAC-RPT-8"]
+        after = self.summary(store, incident)
+        assert after.due_at > before.due_at and after.status == "pending"
+        (event,) = events(store, incident, "deadline_recomputed")
+        assert event.inputs["old_due_at"] == before.due_at.isoformat()
+        assert event.inputs["new_due_at"] == after.due_at.isoformat()
+        assert event.inputs["cause"] == "recompute by alice"
+        with store.read() as s:
+            row = s.get(Incident, incident)
+            assert row.version == version + 1 and verify_chain(s, row).ok
+        again = recompute_deadlines(store, deadline_context(ws), actor="alice", incident_ids=[incident])
+        assert again[incident].recomputed == [] and len(events(store, incident, "deadline_recomputed")) == 1
+
+    def test_cli_recomputes_open_incidents_after_a_policy_change(self, cli):
+        """A new policy target in settings moves the open incident's clock; unknown ids change nothing."""
+        incident_id = cli.open_incident(discovered_at=discovered(2))
+        due = {r["rule"]: r["due_at"] for r in cli.json("deadlines", "list")}
+        settings = cli.home / "config" / "settings.toml"
+        settings.write_text('[deadlines.policy]\n"POLICY-CLIENT-NOTICE" = "48h"\n', encoding="utf-8")
+        before = cli.json("incident", "show", incident_id)
+        refused = cli("deadlines", "recompute", incident_id, "INC-1999-0001")
+        assert_one_line_error(refused, "no incident 'INC-1999-0001'")
+        assert cli.json("incident", "show", incident_id) == before
+        out = cli.json("deadlines", "recompute")
+        assert out[incident_id]["recomputed"] == ["POLICY-CLIENT-NOTICE"]
+        moved = {r["rule"]: r["due_at"] for r in cli.json("deadlines", "list")}
+        assert moved["POLICY-CLIENT-NOTICE"] != due["POLICY-CLIENT-NOTICE"]
+        assert moved["POLICY-PIPL57-REGULATOR"] == due["POLICY-PIPL57-REGULATOR"]
+        assert "no change" in cli("deadlines", "recompute", check=True).stdout
         assert cli("audit", "verify", incident_id).returncode == 0

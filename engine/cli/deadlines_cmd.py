@@ -1,4 +1,4 @@
-"""``breach deadlines list|check|waive`` and ``breach scheduler run``."""
+"""``breach deadlines list|check|waive|recompute`` and ``breach scheduler run``."""
 
 from __future__ import annotations
 
@@ -296,6 +296,41 @@ def waive_cmd(
         subject=record,
     )
     print(f"{incident_id}: deadline {row.rule_id}{' ' + row.subject if row.subject else ''} waived")
+
+
+@deadlines_app.command("recompute")
+def recompute_cmd(
+    ctx: typer.Context,
+    incident_ids: Annotated[
+        list[str] | None, typer.Argument(help="Incidents to recompute (default: every open one).")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute deadlines from today's calendars, legal data and policy, e.g. after adding CN-2027.toml."""
+    from engine.deadlines import deadline_context, recompute_deadlines
+    from engine.wiring import legal_for
+
+    c: Ctx = ctx.obj
+    context = deadline_context(c.workspace, lambda: legal_for(c.workspace))
+    reports = recompute_deadlines(_checked_store(c), context, actor=c.actor(actor), incident_ids=incident_ids)
+    out = {
+        incident: {
+            "created": r.created,
+            "recomputed": r.recomputed,
+            "met": r.met,
+            "voided": r.voided,
+        }
+        for incident, r in reports.items()
+    }
+    if as_json:
+        emit_json(out)
+        return
+    for incident, changes in out.items():
+        said = "; ".join(f"{what} {', '.join(names)}" for what, names in changes.items() if names)
+        print(f"{incident}: {said or 'no change'}")
+    if not out:
+        print("no open incidents")
 
 
 @scheduler_app.command("run")
