@@ -62,18 +62,10 @@ def walk(source: PlaybookSource) -> list[Step]:
 
 def open_store(path: Path, *, synchronous: str = "NORMAL") -> Store:
     """A fresh SQLite store at ``path`` with every table; ``synchronous`` overrides the engine's pragma."""
-    from sqlalchemy import event
-
     import engine.flow  # noqa: F401  (registers every table a flow writes, e.g. the workspace log)
     from engine.store import Store
 
-    store = Store(f"sqlite:///{path}")
-    if synchronous.upper() != "NORMAL":
-
-        @event.listens_for(store.engine, "connect")
-        def _sync(dbapi_conn: object, _record: object) -> None:  # runs after the engine's own listener
-            dbapi_conn.execute(f"PRAGMA synchronous={synchronous.upper()}")  # type: ignore[attr-defined]
-
+    store = Store(f"sqlite:///{path}", sqlite_synchronous=synchronous)
     store.create_all()
     return store
 

@@ -2,8 +2,8 @@
 
 Each of ``--incidents`` incidents is opened and walked along the built-in playbook's happy path to closed:
 every required task completed (``complete_task``), then the phase's trigger (``advance``). Every change is
-its own committed transaction, as an operator's command is. The same run then writes the same rows with
-plain ``sqlite3`` (one ``BEGIN IMMEDIATE`` … ``COMMIT`` per change: the incident UPDATE with its version
+its own committed transaction, as an operator's command is. In the same run, alternating incident by
+incident with the engine, the baseline writes the same rows with plain ``sqlite3`` (one ``BEGIN IMMEDIATE`` … ``COMMIT`` per change: the incident UPDATE with its version
 check, the event INSERT, the task rows), reusing the engine's pure functions for hashes and effects so
 that the ratio isolates what the ORM, the session and the state machine cost. Both databases use the
 engine's pragmas (WAL, ``synchronous=NORMAL``; ``--synchronous FULL`` fsyncs every commit).
@@ -60,32 +60,41 @@ class Timings:
         return sum(self.seconds.values())
 
 
-def engine_run(db: Path, n: int, synchronous: str) -> Timings:
-    """Open ``n`` incidents and walk each to closed through ``engine.flow`` (after one untimed warm-up)."""
-    from engine import flow
+class EngineWalker:
+    """Opens incidents and walks each to closed through ``engine.flow``, one committed change at a time."""
 
-    source = builtin_source()
-    steps = walk(source)
-    store = open_store(db, synchronous=synchronous)
-    discovered = datetime.now(UTC) - timedelta(hours=2)
-    for round_ in range(n + 1):
-        if round_ <= 1:
-            timings = Timings()  # the first walk warms caches (SQL compilation, the machine) untimed
+    def __init__(self, db: Path, synchronous: str) -> None:
+        self.source = builtin_source()
+        self.steps = walk(self.source)
+        self.store = open_store(db, synchronous=synchronous)
+        self.discovered = datetime.now(UTC) - timedelta(hours=2)
+
+    def walk_once(self, timings: Timings) -> None:
+        """One incident from opening to closed, each change timed into ``timings``."""
+        from engine import flow
+
         started = time.perf_counter()
         incident = flow.open_incident(
-            store, source=source, title="台账泄露", discovered_at=discovered, actor="alice", zone=ZONE
+            self.store,
+            source=self.source,
+            title="台账泄露",
+            discovered_at=self.discovered,
+            actor="alice",
+            zone=ZONE,
         )
         timings.add("open", started)
-        for step in steps:
+        for step in self.steps:
             for key in step.tasks:
                 started = time.perf_counter()
-                flow.complete_task(store, incident.id, key, actor="alice")
+                flow.complete_task(self.store, incident.id, key, actor="alice")
                 timings.add("task", started)
             started = time.perf_counter()
-            flow.advance(store, incident.id, step.trigger, actor="alice", zone=ZONE)
+            flow.advance(self.store, incident.id, step.trigger, actor="alice", zone=ZONE)
             timings.add("trigger", started)
-    store.dispose()
-    return timings
+
+    def close(self) -> None:
+        """Release the database."""
+        self.store.dispose()
 
 
 def _sql_time(at: datetime) -> str:
@@ -299,27 +308,56 @@ class RawWriter:
         self.conn.execute("COMMIT")
 
 
-def raw_run(db: Path, n: int, synchronous: str) -> Timings:
-    """The baseline: the same walks written with plain sqlite3 (also after one untimed warm-up)."""
-    writer = RawWriter(db, synchronous)
-    steps: list[Step] = walk(writer.source)
-    discovered = datetime.now(UTC) - timedelta(hours=2)
-    for round_ in range(n + 1):
-        if round_ <= 1:
-            timings = Timings()
+class RawWalker:
+    """The baseline: the same walks written with plain sqlite3."""
+
+    def __init__(self, db: Path, synchronous: str) -> None:
+        self.writer = RawWriter(db, synchronous)
+        self.steps: list[Step] = walk(self.writer.source)
+        self.discovered = datetime.now(UTC) - timedelta(hours=2)
+
+    def walk_once(self, timings: Timings) -> None:
+        """One incident from opening to closed, each change timed into ``timings``."""
         started = time.perf_counter()
-        incident_id = writer.open(discovered)
+        incident_id = self.writer.open(self.discovered)
         timings.add("open", started)
-        for step in steps:
+        for step in self.steps:
             for key in step.tasks:
                 started = time.perf_counter()
-                writer.task_done(incident_id, key)
+                self.writer.task_done(incident_id, key)
                 timings.add("task", started)
             started = time.perf_counter()
-            writer.trigger(incident_id, step.trigger)
+            self.writer.trigger(incident_id, step.trigger)
             timings.add("trigger", started)
-    writer.conn.close()
-    return timings
+
+    def close(self) -> None:
+        """Release the database."""
+        self.writer.conn.close()
+
+
+def interleaved(
+    folder: Path, n: int, synchronous: str, profiler: cProfile.Profile | None = None
+) -> tuple[Timings, Timings]:
+    """Walk ``n`` incidents through the engine and ``n`` through raw SQL, alternating one by one.
+
+    Alternating (and swapping who goes first each round) spreads whatever else the machine is doing
+    over both sides alike, so the ratio stays steady on a busy machine. One untimed walk each first
+    warms caches (SQL compilation, the state machine).
+    """
+    engine, raw = EngineWalker(folder / "engine.db", synchronous), RawWalker(folder / "raw.db", synchronous)
+    engine.walk_once(Timings())
+    raw.walk_once(Timings())
+    engine_t, raw_t = Timings(), Timings()
+    for round_ in range(n):
+        sides = [(engine, engine_t), (raw, raw_t)]
+        for walker, timings in sides if round_ % 2 == 0 else reversed(sides):
+            if profiler is not None and walker is engine:
+                profiler.runcall(walker.walk_once, timings)
+            else:
+                walker.walk_once(timings)
+    engine.close()
+    raw.close()
+    return engine_t, raw_t
 
 
 def same_rows(engine_db: Path, raw_db: Path) -> str:
@@ -475,15 +513,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="breach-bench-") as tmp:
         folder = Path(tmp)
         print(f"{args.incidents} incidents walked open → closed, synchronous={args.synchronous}")
-        if args.profile:
-            profiler = cProfile.Profile()
-            engine = profiler.runcall(engine_run, folder / "engine.db", args.incidents, args.synchronous)
-        else:
-            engine = engine_run(folder / "engine.db", args.incidents, args.synchronous)
-        raw = raw_run(folder / "raw.db", args.incidents, args.synchronous)
+        profiler = cProfile.Profile() if args.profile else None
+        engine, raw = interleaved(folder, args.incidents, args.synchronous, profiler)
         print(f"baseline check: {same_rows(folder / 'engine.db', folder / 'raw.db')}\n")
         report(engine, raw)
-        if args.profile:
+        if profiler is not None:
             print("\nengine hotspots (cumulative):")
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
             print("engine hotspots (own time):")

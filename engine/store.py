@@ -166,45 +166,54 @@ class IncidentCounter(SQLModel, table=True):
     last: int = 0
 
 
-def _sqlite_setup(engine: Engine) -> None:
-    """WAL and a busy timeout let several processes share one file; we issue BEGIN ourselves."""
+def _sqlite_engine(url: str, begin: str, synchronous: str) -> Engine:
+    """An engine whose transactions start with ``BEGIN <begin>``; WAL and a busy timeout let several
+    processes share one file.
+
+    pysqlite's own transaction handling is switched off so that we choose the mode: IMMEDIATE for
+    writers (the write lock is taken up front, so two writers queue instead of failing mid-way), DEFERRED
+    for readers. The BEGIN is issued from the dialect rather than from a "begin" event listener: any
+    connection listener makes SQLAlchemy dispatch events around every statement, which costs about a
+    tenth of a simple write.
+    """
+    engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # let the "begin" hook below choose DEFERRED or IMMEDIATE
+        dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+    statement = f"BEGIN {begin}"
+    engine.dialect.do_begin = lambda dbapi_conn: dbapi_conn.execute(statement)  # type: ignore[method-assign]
+    return engine
 
 
 class Store:
     """An open database: an engine plus transaction helpers."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs["pool_pre_ping"] = True
+        if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise BadInput(f"unknown SQLite synchronous mode {sqlite_synchronous!r}")
         try:
-            self.engine = create_engine(url, **kwargs)
+            if self.is_sqlite:
+                # Readers and writers get an engine each (their own small pool) so that each has its
+                # BEGIN; an in-memory database exists once per connection, so there both write.
+                in_memory = url in ("sqlite://", "sqlite:///:memory:")
+                sync = sqlite_synchronous.upper()
+                self._write_engine = _sqlite_engine(url, "IMMEDIATE", sync)
+                self.engine = self._write_engine if in_memory else _sqlite_engine(url, "DEFERRED", sync)
+                self.engine.echo = self._write_engine.echo = echo
+            else:
+                self.engine = self._write_engine = create_engine(url, echo=echo, pool_pre_ping=True)
         except Exception as exc:  # a malformed URL is the operator's input
             raise BadInput(f"cannot use database URL: {exc}") from None
-        if self.is_sqlite:
-            _sqlite_setup(self.engine)
-        self._write_engine = (
-            self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
-        )
 
     def create_all(self) -> None:
         """Create the tables directly (tests and benchmarks; workspaces use migrations)."""
@@ -249,6 +258,8 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._write_engine is not self.engine:
+            self._write_engine.dispose()
 
 
 # --- Deadlines and escalations (issue 3) -------------------------------------------------------------
