@@ -3,9 +3,10 @@
 Each of ``--incidents`` incidents is opened and walked along the built-in playbook's happy path to closed:
 every required task completed (``complete_task``), then the phase's trigger (``advance``). Every change is
 its own committed transaction, as an operator's command is. In the same run, alternating incident by
-incident with the engine, the baseline writes the same rows with plain ``sqlite3`` (one ``BEGIN IMMEDIATE`` … ``COMMIT`` per change: the incident UPDATE with its version
-check, the event INSERT, the task rows), reusing the engine's pure functions for hashes and effects so
-that the ratio isolates what the ORM, the session and the state machine cost. Both databases use the
+incident with the engine, the baseline writes the same rows with plain ``sqlite3`` (one
+``BEGIN IMMEDIATE`` … ``COMMIT`` per change: the incident UPDATE with its version check, the event
+INSERT, the task rows), reusing the engine's pure functions for hashes and effects so that the ratio
+isolates what the ORM, the session and the state machine cost. Both databases use the
 engine's pragmas (WAL, ``synchronous=NORMAL``; ``--synchronous FULL`` fsyncs every commit).
 
 Then the memory a process needs per 10,000 loaded incidents, through the ORM and through the read model,

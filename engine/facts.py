@@ -117,9 +117,7 @@ class Facts(BaseModel):
 
 _COUNT_KEYS = frozenset({"people_affected", *(f"records.{c}" for c in RECORD_CATEGORIES)})
 _AMOUNT_KEYS = frozenset({"illegal_gains_rmb", "economic_loss_rmb"})
-_BOOL_KEYS = frozenset(
-    name for name, field in Facts.model_fields.items() if field.annotation is bool
-)
+_BOOL_KEYS = frozenset(name for name, field in Facts.model_fields.items() if field.annotation is bool)
 _LIST_KEYS = frozenset({"harms"})
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
@@ -327,4 +325,3 @@ def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Dotted keys whose value differs between two fact mappings, added and removed keys included."""
     old, new = flatten_facts(before), flatten_facts(after)
     return sorted(key for key in old.keys() | new.keys() if old.get(key, _MISSING) != new.get(key, _MISSING))
-

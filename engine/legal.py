@@ -281,8 +281,14 @@ class LegalData(_Data):
 
     def rules(self) -> list[RuleInfo]:
         """Every rule and penalty entry, assessment rules first."""
-        return [self.cac_grade, self.miit_grade, self.initial_report, self.spc_2017, self.spc_2019,
-                *self.penalties.penalties]
+        return [
+            self.cac_grade,
+            self.miit_grade,
+            self.initial_report,
+            self.spc_2017,
+            self.spc_2019,
+            *self.penalties.penalties,
+        ]
 
     def rule(self, rule_id: str) -> RuleInfo:
         """The rule or penalty with this id (e.g. ``CN-SPC-2017-5``).

@@ -31,8 +31,14 @@ from docx.shared import Mm, Pt, RGBColor
 from docx.text.paragraph import Paragraph
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("regulator_initial_report", "regulator_supplementary_report", "regulator_summary_report",
-         "internal_bulletin", "disciplinary_decision", "remediation_report")
+KINDS = (
+    "regulator_initial_report",
+    "regulator_supplementary_report",
+    "regulator_summary_report",
+    "internal_bulletin",
+    "disciplinary_decision",
+    "remediation_report",
+)
 FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # zip timestamps: rebuilding unchanged sources changes no byte
 RED = RGBColor(0xC0, 0x00, 0x00)
 FONTS = {  # (Latin, East Asian body, East Asian headings, body size, first-line indent)
@@ -193,7 +199,7 @@ def build(locale: str, kind: str) -> bytes:
         index += 1
         if line == "<table>":
             end = next(i for i in range(index, len(lines)) if lines[i][2] == "</table>")
-            _table(document, lines[index - 1:end + 1])
+            _table(document, lines[index - 1 : end + 1])
             index = end + 1
         elif line in ('<div class="seal">', "</div>"):
             seal = line != "</div>"
@@ -222,8 +228,11 @@ def _fixed_timestamps(data: bytes) -> bytes:
     source, target = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
         for info in source.infolist():
-            out.writestr(zipfile.ZipInfo(info.filename, FIXED_TIME), source.read(info),
-                         compress_type=zipfile.ZIP_DEFLATED)
+            out.writestr(
+                zipfile.ZipInfo(info.filename, FIXED_TIME),
+                source.read(info),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
     return target.getvalue()
 
 

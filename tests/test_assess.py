@@ -40,8 +40,17 @@ def finding(rule_id, **facts):
 class TestLegalData:
     def test_rule_lookup(self):
         """Every rule id of law-cn.md used by the assessment and the report is found."""
-        for rule_id in ("CN-CAC-GRADE", "CN-MIIT-GRADE", "CN-CAC-RPT-4", "CN-SPC-2017-5", "CN-SPC-2019-4",
-                        "CN-PIPL-66", "CN-DSL-45", "CN-CSL-64", "CN-CSL-68"):
+        for rule_id in (
+            "CN-CAC-GRADE",
+            "CN-MIIT-GRADE",
+            "CN-CAC-RPT-4",
+            "CN-SPC-2017-5",
+            "CN-SPC-2019-4",
+            "CN-PIPL-66",
+            "CN-DSL-45",
+            "CN-CSL-64",
+            "CN-CSL-68",
+        ):
             assert LEGAL.rule(rule_id).id == rule_id
 
     def test_unknown_rule(self):
@@ -53,11 +62,14 @@ class TestLegalData:
         """Only the CSL personal-information penalty is unverified in law-cn.md."""
         assert [r.id for r in LEGAL.rules() if not r.verified] == ["CN-CSL-64"]
 
-    @pytest.mark.parametrize(("operator_type", "duration", "recipient"), [
-        ("cii", "1h", "关键信息基础设施保护工作部门和公安机关"),
-        ("state_organ", "2h", "本部门网信工作机构"),
-        ("other", "4h", "属地省级网信部门"),
-    ])
+    @pytest.mark.parametrize(
+        ("operator_type", "duration", "recipient"),
+        [
+            ("cii", "1h", "关键信息基础设施保护工作部门和公安机关"),
+            ("state_organ", "2h", "本部门网信工作机构"),
+            ("other", "4h", "属地省级网信部门"),
+        ],
+    )
     def test_initial_report_clock(self, operator_type, duration, recipient):
         """The CN-CAC-RPT-4 clock gives the duration and recipient for each operator type."""
         clock = LEGAL.initial_report_clock(operator_type)
@@ -79,8 +91,9 @@ class TestLegalData:
     def test_no_figures_in_assess_code(self):
         """assess.py holds no numeric literal beyond 0, 1, 2 (the outcome indices): figures are data."""
         tree = ast.parse(Path(assess_module.__file__).read_text(encoding="utf-8"))
-        numbers = {n.value for n in ast.walk(tree)
-                   if isinstance(n, ast.Constant) and type(n.value) in (int, float)}
+        numbers = {
+            n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) in (int, float)
+        }
         assert numbers <= {0, 1, 2}
 
 
@@ -96,8 +109,9 @@ def _workspace_with(tmp_path, name, edit):
 class TestLoadLegal:
     def test_workspace_override_changes_outcome(self, tmp_path):
         """A workspace copy of criminal.yaml with a lower standard shadows the built-in one."""
-        dirs = _workspace_with(tmp_path, "criminal.yaml",
-                               lambda t: t.replace("thresholds: {A: 50,", "thresholds: {A: 20,"))
+        dirs = _workspace_with(
+            tmp_path, "criminal.yaml", lambda t: t.replace("thresholds: {A: 50,", "thresholds: {A: 20,")
+        )
         legal = load_legal(dirs)
         facts = merge_facts({}, {"records": {"property": 30}})
         assert assess(facts, LEGAL).finding("CN-SPC-2017-5").outcome == "not_met"
@@ -107,8 +121,9 @@ class TestLoadLegal:
 
     def test_workspace_override_of_clock(self, tmp_path):
         """A workspace reporting.yaml changes the clock other modules read."""
-        dirs = _workspace_with(tmp_path, "reporting.yaml",
-                               lambda t: t.replace("duration: 4h", "duration: 3h"))
+        dirs = _workspace_with(
+            tmp_path, "reporting.yaml", lambda t: t.replace("duration: 4h", "duration: 3h")
+        )
         assert load_legal(dirs).initial_report_clock("other").duration == "3h"
 
     def test_malformed_yaml(self, tmp_path):
@@ -119,15 +134,17 @@ class TestLoadLegal:
 
     def test_invalid_threshold(self, tmp_path):
         """A negative threshold is refused naming the file and the field path."""
-        dirs = _workspace_with(tmp_path, "criminal.yaml",
-                               lambda t: t.replace("thresholds: {A: 500,", "thresholds: {A: -500,"))
+        dirs = _workspace_with(
+            tmp_path, "criminal.yaml", lambda t: t.replace("thresholds: {A: 500,", "thresholds: {A: -500,")
+        )
         with pytest.raises(BadInput, match=r"criminal.yaml: invalid legal data: spc_2019.thresholds.A"):
             load_legal(dirs)
 
     def test_category_must_be_grouped(self, tmp_path):
         """A record category missing from the groups is refused, since its records would vanish."""
-        dirs = _workspace_with(tmp_path, "criminal.yaml",
-                               lambda t: t.replace("categories: [other]", "categories: []"))
+        dirs = _workspace_with(
+            tmp_path, "criminal.yaml", lambda t: t.replace("categories: [other]", "categories: []")
+        )
         with pytest.raises(BadInput, match="record_groups must be A, B, C"):
             load_legal(dirs)
 
@@ -139,8 +156,11 @@ class TestLoadLegal:
 
     def test_penalty_must_cite_known_rule(self, tmp_path):
         """A penalty applying to an unknown rule id is refused."""
-        dirs = _workspace_with(tmp_path, "penalties.yaml",
-                               lambda t: t.replace("applies_to: [CN-SPC-2019-4]", "applies_to: [CN-NOPE]"))
+        dirs = _workspace_with(
+            tmp_path,
+            "penalties.yaml",
+            lambda t: t.replace("applies_to: [CN-SPC-2019-4]", "applies_to: [CN-NOPE]"),
+        )
         with pytest.raises(BadInput, match="CN-CSL-68 applies_to unknown rules CN-NOPE"):
             load_legal(dirs)
 
@@ -157,20 +177,32 @@ class TestLoadLegal:
 
 
 class TestCacGrade:
-    @pytest.mark.parametrize(("people", "grade"), [
-        (999_999, "general"), (1_000_000, "relatively_major"),
-        (9_999_999, "relatively_major"), (10_000_000, "major"),
-        (99_999_999, "major"), (100_000_000, "especially_major"),
-    ])
+    @pytest.mark.parametrize(
+        ("people", "grade"),
+        [
+            (999_999, "general"),
+            (1_000_000, "relatively_major"),
+            (9_999_999, "relatively_major"),
+            (10_000_000, "major"),
+            (99_999_999, "major"),
+            (100_000_000, "especially_major"),
+        ],
+    )
     def test_people_boundaries(self, people, grade):
         """Each people threshold is met at n and not at n-1."""
         assert finding("CN-CAC-GRADE", people_affected=people).outcome == grade
 
-    @pytest.mark.parametrize(("loss", "grade"), [
-        (4_999_999, "general"), (5_000_000, "relatively_major"),
-        (19_999_999, "relatively_major"), (20_000_000, "major"),
-        (99_999_999, "major"), (100_000_000, "especially_major"),
-    ])
+    @pytest.mark.parametrize(
+        ("loss", "grade"),
+        [
+            (4_999_999, "general"),
+            (5_000_000, "relatively_major"),
+            (19_999_999, "relatively_major"),
+            (20_000_000, "major"),
+            (99_999_999, "major"),
+            (100_000_000, "especially_major"),
+        ],
+    )
     def test_economic_loss_boundaries(self, loss, grade):
         """Each direct-economic-loss threshold is met at n and not at n-1."""
         assert finding("CN-CAC-GRADE", economic_loss_rmb=loss).outcome == grade
@@ -204,8 +236,9 @@ class TestCacGrade:
 
     def test_recorded_grade_lower_ignored(self):
         """A grade recorded by hand below the computed one does not lower it."""
-        found = finding("CN-CAC-GRADE", people_affected=10_000_000, recorded_grade="general",
-                        recorded_grade_reason="估计")
+        found = finding(
+            "CN-CAC-GRADE", people_affected=10_000_000, recorded_grade="general", recorded_grade_reason="估计"
+        )
         assert found.outcome == "major"
         assert any("computed grade stands" in line for line in found.explain)
 
@@ -228,8 +261,9 @@ class TestInitialReport:
         assert found.outcome == "not_applicable"
         assert any("一般 incidents have no clock under these Measures" in line for line in found.explain)
 
-    @pytest.mark.parametrize(("operator_type", "clock"),
-                             [("cii", "1h"), ("state_organ", "2h"), ("other", "4h")])
+    @pytest.mark.parametrize(
+        ("operator_type", "clock"), [("cii", "1h"), ("state_organ", "2h"), ("other", "4h")]
+    )
     def test_clock_by_operator_type(self, operator_type, clock):
         """From 较大 upward the clock follows the operator type and names the recipient."""
         found = finding("CN-CAC-RPT-4", people_affected=1_000_000, operator_type=operator_type)
@@ -238,8 +272,12 @@ class TestInitialReport:
 
     def test_recorded_grade_starts_clock(self):
         """A grade recorded by hand at 较大 starts the clock like a computed one."""
-        found = finding("CN-CAC-RPT-4", people_affected=10, recorded_grade="relatively_major",
-                        recorded_grade_reason="较大量个人信息")
+        found = finding(
+            "CN-CAC-RPT-4",
+            people_affected=10,
+            recorded_grade="relatively_major",
+            recorded_grade_reason="较大量个人信息",
+        )
         assert found.outcome == "4h"
 
 
@@ -315,13 +353,20 @@ class TestSpc2017:
         below = finding("CN-SPC-2017-5", records={"property": 199, "health": 3000})
         assert (below.outcome, at.outcome) == ("serious", "especially_serious")
 
-    @pytest.mark.parametrize(("gains", "insider", "outcome", "items"), [
-        (4_999, False, "not_met", []), (5_000, False, "serious", [7]),
-        ("4999.99", False, "not_met", []),
-        (2_499, True, "not_met", []), (2_500, True, "serious", [8]),
-        (49_999, False, "serious", [7]), (50_000, False, "especially_serious", [7]),
-        (24_999, True, "serious", [7, 8]), (25_000, True, "especially_serious", [7, 8]),
-    ])
+    @pytest.mark.parametrize(
+        ("gains", "insider", "outcome", "items"),
+        [
+            (4_999, False, "not_met", []),
+            (5_000, False, "serious", [7]),
+            ("4999.99", False, "not_met", []),
+            (2_499, True, "not_met", []),
+            (2_500, True, "serious", [8]),
+            (49_999, False, "serious", [7]),
+            (50_000, False, "especially_serious", [7]),
+            (24_999, True, "serious", [7, 8]),
+            (25_000, True, "especially_serious", [7, 8]),
+        ],
+    )
     def test_gains(self, gains, insider, outcome, items):
         """Illegal gains meet item 7 at RMB 5,000 (insider 2,500) and ten times at 50,000 (insider 25,000)."""
         found = finding("CN-SPC-2017-5", illegal_gains_rmb=gains, insider=insider)
@@ -331,16 +376,29 @@ class TestSpc2017:
         """An insider over the full standard meets both item 3 and item 8."""
         assert finding("CN-SPC-2017-5", records={"property": 60}, insider=True).items == [3, 8]
 
-    @pytest.mark.parametrize(("flag", "item"), [
-        ("sold_tracks_used_in_crime", 1), ("knew_buyer_criminal", 2), ("prior_penalty_within_2y", 9),
-    ])
+    @pytest.mark.parametrize(
+        ("flag", "item"),
+        [
+            ("sold_tracks_used_in_crime", 1),
+            ("knew_buyer_criminal", 2),
+            ("prior_penalty_within_2y", 9),
+        ],
+    )
     def test_flag_items(self, flag, item):
         """Items 1, 2 and 9 are met by their facts alone."""
         found = finding("CN-SPC-2017-5", **{flag: True})
         assert (found.outcome, found.items) == ("serious", [item])
 
-    @pytest.mark.parametrize("harm", ["death_or_serious_injury", "mental_disorder", "kidnapping",
-                                      "major_economic_loss", "bad_social_impact"])
+    @pytest.mark.parametrize(
+        "harm",
+        [
+            "death_or_serious_injury",
+            "mental_disorder",
+            "kidnapping",
+            "major_economic_loss",
+            "bad_social_impact",
+        ],
+    )
     def test_harms_especially_serious(self, harm):
         """The harms of Art 6 (1) and (2) alone make it 情节特别严重."""
         assert finding("CN-SPC-2017-5", harms=[harm]).outcome == "especially_serious"
@@ -369,20 +427,28 @@ class TestSpc2019:
 
     def test_pro_rata(self):
         """300 track and 3,000 health records: 300/500 + 3,000/5,000 = 1.2 meets item 4."""
-        found = finding("CN-SPC-2019-4", records={"whereabouts": 300, "health": 3000},
-                        refused_rectification_order=True)
+        found = finding(
+            "CN-SPC-2019-4", records={"whereabouts": 300, "health": 3000}, refused_rectification_order=True
+        )
         assert (found.outcome, found.items, found.score) == ("serious_consequences", [4], 1.2)
 
     def test_insider_does_not_halve(self):
         """The 2019 standards have no insider factor."""
-        found = finding("CN-SPC-2019-4", records={"property": 250}, insider=True,
-                        refused_rectification_order=True)
+        found = finding(
+            "CN-SPC-2019-4", records={"property": 250}, insider=True, refused_rectification_order=True
+        )
         assert found.outcome == "not_met"
 
-    @pytest.mark.parametrize(("harm", "item"), [
-        ("death_or_serious_injury", 5), ("mental_disorder", 5), ("kidnapping", 5),
-        ("major_economic_loss", 6), ("serious_social_disorder", 7),
-    ])
+    @pytest.mark.parametrize(
+        ("harm", "item"),
+        [
+            ("death_or_serious_injury", 5),
+            ("mental_disorder", 5),
+            ("kidnapping", 5),
+            ("major_economic_loss", 6),
+            ("serious_social_disorder", 7),
+        ],
+    )
     def test_harms(self, harm, item):
         """The listed harms meet items 5–7 after a refusal."""
         found = finding("CN-SPC-2019-4", harms=[harm], refused_rectification_order=True)
@@ -415,7 +481,12 @@ class TestDemoScenario:
         data = assess(merge_facts({}, load_facts_file(DATA / "demo.yaml")), LEGAL).to_json()
         json.dumps(data, ensure_ascii=False)
         assert [f["rule"] for f in data["findings"]] == [
-            "CN-CAC-GRADE", "CN-MIIT-GRADE", "CN-CAC-RPT-4", "CN-SPC-2017-5", "CN-SPC-2019-4"]
+            "CN-CAC-GRADE",
+            "CN-MIIT-GRADE",
+            "CN-CAC-RPT-4",
+            "CN-SPC-2017-5",
+            "CN-SPC-2019-4",
+        ]
         for item in data["findings"]:
             keys = {"rule", "outcome", "score", "items", "explain", "basis", "source", "verified"}
             assert keys <= set(item)
@@ -423,25 +494,33 @@ class TestDemoScenario:
 
 
 _counts = st.integers(min_value=0, max_value=120_000)
-_facts = st.fixed_dictionaries({
-    "people_affected": st.one_of(st.none(), st.integers(min_value=0, max_value=150_000_000)),
-    "records": st.fixed_dictionaries({c: _counts for c in RECORD_CATEGORIES}),
-    "insider": st.booleans(),
-    "refused_rectification_order": st.booleans(),
-    "operator_type": st.sampled_from(["cii", "state_organ", "other"]),
-    "harms": st.lists(st.sampled_from(HARMS), unique=True, max_size=2),
-    "illegal_gains_rmb": st.one_of(st.none(), st.integers(min_value=0, max_value=80_000)),
-})
+_facts = st.fixed_dictionaries(
+    {
+        "people_affected": st.one_of(st.none(), st.integers(min_value=0, max_value=150_000_000)),
+        "records": st.fixed_dictionaries({c: _counts for c in RECORD_CATEGORIES}),
+        "insider": st.booleans(),
+        "refused_rectification_order": st.booleans(),
+        "operator_type": st.sampled_from(["cii", "state_organ", "other"]),
+        "harms": st.lists(st.sampled_from(HARMS), unique=True, max_size=2),
+        "illegal_gains_rmb": st.one_of(st.none(), st.integers(min_value=0, max_value=80_000)),
+    }
+)
 
 
 class TestMonotonic:
     @settings(max_examples=300, deadline=None)
-    @given(base=_facts, more_people=st.integers(min_value=0, max_value=150_000_000),
-           more=st.fixed_dictionaries({c: _counts for c in RECORD_CATEGORIES}))
+    @given(
+        base=_facts,
+        more_people=st.integers(min_value=0, max_value=150_000_000),
+        more=st.fixed_dictionaries({c: _counts for c in RECORD_CATEGORIES}),
+    )
     def test_more_never_lowers(self, base, more_people, more):
         """More records or more people never lower the grade or any finding's outcome."""
-        bigger = dict(base, records={c: base["records"][c] + more[c] for c in RECORD_CATEGORIES},
-                      people_affected=(base["people_affected"] or 0) + more_people)
+        bigger = dict(
+            base,
+            records={c: base["records"][c] + more[c] for c in RECORD_CATEGORIES},
+            people_affected=(base["people_affected"] or 0) + more_people,
+        )
         before, after = run(**base), run(**bigger)
         assert grade_rank(after.grade) >= grade_rank(before.grade)
         for old, new in zip(before.findings, after.findings, strict=True):
@@ -451,8 +530,9 @@ class TestMonotonic:
 class TestReport:
     def _render(self, **facts):
         parsed = merge_facts({}, facts)
-        return render_assessment_markdown(assess(parsed, LEGAL), parsed, LEGAL,
-                                          incident_id="INC-1", title="客户账套 | 泄露")
+        return render_assessment_markdown(
+            assess(parsed, LEGAL), parsed, LEGAL, incident_id="INC-1", title="客户账套 | 泄露"
+        )
 
     def test_demo_report(self):
         """The report shows facts, grade, every finding with its arithmetic, basis and penalties."""
@@ -460,8 +540,17 @@ class TestReport:
         assert text.startswith("# 法律风险评估报告：INC-1 客户账套 | 泄露")
         assert text.count(DISCLAIMER) == 2
         assert "本报告仅列明事实与法定标准，不构成法律意见" in text
-        for rule_id in ("CN-CAC-GRADE", "CN-MIIT-GRADE", "CN-CAC-RPT-4", "CN-SPC-2017-5", "CN-SPC-2019-4",
-                        "CN-PIPL-66", "CN-DSL-45", "CN-CSL-64", "CN-CSL-68"):
+        for rule_id in (
+            "CN-CAC-GRADE",
+            "CN-MIIT-GRADE",
+            "CN-CAC-RPT-4",
+            "CN-SPC-2017-5",
+            "CN-SPC-2019-4",
+            "CN-PIPL-66",
+            "CN-DSL-45",
+            "CN-CSL-64",
+            "CN-CSL-68",
+        ):
             assert rule_id in text
         assert "| 泄露记录：财产信息（A类） | 8,000 条 |" in text
         assert "**一般**（`general`）" in text and "**情节特别严重**" in text

@@ -27,8 +27,12 @@ class TestParseAssignments:
     def test_nested_update(self):
         """Dotted record keys nest under records, counts become ints, lists split on commas."""
         update = parse_assignments(
-            ["people_affected=8000", "records.property=16000", "insider=true",
-             "harms=major_economic_loss,bad_social_impact"]
+            [
+                "people_affected=8000",
+                "records.property=16000",
+                "insider=true",
+                "harms=major_economic_loss,bad_social_impact",
+            ]
         )
         assert update == {
             "people_affected": 8000,
@@ -39,8 +43,16 @@ class TestParseAssignments:
 
     @pytest.mark.parametrize(
         ("text", "value"),
-        [("true", True), ("TRUE", True), ("yes", True), ("1", True),
-         ("false", False), ("No", False), ("0", False), (" yes ", True)],
+        [
+            ("true", True),
+            ("TRUE", True),
+            ("yes", True),
+            ("1", True),
+            ("false", False),
+            ("No", False),
+            ("0", False),
+            (" yes ", True),
+        ],
     )
     def test_booleans(self, text, value):
         """Booleans accept true/false, yes/no and 1/0 in any case, with surrounding blanks."""
@@ -82,8 +94,9 @@ class TestParseAssignments:
             parse_assignments([f"records.property={text}"])
         assert str(caught.value) == f"records.property must be a whole number ≥ 0, got {text!r}"
 
-    @pytest.mark.parametrize(("text", "value"),
-                             [("08", 8), (" 12 ", 12), ("8,000", 8000), ("1,000,000", 1000000)])
+    @pytest.mark.parametrize(
+        ("text", "value"), [("08", 8), (" 12 ", 12), ("8,000", 8000), ("1,000,000", 1000000)]
+    )
     def test_lenient_counts(self, text, value):
         """Leading zeros, blanks and comma thousands separators are read as the obvious number."""
         assert parse_assignments([f"people_affected={text}"]) == {"people_affected": value}
@@ -104,7 +117,9 @@ class TestParseAssignments:
     def test_empty_value_clears(self):
         """An empty value becomes None, which merging reads as back to the default."""
         assert parse_assignments(["people_affected=", "records.health="]) == {
-            "people_affected": None, "records": {"health": None}}
+            "people_affected": None,
+            "records": {"health": None},
+        }
 
     def test_key_given_twice(self):
         """The same key twice in one call is refused rather than silently taking the last."""
@@ -135,15 +150,24 @@ class TestMergeFacts:
 
     def test_none_clears_to_default(self):
         """A None in the update removes the key, so its default applies again."""
-        facts = merge_facts({"people_affected": 5, "records": {"other": 9}, "insider": True},
-                            {"people_affected": None, "records": {"other": None}, "insider": None})
+        facts = merge_facts(
+            {"people_affected": 5, "records": {"other": 9}, "insider": True},
+            {"people_affected": None, "records": {"other": None}, "insider": None},
+        )
         assert facts.people_affected is None and facts.records.other == 0 and facts.insider is False
 
     def test_every_error_on_one_line(self):
         """Several problems are reported together, each with its field path and what was expected."""
         with pytest.raises(BadInput) as caught:
-            merge_facts({}, {"records": {"property": -5}, "operator_type": "bank", "insider": "yes",
-                             "harms": ["boredom"]})
+            merge_facts(
+                {},
+                {
+                    "records": {"property": -5},
+                    "operator_type": "bank",
+                    "insider": "yes",
+                    "harms": ["boredom"],
+                },
+            )
         message = str(caught.value)
         assert "\n" not in message
         assert message.startswith("invalid facts: ")
@@ -260,9 +284,17 @@ class TestFactsToDict:
 
     def test_json_safe_and_round_trips(self):
         """The mapping serialises to JSON and merges back to equal facts."""
-        facts = merge_facts({}, {"people_affected": 8000, "illegal_gains_rmb": Decimal("4999.50"),
-                                 "economic_loss_rmb": 5000000, "harms": ["kidnapping"],
-                                 "recorded_grade": "major", "recorded_grade_reason": "大量信息"})
+        facts = merge_facts(
+            {},
+            {
+                "people_affected": 8000,
+                "illegal_gains_rmb": Decimal("4999.50"),
+                "economic_loss_rmb": 5000000,
+                "harms": ["kidnapping"],
+                "recorded_grade": "major",
+                "recorded_grade_reason": "大量信息",
+            },
+        )
         result = facts_to_dict(facts)
         json.dumps(result)
         assert result["economic_loss_rmb"] == 5000000 and isinstance(result["economic_loss_rmb"], int)
