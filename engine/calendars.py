@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -49,7 +50,7 @@ def _is_weekend(day: date) -> bool:
     return day.weekday() >= SATURDAY
 
 
-class Calendar:
+class Calendar(ABC):
     """What a deadline needs to know about days: working or not, why not, and whether the year is official."""
 
     name: str = ""
@@ -59,13 +60,13 @@ class Calendar:
     #: explain trail; only calendars tied to one legal system carry it.
     citations: dict[str, str] = {}  # noqa: RUF012 - read-only class data
 
+    @abstractmethod
     def is_working_day(self, day: date) -> bool:
         """Whether ``day`` counts as a working day."""
-        raise NotImplementedError
 
+    @abstractmethod
     def rest_reason(self, day: date) -> str | None:
         """Why ``day`` is a rest day ("weekend", "National Day holiday"...), or None for a working day."""
-        raise NotImplementedError
 
     def is_announced(self, year: int) -> bool:
         """Whether ``year``'s schedule is official, so that results using it are final."""
