@@ -18,8 +18,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 if TYPE_CHECKING:
-    from engine.playbook import PlaybookSource
-    from engine.store import Store
+    from engine.playbooks.model import PlaybookSource
+    from engine.store.db import Store
 
 __all__ = ["REPO", "Step", "builtin_source", "fmt_rate", "median", "open_store", "rss_kib", "walk"]
 
@@ -36,7 +36,7 @@ class Step:
 
 def builtin_source() -> PlaybookSource:
     """The built-in ``cn-agency-firm`` playbook of this checkout."""
-    from engine.catalog import PlaybookCatalog
+    from engine.playbooks.catalog import PlaybookCatalog
     from engine.workspace import Workspace
 
     return PlaybookCatalog(Workspace.resolve(REPO)).get("cn-agency-firm")
@@ -62,11 +62,11 @@ def walk(source: PlaybookSource) -> list[Step]:
 
 def open_store(path: Path, *, synchronous: str = "NORMAL") -> Store:
     """A fresh SQLite store at ``path`` with every table; ``synchronous`` overrides the engine's pragma."""
-    import engine.flow  # noqa: F401  (registers every table a flow writes, e.g. the workspace log)
-    from engine.store import Store
+    from engine.migrations.tables import create_all
+    from engine.store.db import Store
 
     store = Store(f"sqlite:///{path}", sqlite_synchronous=synchronous)
-    store.create_all()
+    create_all(store)
     return store
 
 

@@ -62,7 +62,8 @@ class Timings:
 
 
 class EngineWalker:
-    """Opens incidents and walks each to closed through ``engine.flow``, one committed change at a time."""
+    """Opens incidents and walks each to closed through ``engine.incidents.flow``, one committed change
+    at a time."""
 
     def __init__(self, db: Path, synchronous: str) -> None:
         self.source = builtin_source()
@@ -72,7 +73,7 @@ class EngineWalker:
 
     def walk_once(self, timings: Timings) -> None:
         """One incident from opening to closed, each change timed into ``timings``."""
-        from engine import flow
+        from engine.incidents import flow
 
         started = time.perf_counter()
         incident = flow.open_incident(
@@ -107,7 +108,7 @@ class RawWriter:
     """Writes what the engine writes, with plain sqlite3 and hand-written SQL."""
 
     def __init__(self, db: Path, synchronous: str) -> None:
-        from engine.flow import playbook_summary
+        from engine.incidents.repository import playbook_summary
 
         self.source = builtin_source()
         self.playbook = self.source.playbook
@@ -133,7 +134,7 @@ class RawWriter:
 
     def _event(self, inc: dict[str, Any], at: datetime, kind: str, **fields: Any) -> tuple[Any, ...]:
         """The next event's row, hashed onto the chain; moves the incident's count and head."""
-        from engine.audit import GENESIS, canonical_json, event_hash
+        from engine.incidents.audit import GENESIS, canonical_json, event_hash
 
         seq, prev = inc["event_count"] + 1, inc["audit_head"] or GENESIS
         inputs = json.loads(canonical_json(fields.pop("inputs", {})))
@@ -272,7 +273,7 @@ class RawWriter:
 
     def trigger(self, incident_id: str, trigger: str) -> None:
         """Fire a trigger: state and bookkeeping UPDATE with version check, event, next phase's tasks."""
-        from engine.effects import Mutable, apply_effects
+        from engine.playbooks.effects import Mutable, apply_effects
 
         inc, now = self.live[incident_id], datetime.now(UTC)
         spec = self.playbook.transition(trigger, inc["state"])
@@ -365,8 +366,9 @@ def same_rows(engine_db: Path, raw_db: Path) -> str:
     """Check the baseline wrote what the engine wrote: row counts, states, versions, an intact chain."""
     from sqlmodel import select
 
-    from engine.audit import verify_chain
-    from engine.store import Incident, Store
+    from engine.incidents.audit import verify_chain
+    from engine.incidents.tables import Incident
+    from engine.store.db import Store
 
     def shape(db: Path) -> list[Any]:
         with sqlite3.connect(db) as conn:
@@ -440,7 +442,8 @@ def memory_child(how: str, db: Path, traced: bool) -> None:
     if how == "orm":
         from sqlmodel import Session, select
 
-        from engine.store import Incident, Store
+        from engine.incidents.tables import Incident
+        from engine.store.db import Store
 
         session = Session(Store(url).engine)
         session.exec(select(Incident).limit(1)).all()  # compile and cache the query first
@@ -448,7 +451,7 @@ def memory_child(how: str, db: Path, traced: bool) -> None:
         def load() -> Any:
             return session.exec(select(Incident)).all()
     else:
-        from engine.readmodel import Reader
+        from engine.store.readmodel import Reader
 
         reader = Reader(url)
         reader.rows("SELECT id FROM incident LIMIT 1")

@@ -1,11 +1,10 @@
 """Benchmark of the deadline checker against its baselines, measured in the same run.
 
-1. **Scan.** 1,000,000 pending deadlines over 100,000 incidents, of which 1,000 are due. One scan's
-   query for the due rows (``engine.checker.find_due``, through SQLAlchemy and our column types) is timed
+1. **Scan.** 1,000,000 pending deadlines over 100,000 incidents, of which 1,000 are due. One scan's query for
+   the due rows (``engine.deadlines.checker.find_due``, through SQLAlchemy and our column types) is timed
    beside the raw SQL for the same rows through the bare DB-API driver, both on an open connection,
-   interleaved, best of ``--repeat``. Target: within 2x.
-   The full decide-and-record pass over the same 1,000 rows is shown too (compare-and-set per row plus
-   its outbox row), for scale.
+   interleaved, best of ``--repeat``. Target: within 2x. The full decide-and-record pass over the same 1,000
+   rows is shown too (compare-and-set per row plus its outbox row), for scale.
 2. **Set-up.** 100,000 deadlines in our table against the naive design of one APScheduler job per
    deadline in its ``SQLAlchemyJobStore`` (100,000 ``add_job`` calls), on the same database kind with the
    same pragmas: time, peak Python memory while setting up (tracemalloc, on a 10,000-item sample) and
@@ -36,9 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.checker import find_due
-from engine.migrate import upgrade
-from engine.store import Store
+from engine.deadlines.checker import find_due
+from engine.migrations.migrate import upgrade
+from engine.store.db import Store
 
 RULES = 10  # deadlines per incident
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -212,7 +211,7 @@ def insert_deadlines_typed(db: Db, count: int) -> float:
     """The same rows through SQLAlchemy Core and our column types (as the engine writes them)."""
     from sqlalchemy import insert
 
-    from engine.escalation import DEADLINE
+    from engine.deadlines.escalation import DEADLINE
 
     created = NOW - timedelta(hours=1)
     rows = (
@@ -296,8 +295,8 @@ def bench_scan(db: Db, due: int, repeat: int) -> dict[str, float]:
 
 def bench_full_scan(db: Db, due: int) -> float:
     """One decide-and-record pass over the due rows (compare-and-set + outbox row each; no channel)."""
-    from engine.checker import _advance
-    from engine.escalation import EscalationSettings
+    from engine.deadlines.checker import _advance
+    from engine.deadlines.escalation import EscalationSettings
 
     started = time.perf_counter()
     alerts = _advance(

@@ -33,16 +33,16 @@ PHASES = [
 
 
 def _store(url: str):
-    from engine.store import Store
+    from engine.store.db import Store
 
     return Store(url)
 
 
 def prepare(url: str, pool: int) -> list[str]:
     """An upgraded database with ``pool`` incidents waiting in regulator_report."""
-    from engine import flow
-    from engine.catalog import PlaybookCatalog
-    from engine.migrate import upgrade
+    from engine.incidents import flow
+    from engine.migrations.migrate import upgrade
+    from engine.playbooks.catalog import PlaybookCatalog
     from engine.workspace import Workspace
 
     store = _store(url)
@@ -69,9 +69,9 @@ def prepare(url: str, pool: int) -> list[str]:
 
 def engine_worker(url: str, ids: list[str], seconds: float, seed: int, out: mp.Queue) -> None:
     """Fire supplementary_report on random incidents until time is up; report (accepted, conflicts)."""
-    from engine import flow
     from engine.errors import Conflict
-    from engine.store import Incident
+    from engine.incidents import flow
+    from engine.incidents.tables import Incident
 
     store = _store(url)
     rng = random.Random(seed)

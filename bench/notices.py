@@ -50,8 +50,7 @@ CODES = ("name;id_number;bank_account;salary", "name;salary;tax", "name;phone", 
 
 def setup(folder: Path, people: int) -> tuple[Path, str]:
     """A workspace at ``folder`` with one incident and ``people`` recipients (raw SQL bulk insert)."""
-    import engine.delivery  # noqa: F401  (registers the notice tables before create_all)
-    from engine import flow
+    from engine.incidents import flow
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config").mkdir(exist_ok=True)
@@ -95,8 +94,8 @@ def setup(folder: Path, people: int) -> tuple[Path, str]:
 
 def ours(folder: Path, incident: str, fmt: str) -> dict[str, float]:
     """Our path for one format; the seconds and this process's peak RSS."""
-    from engine.notices import render_notices
-    from engine.store import Store
+    from engine.notices.render import render_notices
+    from engine.store.db import Store
     from engine.workspace import Workspace
 
     store = Store(f"sqlite:///{folder / 'breach.db'}")
@@ -118,10 +117,11 @@ def bare(folder: Path, incident: str, fmt: str) -> dict[str, float]:
     """The bare loop: same templates, rows and contexts; plain Environment, plain writes."""
     from jinja2 import Environment, FileSystemLoader
 
-    from engine._email import email_bytes
-    from engine.contexts import IncidentStats, NoticeContent, NoticeContexts, firm_settings
-    from engine.store import Incident, Store
-    from engine.templating import FILTERS
+    from engine.documents.eml import email_bytes
+    from engine.documents.templating import FILTERS
+    from engine.incidents.tables import Incident
+    from engine.notices.contexts import IncidentStats, NoticeContent, NoticeContexts, firm_settings
+    from engine.store.db import Store
     from engine.workspace import Workspace
 
     ws = Workspace.resolve(folder)
@@ -184,10 +184,17 @@ def docx(folder: Path, people: int) -> dict[str, float]:
     """Per-person Word files: our renderer against docxtpl loading, rendering and saving each one."""
     from docxtpl import DocxTemplate
 
-    from engine.contexts import IncidentStats, NoticeContent, base_context, firm_settings, report_block
-    from engine.documents import DocumentRenderer, write_private
-    from engine.store import Incident, Store
-    from engine.templating import get_environment
+    from engine.documents.render import DocumentRenderer, write_private
+    from engine.documents.templating import get_environment
+    from engine.incidents.tables import Incident
+    from engine.notices.contexts import (
+        IncidentStats,
+        NoticeContent,
+        base_context,
+        firm_settings,
+        report_block,
+    )
+    from engine.store.db import Store
     from engine.workspace import Workspace
 
     ws = Workspace.resolve(folder)
@@ -256,7 +263,7 @@ def best(folder: Path, incident: str, fmt: str, repeat: int) -> tuple[dict[str, 
     """Ours and bare, alternating, ``repeat`` times each; the fastest run of each side (the noise of a
     shared machine only ever slows a run down). Our documents are deleted between runs, so each run
     renders everyone."""
-    from engine.store import Store
+    from engine.store.db import Store
 
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "bare": []}
     for _ in range(repeat):

@@ -5,9 +5,9 @@ require the approver to hold one (only the DPO approves a waiver). The workspace
 map operators to roles. A workspace that maps nobody runs in single-operator mode: every operator holds
 every role, and ``breach incident triggers`` says so.
 
-An attempt refused for want of a role is recorded in the workspace log (``engine.worklog``), not in the
-incident's trail: a refused step must leave the incident, its version and its events exactly as they
-were, yet the attempt itself must not vanish.
+An attempt refused for want of a role is recorded in the workspace log (``engine.incidents.worklog``), not in
+the incident's trail: a refused step must leave the incident, its version and its events exactly as they were,
+yet the attempt itself must not vanish.
 """
 
 from __future__ import annotations

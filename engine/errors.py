@@ -11,6 +11,7 @@ __all__ = [
     "CheckFailed",
     "Conflict",
     "GuardFailed",
+    "IncidentNotFound",
     "NotAllowed",
     "NotFound",
 ]
@@ -28,6 +29,14 @@ class BadInput(BreachError):
 
 class NotFound(BadInput):
     """An incident, playbook, trigger, task, rule or template that does not exist."""
+
+
+class IncidentNotFound(NotFound):
+    """An incident id that does not exist, worded the same by every command."""
+
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(f"no incident {incident_id!r} (breach incident list shows them)")
+        self.incident_id = incident_id
 
 
 class NotAllowed(BadInput):

@@ -21,14 +21,14 @@ from typing import Any
 
 import yaml
 from sqlalchemy import delete, select
-from sqlmodel import SQLModel
 
-import engine.delivery  # noqa: F401  (registers the people, document and delivery tables purge must clear)
-from engine.audit import append_event, canonical_json, verify_rows
 from engine.errors import BadInput, NotAllowed
-from engine.flow import _load, flush_or_conflict
-from engine.store import Event, Incident, Store, utcnow
-from engine.worklog import append_log
+from engine.incidents.audit import append_event, canonical_json, verify_rows
+from engine.incidents.repository import flush_or_conflict, get_incident
+from engine.incidents.tables import Event, Incident
+from engine.incidents.worklog import append_log
+from engine.migrations.tables import METADATA
+from engine.store.db import Store, utcnow
 from engine.workspace import Workspace
 
 __all__ = ["BundleReport", "Retention", "export_bundle", "load_retention", "purge_incident", "verify_bundle"]
@@ -72,7 +72,7 @@ def load_retention(workspace: Workspace) -> Retention:
 
 def _incident_tables() -> list[Any]:
     """Tables holding rows of one incident, children before parents (the order deletes need)."""
-    tables = [t for t in reversed(SQLModel.metadata.sorted_tables) if "incident_id" in t.c]
+    tables = [t for t in reversed(METADATA.sorted_tables) if "incident_id" in t.c]
     return [t for t in tables if t.name != "workspace_log"]
 
 
@@ -91,7 +91,7 @@ def _rows(session: Any, table: Any, incident_id: str) -> list[dict[str, Any]]:
 def export_bundle(store: Store, incident_id: str, out: Path, *, actor: str) -> tuple[Path, str]:
     """Write the evidence bundle of an incident (mode 0600); return its path and manifest hash."""
     with store.write() as session, session.no_autoflush:
-        incident = _load(session, incident_id)
+        incident = get_incident(session, incident_id)
         parts: dict[str, bytes] = {
             "incident.json": canonical_json(
                 {c.name: _jsonable(getattr(incident, c.name)) for c in Incident.__table__.columns}
@@ -215,7 +215,7 @@ def purge_incident(
         raise BadInput("purging needs --reason")
     now = now or utcnow()
     with store.write() as session:
-        incident = _load(session, incident_id)
+        incident = get_incident(session, incident_id)
         if incident.closed_at is None:
             raise NotAllowed(f"{incident_id} is not closed; only closed incidents can be purged")
         until = retention.keep_until(incident.closed_at)

@@ -7,11 +7,11 @@ so a refused step leaves them untouched too. Commands and the demo get their hoo
 from __future__ import annotations
 
 from engine.access import RoleMap
-from engine.deadlines import DeadlineHook
-from engine.flow import Hooks
-from engine.formal import FormalHook
-from engine.legal import LegalData, load_legal
-from engine.reassess import assessment_hook
+from engine.deadlines.sync import DeadlineHook
+from engine.formal.service import FormalHook
+from engine.incidents.hooks import Hooks
+from engine.incidents.reassess import assessment_hook
+from engine.legal.data import LegalData, load_legal
 from engine.workspace import Workspace
 
 __all__ = ["hooks_for", "legal_for"]

@@ -55,8 +55,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def store(db_url: str):
     """An upgraded, empty database."""
-    from engine.migrate import upgrade
-    from engine.store import Store
+    from engine.migrations.migrate import upgrade
+    from engine.store.db import Store
 
     s = Store(db_url)
     upgrade(s)
@@ -67,7 +67,7 @@ def store(db_url: str):
 @pytest.fixture(scope="session")
 def builtin_source():
     """The built-in cn-agency-firm playbook."""
-    from engine.catalog import PlaybookCatalog
+    from engine.playbooks.catalog import PlaybookCatalog
     from engine.workspace import Workspace
 
     return PlaybookCatalog(Workspace.resolve(REPO)).get("cn-agency-firm")

@@ -9,11 +9,12 @@ from conftest import assert_one_line_error
 from sqlalchemy import text
 from sqlmodel import select
 
-from engine import flow
 from engine.access import RoleMap
 from engine.errors import GuardFailed, NotAllowed
-from engine.store import Incident
-from engine.worklog import WorkspaceLog, verify_log
+from engine.incidents import flow
+from engine.incidents.hooks import Hooks
+from engine.incidents.tables import Incident
+from engine.incidents.worklog import WorkspaceLog, verify_log
 
 ZONE = "Asia/Shanghai"
 TEAM = RoleMap.from_settings({"roles": {"members": {"wang.dpo": ["dpo"], "li.sec": ["security_lead"]}}})
@@ -60,7 +61,7 @@ class TestRoleMap:
 class TestRolesInFlow:
     def test_only_dpo_submits_the_report_and_refusal_is_logged(self, store, builtin_source):
         """A non-DPO 'report' is refused, recorded in the refusal log, and the incident is untouched."""
-        hooks = flow.Hooks(roles=TEAM)
+        hooks = Hooks(roles=TEAM)
         inc = to_regulator_report(store, builtin_source, hooks)
         with store.read() as s:
             before = s.get(Incident, inc.id)
@@ -81,7 +82,7 @@ class TestRolesInFlow:
 
     def test_waiver_approver_must_be_dpo(self, store, builtin_source):
         """A waiver approved by someone who is not the DPO is blocked by the approver_role guard."""
-        hooks = flow.Hooks(roles=TEAM)
+        hooks = Hooks(roles=TEAM)
         inc = flow.open_incident(
             store,
             source=builtin_source,
@@ -118,7 +119,7 @@ class TestRolesInFlow:
 
     def test_tampered_refusal_log_is_detected(self, store, builtin_source):
         """Editing a refusal row breaks the refusal log's chain."""
-        hooks = flow.Hooks(roles=TEAM)
+        hooks = Hooks(roles=TEAM)
         inc = to_regulator_report(store, builtin_source, hooks)
         for _ in range(2):
             with pytest.raises(NotAllowed):

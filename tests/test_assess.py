@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import assess as assess_module
-from engine.assess import GRADES, assess, grade_rank
-from engine.assessment_report import DISCLAIMER, render_assessment_markdown
+from engine.legal import assess as assess_module
 from engine.errors import BadInput, NotFound
-from engine.facts import HARMS, RECORD_CATEGORIES, load_facts_file, merge_facts
-from engine.legal import builtin_legal, load_legal
+from engine.legal.assess import GRADES, assess, grade_rank
+from engine.legal.data import builtin_legal, load_legal
+from engine.legal.facts import HARMS, RECORD_CATEGORIES, load_facts_file, merge_facts
+from engine.legal.report import DISCLAIMER, render_assessment_markdown
 from engine.workspace import Workspace, builtin_root
 
 LEGAL = builtin_legal()

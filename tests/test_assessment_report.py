@@ -19,18 +19,18 @@ import pytest
 from conftest import REPO, Cli, assert_one_line_error
 from markdown_it import MarkdownIt
 
-from engine.assess import assess
-from engine.assessment_report import (
+from engine.documents.render import KINDS
+from engine.documents.templating import check_templates, context_problems
+from engine.errors import BadInput
+from engine.legal.assess import assess
+from engine.legal.data import LegalData, builtin_legal, load_legal
+from engine.legal.facts import load_facts_file, merge_facts
+from engine.legal.report import (
     DISCLAIMER,
     assessment_context,
     render_assessment,
     render_assessment_markdown,
 )
-from engine.documents import KINDS
-from engine.errors import BadInput
-from engine.facts import load_facts_file, merge_facts
-from engine.legal import LegalData, builtin_legal, load_legal
-from engine.templating import check_templates, context_problems
 from engine.workspace import Workspace, builtin_root
 
 LEGAL = builtin_legal()

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from engine import flow
-from engine.audit import verify_chain
-from engine.store import Incident
+from engine.incidents import flow
+from engine.incidents.audit import verify_chain
+from engine.incidents.tables import Incident
 
 ZONE = "Asia/Shanghai"
 

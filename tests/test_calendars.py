@@ -9,7 +9,7 @@ import chinese_calendar
 import holidays
 import pytest
 
-from engine.calendars import ChinaCalendar, get_calendar, last_announced_year
+from engine.clocks.calendars import ChinaCalendar, get_calendar, last_announced_year
 from engine.errors import BadInput
 from engine.workspace import builtin_root
 

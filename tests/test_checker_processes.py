@@ -20,7 +20,7 @@ from escalation_servers import HookServer, SmtpServer, settings_toml
 from sqlmodel import select
 from test_escalation import Env
 
-from engine.store import Escalation, EscalationDelivery
+from engine.deadlines.tables import Escalation, EscalationDelivery
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.calendars import Calendar, get_calendar
-from engine.clock import (
+from engine.clocks.calendars import Calendar, get_calendar
+from engine.clocks.durations import (
     DueResult,
     Duration,
     add_duration,

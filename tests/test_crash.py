@@ -77,15 +77,16 @@ from escalation_servers import HookServer, SmtpServer, settings_toml
 from sqlalchemy import func, select, update
 from test_people import DATA, do_import, open_incident
 
-from engine import flow
-from engine.audit import verify_chain
-from engine.delivery import DELIVERY as NOTICE_DELIVERY
-from engine.document_store import DOCUMENT
-from engine.escalation import DEADLINE, ESCALATION
-from engine.escalation import DELIVERY as ESC_DELIVERY
-from engine.migrate import upgrade
-from engine.people import PERSON
-from engine.store import Incident, Store
+from engine.deadlines.escalation import DEADLINE, ESCALATION
+from engine.deadlines.escalation import DELIVERY as ESC_DELIVERY
+from engine.documents.registry import DOCUMENT
+from engine.incidents import flow
+from engine.incidents.audit import verify_chain
+from engine.incidents.tables import Incident
+from engine.migrations.migrate import upgrade
+from engine.notices.delivery import DELIVERY as NOTICE_DELIVERY
+from engine.notices.people import PERSON
+from engine.store.db import Store
 from engine.wiring import hooks_for
 from engine.workspace import Workspace
 
@@ -244,7 +245,8 @@ def pg_schema() -> Iterator[str]:
 # the installed ``breach`` script calls; it skips only the second of interpreter start-up and imports.
 FORK_SERVER = r"""
 import json, os, sys, traceback
-import engine.checker, engine.cli.app, engine.delivery, engine.escalation, engine.mailing, engine.notices
+import engine.deadlines.checker, engine.cli.app, engine.notices.delivery
+import engine.deadlines.escalation, engine.notices.send, engine.notices.render
 from engine.cli import main
 
 for line in sys.stdin:
@@ -895,8 +897,8 @@ def test_render_killed_before_its_audit_event_is_covered_by_the_next(
     store: Store, builtin_source: Any, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ):
     """The documents of a render that died before its audit event appear in the next run's event."""
-    from engine import notices
-    from engine.store import Event
+    from engine.incidents.tables import Event
+    from engine.notices.render import render as notices
 
     incident = open_incident(store, builtin_source)
     do_import(store, incident, DATA / "agency.csv")

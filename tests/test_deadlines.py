@@ -14,19 +14,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from engine import flow
-from engine.audit import verify_chain
-from engine.calendars import get_calendar
-from engine.checker import decide
-from engine.deadline_plan import IncidentView, PlanContext, plan_rules
-from engine.deadline_rules import parse_warning
-from engine.deadlines import waive
+from engine.clocks.calendars import get_calendar
+from engine.clocks.plan import IncidentView, PlanContext, plan_rules
+from engine.clocks.rules import parse_warning
+from engine.deadlines.checker import decide
+from engine.deadlines.sync import waive
+from engine.deadlines.tables import Deadline
 from engine.errors import BadInput, NotAllowed, NotFound
-from engine.facts import facts_to_dict, merge_facts
-from engine.legal import builtin_legal
-from engine.playbook import parse_playbook
-from engine.reassess import update_facts
-from engine.store import Deadline, Event, Incident
+from engine.incidents import flow
+from engine.incidents.audit import verify_chain
+from engine.incidents.reassess import update_facts
+from engine.incidents.tables import Event, Incident
+from engine.legal.data import builtin_legal
+from engine.legal.facts import facts_to_dict, merge_facts
+from engine.playbooks.model import parse_playbook
 from engine.wiring import hooks_for
 from engine.workspace import Workspace
 
@@ -518,8 +519,8 @@ class TestDecideProperties:
 class TestMigration:
     def test_upgrade_from_0001_keeps_incidents_working(self, db_url, builtin_source, tmp_path):
         """A 0001 database with an incident upgrades to head; the incident then gets its clocks."""
-        from engine.migrate import head_revision, upgrade
-        from engine.store import Store
+        from engine.migrations.migrate import head_revision, upgrade
+        from engine.store.db import Store
 
         store = Store(db_url)
         assert upgrade(store, "0001") == "0001"
@@ -541,8 +542,8 @@ class TestMigration:
 
     def test_old_schema_is_a_clear_refusal(self, db_url, builtin_source, tmp_path):
         """Before the upgrade, a step with deadline rules is refused naming 'breach db upgrade'."""
-        from engine.migrate import upgrade
-        from engine.store import Store
+        from engine.migrations.migrate import upgrade
+        from engine.store.db import Store
 
         store = Store(db_url)
         upgrade(store, "0001")
@@ -650,7 +651,7 @@ class TestRecompute:
 
     def test_a_new_holiday_on_the_last_day_moves_the_summary_report(self, store, builtin_source, ws, hooks):
         """A schedule adding a holiday on the due day, then recompute: due the next working day, audited."""
-        from engine.deadlines import deadline_context, recompute_deadlines
+        from engine.deadlines.sync import deadline_context, recompute_deadlines
         from engine.workspace import builtin_root
 
         incident = self.grade_major_ended(store, builtin_source, hooks)

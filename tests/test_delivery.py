@@ -20,13 +20,14 @@ from sqlalchemy import select
 from test_notices import workspace
 from test_people import DATA, do_import, open_incident
 
-from engine import flow
-from engine.delivery import DELIVERY
-from engine.document_store import DOCUMENT
-from engine.mailing import send_notices
-from engine.notices import render_notices
-from engine.recorded import record_deliveries
-from engine.store import Deadline, Task
+from engine.deadlines.tables import Deadline
+from engine.documents.registry import DOCUMENT
+from engine.incidents import flow
+from engine.incidents.tables import Task
+from engine.notices.delivery import DELIVERY
+from engine.notices.recorded import record_deliveries
+from engine.notices.render import render_notices
+from engine.notices.send import send_notices
 from engine.wiring import hooks_for
 
 
@@ -108,7 +109,7 @@ def mailing(store, builtin_source, tmp_path, db_url, smtp):
             return send_notices(store, self.ws, self.incident, actor="alice", hooks=hooks_for(self.ws))
 
         def rows(self) -> dict[str, dict]:
-            from engine.people import PERSON
+            from engine.notices.people import PERSON
 
             with store.read() as s:
                 found = s.execute(
@@ -368,7 +369,7 @@ class TestCrashes:
         assert len(ids) == 60
         status = cli.json("notices", "status", incident)
         assert status["deliveries"] == {"customer_notice": {"sent": 60}}
-        from engine.store import Store
+        from engine.store.db import Store
 
         with Store(cli.db_url or f"sqlite:///{cli.home / 'breach.db'}").read() as s:
             doubtful = set(s.execute(select(DELIVERY.c.message_id).where(DELIVERY.c.in_doubt)).scalars())

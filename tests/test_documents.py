@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from engine.documents import (
+from engine.documents.render import (
     KINDS,
     DocumentRenderer,
     build_email,
@@ -34,8 +34,8 @@ from engine.documents import (
     sms_segments,
     write_private,
 )
+from engine.documents.templating import context_problems, get_environment
 from engine.errors import BadInput
-from engine.templating import context_problems, get_environment
 from engine.workspace import builtin_root
 
 BUILTIN = builtin_root() / "templates"

@@ -15,11 +15,12 @@ from conftest import assert_one_line_error
 from escalation_servers import HookServer, SmtpServer, free_port, self_signed, settings_toml
 from sqlmodel import select
 
-from engine import flow
-from engine.checker import scan
+from engine.deadlines.checker import scan
+from engine.deadlines.escalation import load_settings
+from engine.deadlines.tables import EscalationDelivery
 from engine.errors import BadInput
-from engine.escalation import load_settings
-from engine.store import EscalationDelivery, Store
+from engine.incidents import flow
+from engine.store.db import Store
 from engine.wiring import hooks_for
 from engine.workspace import Workspace
 

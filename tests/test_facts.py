@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import BadInput
-from engine.facts import (
+from engine.legal.facts import (
     RECORD_CATEGORIES,
     Facts,
     changed_keys,

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from engine import flow
-from engine.audit import verify_chain
 from engine.errors import BadInput, Conflict, GuardFailed, NotAllowed, NotFound
-from engine.playbook import parse_playbook
-from engine.store import Event, Incident, Task
+from engine.incidents import flow
+from engine.incidents.audit import verify_chain
+from engine.incidents.tables import Event, Incident, Task
+from engine.playbooks.model import parse_playbook
 
 ZONE = "Asia/Shanghai"
 CONTAINMENT = [

@@ -16,16 +16,18 @@ from conftest import assert_one_line_error
 from docx import Document
 from sqlalchemy import select
 
-from engine import flow
-from engine.contexts import NoticeContent
-from engine.document_rules import FORMAL_KINDS
-from engine.document_store import DOCUMENT, set_content
-from engine.documents import KINDS
+from engine.documents.registry import DOCUMENT
+from engine.documents.render import KINDS
 from engine.errors import BadInput, NotAllowed, NotFound
-from engine.formal import FormalHook, list_documents, render_document
-from engine.playbook import parse_playbook, playbook_errors
-from engine.responsible import ISSUE, list_responsible, record_responsible
-from engine.store import Event
+from engine.formal.responsible import ISSUE, list_responsible, record_responsible
+from engine.formal.service import FormalHook, list_documents, render_document
+from engine.incidents import flow
+from engine.incidents.repository import get_incident
+from engine.incidents.tables import Event
+from engine.notices.content import set_content
+from engine.notices.contexts import NoticeContent
+from engine.playbooks.document_rules import FORMAL_KINDS
+from engine.playbooks.model import parse_playbook, playbook_errors
 from engine.wiring import hooks_for
 from engine.workspace import Workspace, builtin_root
 
@@ -140,7 +142,7 @@ class Walk:
 
     def version_and_events(self) -> tuple[int, int]:
         with self.store.read() as s:
-            incident = flow._load(s, self.id)
+            incident = get_incident(s, self.id)
             return incident.version, incident.event_count
 
     def events(self, kind: str) -> list[Event]:
@@ -470,7 +472,7 @@ class TestRefusals:
         """Files written in a transaction that then rolls back are removed: no file without a record."""
         walk = Walk(store, ws).to_report()
 
-        def refuse(session, incident, at, cause):
+        def refuse(step):
             raise NotAllowed("refused after the documents were written")
 
         hooks = hooks_for(ws)
@@ -496,7 +498,7 @@ class TestRefusals:
 
 def flow_triggers(walk: Walk):
     with walk.store.read() as s:
-        return flow.list_triggers(s, flow._load(s, walk.id), actor="alice", hooks=walk.hooks)
+        return flow.list_triggers(s, get_incident(s, walk.id), actor="alice", hooks=walk.hooks)
 
 
 class TestOnDemand:
@@ -528,7 +530,7 @@ class TestCli:
     def walk(cli, settings: str | None = FIRM) -> Walk:
         """An incident of the CLI's workspace, brought to regulator_report through the library (each CLI
         call costs a second: only the commands under test run as processes)."""
-        from engine.store import Store
+        from engine.store.db import Store
 
         if settings is not None:
             (cli.home / "config" / "settings.toml").write_text(settings, encoding="utf-8")

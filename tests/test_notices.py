@@ -18,12 +18,13 @@ from conftest import BREACH
 from sqlalchemy import delete, select
 from test_people import DATA, do_import, open_incident
 
-from engine.contexts import NoticeContent
-from engine.document_store import DOCUMENT, set_content
+from engine.documents.registry import DOCUMENT
+from engine.documents.templating import context_problems
 from engine.errors import BadInput, NotAllowed
-from engine.notices import clean_temporaries, render_notices
-from engine.people import PERSON
-from engine.templating import context_problems
+from engine.notices.content import set_content
+from engine.notices.contexts import NoticeContent
+from engine.notices.people import PERSON
+from engine.notices.render import clean_temporaries, render_notices
 from engine.workspace import Workspace
 
 FIRM = """
@@ -137,8 +138,9 @@ class TestRender:
 
     def test_contexts_match_the_documented_shape(self, store, setup):
         """The customer and client contexts the pipeline builds satisfy templates/contexts.yaml."""
-        from engine.contexts import IncidentStats, NoticeContexts, firm_settings
-        from engine.store import Incident, utcnow
+        from engine.incidents.tables import Incident
+        from engine.notices.contexts import IncidentStats, NoticeContexts, firm_settings
+        from engine.store.db import utcnow
 
         incident_id, ws = setup
         with store.read() as s:
@@ -199,7 +201,7 @@ class TestResume:
 
     def test_failure_midway_then_resume_covers_everyone_once(self, store, setup, monkeypatch):
         """A run that dies halfway keeps what it recorded; the next run does only the rest."""
-        import engine.notices as notices
+        import engine.notices.render as notices
 
         incident, ws = setup
         ws = workspace(ws.home, ws.db_url, "[notices]\nbatch_size = 2\n")

@@ -10,10 +10,10 @@ import pytest
 from conftest import assert_one_line_error
 from sqlalchemy import func, select, text
 
-from engine import flow
 from engine.errors import BadInput
-from engine.people import PERSON, ImportRejected, import_people
-from engine.store import Event
+from engine.incidents import flow
+from engine.incidents.tables import Event
+from engine.notices.people import PERSON, ImportRejected, import_people
 
 DATA = Path(__file__).parent / "data" / "people"
 LOCALES = ("zh-CN", "en")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import BadInput
-from engine.machine import mermaid_diagram
-from engine.playbook import parse_playbook, playbook_errors
+from engine.playbooks.machine import mermaid_diagram
+from engine.playbooks.model import parse_playbook, playbook_errors
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN = (REPO / "playbooks" / "cn-agency-firm.yaml").read_text(encoding="utf-8")

@@ -11,20 +11,21 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assert_one_line_error
 
-from engine import flow
 from engine.errors import BadInput, GuardFailed
-from engine.facts import facts_to_dict, merge_facts
-from engine.legal import builtin_legal
-from engine.playbook import parse_playbook
-from engine.reassess import assessment_hook, update_facts
-from engine.store import Incident
+from engine.incidents import flow
+from engine.incidents.hooks import Hooks
+from engine.incidents.reassess import assessment_hook, update_facts
+from engine.incidents.tables import Incident
+from engine.legal.data import builtin_legal
+from engine.legal.facts import facts_to_dict, merge_facts
+from engine.playbooks.model import parse_playbook
 
 ZONE = "Asia/Shanghai"
 FACTS = REPO / "tests" / "data" / "facts"
 
 
 def open_with(store, source, facts=None):
-    hooks = flow.Hooks(on_open=[assessment_hook(builtin_legal)])
+    hooks = Hooks(on_open=[assessment_hook(builtin_legal)])
     return flow.open_incident(
         store,
         source=source,
@@ -106,7 +107,7 @@ class TestFactsFlow:
 def flow_events(store, incident_id):
     from sqlmodel import select
 
-    from engine.store import Event
+    from engine.incidents.tables import Event
 
     with store.read() as s:
         return list(s.exec(select(Event).where(Event.incident_id == incident_id).order_by(Event.seq)))

@@ -15,14 +15,15 @@ from sqlalchemy import func, select
 from test_delivery import DATA, mail_settings, mailing, smtp  # noqa: F401
 from test_notices import workspace
 
-from engine import flow
-from engine.delivery import DELIVERY
-from engine.document_store import DOCUMENT
+from engine.deadlines.tables import Deadline
+from engine.documents.registry import DOCUMENT
 from engine.errors import BadInput, NotAllowed
-from engine.notices import render_notices
-from engine.people import PERSON
-from engine.recorded import record_deliveries, resolve_deliveries
-from engine.store import Deadline, Event, Incident, Task
+from engine.incidents import flow
+from engine.incidents.tables import Event, Incident, Task
+from engine.notices.delivery import DELIVERY
+from engine.notices.people import PERSON
+from engine.notices.recorded import record_deliveries, resolve_deliveries
+from engine.notices.render import render_notices
 from engine.wiring import hooks_for
 
 CONTAIN = ("stop_transfer", "preserve_evidence", "establish_scope", "start_investigation", "grade_incident")

@@ -12,11 +12,11 @@ from conftest import REPO
 from sqlalchemy import text
 from sqlmodel import select
 
-from engine import flow
 from engine.errors import NotAllowed
+from engine.incidents import flow
+from engine.incidents.tables import Event, Incident
+from engine.incidents.worklog import WorkspaceLog, verify_log
 from engine.retention import Retention, export_bundle, purge_incident, verify_bundle
-from engine.store import Event, Incident
-from engine.worklog import WorkspaceLog, verify_log
 
 ZONE = "Asia/Shanghai"
 RULE = Retention("CN-PIPL-55", "个人信息保护法第五十五条、第五十六条", "PIPL", True, 3)
@@ -95,7 +95,7 @@ class TestPurge:
 
     def test_purge_clears_recipients_too(self, store, builtin_source):
         """An incident with imported recipients is purged whole: people rows go with it."""
-        from engine.people import import_people
+        from engine.notices.people import import_people
 
         opened = flow.open_incident(
             store,

@@ -33,14 +33,14 @@ from test_crash import FIRM, HOURS, OWED, STATUS_OF, ZONE
 from test_escalation import Env
 from test_people import DATA, do_import, open_incident
 
-from engine.checker import scan
-from engine.delivery import DELIVERY as NOTICE_DELIVERY
-from engine.escalation import DEADLINE, ESCALATION, Outbox, load_settings
-from engine.escalation import DELIVERY as ESC_DELIVERY
-from engine.mailing import send_notices
-from engine.migrate import upgrade
-from engine.people import PERSON
-from engine.store import Store
+from engine.deadlines.checker import scan
+from engine.deadlines.escalation import DEADLINE, ESCALATION, Outbox, load_settings
+from engine.deadlines.escalation import DELIVERY as ESC_DELIVERY
+from engine.migrations.migrate import upgrade
+from engine.notices.delivery import DELIVERY as NOTICE_DELIVERY
+from engine.notices.people import PERSON
+from engine.notices.send import send_notices
+from engine.store.db import Store
 from engine.wiring import hooks_for
 from engine.workspace import Workspace
 

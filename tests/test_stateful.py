@@ -3,9 +3,9 @@
 Each example opens one incident on a fresh SQLite file (a copy of an empty template) and runs a random
 sequence of steps: every trigger of the built-in playbook plus an unknown one, with and without the reason,
 approver and inputs they need, with valid and invalid values, at the current or a stale version; and task
-completions, of the current phase or not. ``Model`` below is this test's own reading of the playbook's
-rules (written here, not taken from ``engine.guards`` or ``engine.effects``): it predicts whether each
-step is accepted and what it changes. After every step the engine must agree with it, and:
+completions, of the current phase or not. ``Model`` below is this test's own reading of the playbook's rules
+(written here, not taken from ``engine.playbooks.guards`` or ``engine.playbooks.effects``): it predicts
+whether each step is accepted and what it changes. After every step the engine must agree with it, and:
 
 - the state is one of the playbook's states, and the one the transition table says;
 - the audit chain verifies;
@@ -38,12 +38,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from engine import flow
-from engine.audit import verify_chain
-from engine.catalog import PlaybookCatalog
 from engine.errors import BadInput, BreachError, Conflict, GuardFailed, NotAllowed, NotFound
-from engine.playbook import TransitionSpec
-from engine.store import Incident, Store, utcnow
+from engine.incidents import flow
+from engine.incidents.audit import verify_chain
+from engine.incidents.tables import Incident
+from engine.migrations.tables import create_all
+from engine.playbooks.catalog import PlaybookCatalog
+from engine.playbooks.model import TransitionSpec
+from engine.store.db import Store, utcnow
 from engine.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -429,7 +431,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty SQLite file with every table, which each example copies (cheaper than creating it)."""
     path = tmp_path_factory.mktemp("stateful") / "template.db"
     store = Store(f"sqlite:///{path}")
-    store.create_all()
+    create_all(store)
     store.dispose()
     return path
 

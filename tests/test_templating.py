@@ -9,9 +9,8 @@ import pytest
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from engine.documents import KINDS, DocumentRenderer
-from engine.errors import BadInput
-from engine.templating import (
+from engine.documents.render import KINDS, DocumentRenderer
+from engine.documents.templating import (
     check_templates,
     cn_doc_number,
     date_local,
@@ -23,6 +22,7 @@ from engine.templating import (
     mask_phone,
     resolve_locale,
 )
+from engine.errors import BadInput
 from engine.workspace import builtin_root
 
 BUILTIN = builtin_root() / "templates"

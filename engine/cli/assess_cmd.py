@@ -24,7 +24,7 @@ FileOpt = Annotated[Path | None, typer.Option("--file", help="A YAML or JSON fil
 
 def collect_facts(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
     """Facts from a file and ``--set`` pairs (pairs win), checked key by key; empty when neither given."""
-    from engine.facts import load_facts_file, parse_assignments
+    from engine.legal.facts import load_facts_file, parse_assignments
     from engine.workspace import deep_merge
 
     update: dict[str, Any] = {}
@@ -57,7 +57,7 @@ def facts_cmd(
         else:
             _print_facts(row["facts"], row["assessment"])
         return
-    from engine.reassess import update_facts
+    from engine.incidents.reassess import update_facts
     from engine.wiring import legal_for
 
     change = update_facts(
@@ -89,7 +89,7 @@ def facts_cmd(
 
 
 def _print_facts(facts: dict[str, Any], assessment: dict[str, Any]) -> None:
-    from engine.facts import flatten_facts
+    from engine.legal.facts import flatten_facts
 
     # Defaults (zero counts, false flags) say nothing; show what was actually recorded.
     flat = {k: v for k, v in flatten_facts(facts).items() if v not in (0, False, None, [], "")}
@@ -131,7 +131,7 @@ def _report_format(path: Path) -> str:
 
 def _firm_or_none(c: Ctx) -> dict[str, Any] | None:
     """The workspace's [firm] settings for the report's header, or None while they are incomplete."""
-    from engine.contexts import firm_settings
+    from engine.notices.contexts import firm_settings
 
     try:
         return firm_settings(c.workspace.settings).model_dump()
@@ -161,8 +161,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Grade a leak and evaluate the reporting clock and criminal thresholds, with the arithmetic."""
-        from engine.assess import assess
-        from engine.facts import merge_facts
+        from engine.legal.assess import assess
+        from engine.legal.facts import merge_facts
         from engine.wiring import legal_for
 
         c: Ctx = ctx.obj
@@ -181,8 +181,8 @@ def register(app: typer.Typer) -> None:
         legal = legal_for(c.workspace)
         result = assess(facts, legal)
         if report is not None and fmt is not None:
-            from engine.assessment_report import render_assessment
-            from engine.documents import write_private
+            from engine.documents.render import write_private
+            from engine.legal.report import render_assessment
 
             rendered = render_assessment(
                 fmt,

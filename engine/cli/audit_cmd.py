@@ -29,11 +29,11 @@ def verify(
         return
     from sqlmodel import select
 
-    from engine.audit import verify_chain
     from engine.errors import BadInput
-    from engine.flow import _load
-    from engine.store import Incident
-    from engine.worklog import verify_log
+    from engine.incidents.audit import verify_chain
+    from engine.incidents.repository import get_incident
+    from engine.incidents.tables import Incident
+    from engine.incidents.worklog import verify_log
 
     c: Ctx = ctx.obj
     if not incident_id and not all_incidents:
@@ -43,7 +43,7 @@ def verify(
         if all_incidents:
             incidents = list(session.exec(select(Incident).order_by(Incident.id)))
         else:
-            incidents = [_load(session, str(incident_id))]
+            incidents = [get_incident(session, str(incident_id))]
         reports = [verify_chain(session, inc) for inc in incidents]
         log_problem = verify_log(session) if all_incidents else None
     if as_json:

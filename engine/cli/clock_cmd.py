@@ -36,8 +36,8 @@ def add_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print when a period of DURATION from TIME ends, which days it skipped and why."""
-    from engine.calendars import get_calendar
-    from engine.clock import add_duration, format_instant, parse_duration, parse_instant
+    from engine.clocks.calendars import get_calendar
+    from engine.clocks.durations import add_duration, format_instant, parse_duration, parse_instant
 
     c: Ctx = ctx.obj
     zone = c.zone

@@ -22,9 +22,9 @@ from engine.workspace import Workspace
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from engine.flow import Hooks
-    from engine.readmodel import Reader
-    from engine.store import Store
+    from engine.incidents.hooks import Hooks
+    from engine.store.db import Store
+    from engine.store.readmodel import Reader
 
 __all__ = ["Ctx", "emit_json", "stdout_console"]
 
@@ -73,7 +73,7 @@ class Ctx:
         """The database, opened once per command, checked to be initialised."""
         if self._store is None:
             self.require_workspace()
-            from engine.store import Store
+            from engine.store.db import Store
 
             store = Store(self.workspace.db_url)
             store.check_ready()
@@ -91,7 +91,7 @@ class Ctx:
     def reader(self) -> Reader:
         """A fast read-only connection for display commands."""
         self.require_workspace()
-        from engine.readmodel import Reader
+        from engine.store.readmodel import Reader
 
         return Reader(self.workspace.db_url)
 

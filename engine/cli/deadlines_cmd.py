@@ -91,7 +91,7 @@ def deadline_rows(
 
 def display_row(c: Ctx, r: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """A deadline row (from the read model) as the list and the incident view show it."""
-    from engine.clock import format_countdown
+    from engine.clocks.durations import format_countdown
 
     due = _time(r["due_at"])
     assert due is not None
@@ -126,7 +126,7 @@ def display_row(c: Ctx, r: dict[str, Any], now: datetime | None = None) -> dict[
 
 def status_text(row: dict[str, Any]) -> str:
     """Status with what the operator must know: countdown, lateness frozen at meeting, why void."""
-    from engine.clock import format_countdown
+    from engine.clocks.durations import format_countdown
 
     if row["status"] == "met":
         late = row["lateness_seconds"] or 0
@@ -182,7 +182,7 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Deadlines across incidents, soonest first, with countdowns and legal basis."""
-    from engine.clock import parse_duration
+    from engine.clocks.durations import parse_duration
 
     c: Ctx = ctx.obj
     within = None
@@ -206,8 +206,8 @@ def list_cmd(
 @deadlines_app.command("check")
 def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """One scan: send due warnings and escalations; exit 1 when anything is overdue."""
-    from engine.checker import scan
-    from engine.escalation import load_settings
+    from engine.deadlines.checker import scan
+    from engine.deadlines.escalation import load_settings
 
     c: Ctx = ctx.obj
     settings, channels = load_settings(c.workspace)
@@ -283,7 +283,7 @@ def waive_cmd(
     actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
 ) -> None:
     """Waive a deadline that is not met: rationale and approver are required, and audited."""
-    from engine.deadlines import waive
+    from engine.deadlines.sync import waive
 
     c: Ctx = ctx.obj
     row = waive(
@@ -308,7 +308,7 @@ def recompute_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute deadlines from today's calendars, legal data and policy, e.g. after adding CN-2027.toml."""
-    from engine.deadlines import deadline_context, recompute_deadlines
+    from engine.deadlines.sync import deadline_context, recompute_deadlines
     from engine.wiring import legal_for
 
     c: Ctx = ctx.obj
@@ -339,9 +339,9 @@ def scheduler_run(
     every: Annotated[str, typer.Option("--every", help="How often to scan, e.g. 30s, 5m.")] = "30s",
 ) -> None:
     """Scan every interval until SIGINT or SIGTERM, then stop cleanly."""
-    from engine.checker import scan
-    from engine.escalation import load_settings
-    from engine.scheduler import parse_interval, run_every
+    from engine.deadlines.checker import scan
+    from engine.deadlines.escalation import load_settings
+    from engine.deadlines.scheduler import parse_interval, run_every
 
     c: Ctx = ctx.obj
     seconds = parse_interval(every)

@@ -144,9 +144,9 @@ P-0004,person,王芳,wangfang@example.invalid,,zh-CN,email,name;id_number;salary
 def _notify_recipients(c: Ctx, store: Any, incident_id: str, actor: str) -> None:
     """Import the sample recipients and render each one's notice, as an operator would."""
     from engine.cli.people_cmd import template_locales
-    from engine.documents import write_private
-    from engine.notices import render_notices
-    from engine.people import import_people
+    from engine.documents.render import write_private
+    from engine.notices.people import import_people
+    from engine.notices.render import render_notices
 
     csv_path = write_private(c.workspace.home, "demo-recipients.csv", DEMO_RECIPIENTS.encode("utf-8"))
     locales, default = template_locales(c)
@@ -167,15 +167,15 @@ def _notify_recipients(c: Ctx, store: Any, incident_id: str, actor: str) -> None
 
 def run_demo(c: Ctx) -> None:
     """Create (or reuse) a workspace, open the sample incident, advance it to closed, print the timeline."""
-    from engine.catalog import PlaybookCatalog
     from engine.cli.setup_cmd import init_workspace
     from engine.cli.views import print_timeline
-    from engine.contexts import NoticeContent
-    from engine.document_store import set_content
-    from engine.facts import facts_to_dict, merge_facts
-    from engine.flow import advance, complete_task, open_incident
-    from engine.responsible import record_responsible
-    from engine.store import utcnow
+    from engine.formal.responsible import record_responsible
+    from engine.incidents.flow import advance, complete_task, open_incident
+    from engine.legal.facts import facts_to_dict, merge_facts
+    from engine.notices.content import set_content
+    from engine.notices.contexts import NoticeContent
+    from engine.playbooks.catalog import PlaybookCatalog
+    from engine.store.db import utcnow
 
     console = stdout_console()
     if c.home is None and c.db is None:
@@ -238,11 +238,11 @@ def run_demo(c: Ctx) -> None:
     print_timeline(c, row, title=f"{incident.id} timeline (task ticks left out)", tasks=False)
     _print_clocks(c, row)
     _print_documents(c, incident.id)
-    from engine.audit import verify_chain
-    from engine.flow import _load
+    from engine.incidents.audit import verify_chain
+    from engine.incidents.repository import get_incident
 
     with store.read() as session:
-        report = verify_chain(session, _load(session, incident.id))
+        report = verify_chain(session, get_incident(session, incident.id))
     console.print(
         f"audit trail: {'intact' if report.ok else 'BROKEN'} ({report.events} events, "
         f"verify with: breach --home {workspace.home} audit verify {incident.id})"
@@ -251,7 +251,7 @@ def run_demo(c: Ctx) -> None:
 
 def _print_documents(c: Ctx, incident_id: str) -> None:
     """The formal documents the walk produced, by number, and the folder they are in."""
-    from engine.formal import list_documents
+    from engine.formal.service import list_documents
 
     listed = list_documents(c.store(), incident_id)["documents"]
     console = stdout_console()
@@ -269,8 +269,8 @@ def _print_documents(c: Ctx, incident_id: str) -> None:
 def _print_clocks(c: Ctx, row: dict[str, object]) -> None:
     """The incident's clocks with basis and status, and the rules that never started, with why."""
     from engine.cli.deadlines_cmd import display_row, print_deadlines
-    from engine.deadlines import DeadlineHook, rules_not_running
-    from engine.flow import _load
+    from engine.deadlines.sync import DeadlineHook, rules_not_running
+    from engine.incidents.repository import get_incident
 
     deadlines = list(row["deadlines"])  # type: ignore[call-overload]
     print_deadlines(c, [display_row(c, d) for d in deadlines], title="Clocks", with_incident=False)
@@ -279,6 +279,6 @@ def _print_clocks(c: Ctx, row: dict[str, object]) -> None:
         return
     store = c.store()
     with store.read() as session:
-        idle = rules_not_running(session, _load(session, str(row["id"])), hook.context())
+        idle = rules_not_running(session, get_incident(session, str(row["id"])), hook.context())
     for rule_id, why in idle:
         stdout_console().print(f"  {rule_id}: not running ({why})", markup=False)

@@ -39,7 +39,7 @@ def render_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Produce a formal document now (again); it keeps its number, and an unchanged file stays as is."""
-    from engine.formal import render_document
+    from engine.formal.service import render_document
 
     c: Ctx = ctx.obj
     wanted = [f.strip() for value in formats or [] for f in value.split(",") if f.strip()] or None
@@ -64,7 +64,7 @@ def render_cmd(
 @documents_app.command("list")
 def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> None:
     """The incident's formal documents (number, file, sha256) and what its playbook declares."""
-    from engine.formal import list_documents
+    from engine.formal.service import list_documents
 
     c: Ctx = ctx.obj
     result = list_documents(c.store(), incident_id)
@@ -154,7 +154,7 @@ def responsible_cmd(
     ]
     if missing:
         raise BadInput(f"needs {', '.join(missing)} (or --list to show the persons recorded)")
-    from engine.responsible import record_responsible
+    from engine.formal.responsible import record_responsible
 
     recorded = record_responsible(
         c.store(),
@@ -184,7 +184,7 @@ def responsible_cmd(
 
 def _summary(p: dict[str, Any]) -> str:
     """One line per person: name, department and position, finding, sanction, compensation."""
-    from engine.responsible import RESPONSIBILITY, SANCTION, compensation_text, word
+    from engine.formal.responsible import RESPONSIBILITY, SANCTION, compensation_text, word
 
     money = compensation_text(p["compensation_fen"], p["compensation_basis"], "zh-CN")
     found = word(RESPONSIBILITY, p["responsibility"], "zh-CN")
@@ -216,12 +216,12 @@ def _person_json(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 
 def _print_persons(c: Ctx, incident_id: str, as_json: bool) -> None:
     """Print the incident's responsible persons (``--list``)."""
-    from engine.flow import _load
-    from engine.responsible import list_responsible
+    from engine.formal.responsible import list_responsible
+    from engine.incidents.repository import get_incident
 
     store = c.store()
     with store.read() as session:
-        _load(session, incident_id)
+        get_incident(session, incident_id)
         persons = list_responsible(session, incident_id)
     if as_json:
         emit_json([_person_json(c, p) for p in persons])

@@ -53,11 +53,11 @@ def open_cmd(
     actor: AsOpt = None,
 ) -> None:
     """Open an incident and print its id."""
-    from engine.catalog import PlaybookCatalog
     from engine.cli.assess_cmd import collect_facts
-    from engine.clock import parse_instant
-    from engine.facts import facts_to_dict, merge_facts
-    from engine.flow import open_incident
+    from engine.clocks.durations import parse_instant
+    from engine.incidents.flow import open_incident
+    from engine.legal.facts import facts_to_dict, merge_facts
+    from engine.playbooks.catalog import PlaybookCatalog
 
     c: Ctx = ctx.obj
     when = parse_instant(discovered_at, c.zone)
@@ -154,7 +154,7 @@ def advance_cmd(
     actor: AsOpt = None,
 ) -> None:
     """Fire a trigger: guards, state change, next tasks and audit, all or nothing."""
-    from engine.flow import advance
+    from engine.incidents.flow import advance
 
     c: Ctx = ctx.obj
     values = parse_pairs(inputs or [], "--input")
@@ -180,12 +180,13 @@ def advance_cmd(
 @incident_app.command("triggers")
 def triggers_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False, actor: AsOpt = None) -> None:
     """What may happen next, and for each blocked step, why."""
-    from engine.flow import _load, list_triggers
+    from engine.incidents.flow import list_triggers
+    from engine.incidents.repository import get_incident
 
     c: Ctx = ctx.obj
     store = c.store()
     with store.read() as session:
-        incident = _load(session, incident_id)
+        incident = get_incident(session, incident_id)
         infos = list_triggers(session, incident, actor=c.actor(actor), hooks=c.hooks())
         state = incident.state
     if as_json:
@@ -209,7 +210,7 @@ def task_done(
     actor: AsOpt = None,
 ) -> None:
     """Mark a task of the incident's current phase done."""
-    from engine.flow import complete_task
+    from engine.incidents.flow import complete_task
 
     c: Ctx = ctx.obj
     key = complete_task(c.store(), incident_id, task, actor=c.actor(actor), note=note, hooks=c.hooks())

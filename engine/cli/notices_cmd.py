@@ -73,9 +73,9 @@ def content_cmd(
     """Set what the notices state (cause, harm, measures, remedies, contact page), until the first render."""
     import yaml
 
-    from engine.contexts import NoticeContent
-    from engine.document_store import CONTENT, set_content
-    from engine.flow import _load
+    from engine.incidents.repository import get_incident
+    from engine.notices.content import CONTENT, set_content
+    from engine.notices.contexts import NoticeContent
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -83,7 +83,7 @@ def content_cmd(
         from sqlalchemy import select
 
         with store.read() as session:
-            _load(session, incident_id)
+            get_incident(session, incident_id)
             row = (
                 session.execute(select(CONTENT).where(CONTENT.c.incident_id == incident_id))
                 .mappings()
@@ -122,7 +122,7 @@ def render_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Render every recipient's notice from the database; run again after an interruption to resume."""
-    from engine.notices import render_notices
+    from engine.notices.render import render_notices
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -153,7 +153,7 @@ def send_cmd(
     ctx: typer.Context, incident_id: str, out: OutOpt = None, actor: AsOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Email each recipient whose channel is email, exactly once; in a drill, only the drill mailbox."""
-    from engine.mailing import send_notices
+    from engine.notices.send import send_notices
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -226,7 +226,7 @@ def record_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Record notices sent outside breach (SMS gateway, post, announcement) against their rendered text."""
-    from engine.recorded import record_deliveries
+    from engine.notices.recorded import record_deliveries
 
     c: Ctx = ctx.obj
     report = record_deliveries(
@@ -258,7 +258,7 @@ def resolve_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Settle emails held in doubt after a crash (or failed ones): mark them delivered, or send again."""
-    from engine.recorded import resolve_deliveries
+    from engine.notices.recorded import resolve_deliveries
 
     if delivered == resend:
         raise BadInput("give exactly one of --delivered or --resend")
@@ -283,10 +283,10 @@ def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -
     """Documents rendered and deliveries by status; each failed delivery with its reason."""
     from sqlalchemy import func, select
 
-    from engine.delivery import DELIVERY
-    from engine.document_store import DOCUMENT
-    from engine.mailing import delivery_status
-    from engine.people import PERSON
+    from engine.documents.registry import DOCUMENT
+    from engine.notices.delivery import DELIVERY
+    from engine.notices.people import PERSON
+    from engine.notices.send import delivery_status
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -322,7 +322,7 @@ def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -
 @templates_app.command("list")
 def templates_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every template file in force per kind and locale, and whether it is the workspace's or built-in."""
-    from engine.templating import templates_in_force
+    from engine.documents.templating import templates_in_force
 
     c: Ctx = ctx.obj
     rows = templates_in_force(c.workspace.search_path("templates"))
@@ -337,7 +337,7 @@ def templates_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @templates_app.command("check")
 def templates_check(ctx: typer.Context) -> None:
     """Check every template against its documented context; each problem as file:line."""
-    from engine.templating import check_templates
+    from engine.documents.templating import check_templates
 
     c: Ctx = ctx.obj
     paths = c.workspace.search_path("templates")

@@ -48,7 +48,7 @@ def import_cmd(
     employer_name, department, contact_name and contact_title (company rows), id_number and
     bank_account (stored masked only).
     """
-    from engine.people import ImportRejected, import_people
+    from engine.notices.people import ImportRejected, import_people
 
     c: Ctx = ctx.obj
     locales, default = template_locales(c)
@@ -81,14 +81,14 @@ def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
     """How many recipients an incident has, by type and channel (no names: see the database)."""
     from sqlalchemy import func, select
 
-    from engine.flow import _load
-    from engine.people import PERSON
+    from engine.incidents.repository import get_incident
+    from engine.notices.people import PERSON
 
     c: Ctx = ctx.obj
     store = c.store()
     p = PERSON.c
     with store.read() as session:
-        _load(session, incident_id)
+        get_incident(session, incident_id)
         rows = session.execute(
             select(p.type, p.channel, func.count())
             .where(p.incident_id == incident_id)

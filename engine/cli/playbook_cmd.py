@@ -19,7 +19,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 @playbook_app.command("list")
 def list_playbooks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List the playbooks in effect (workspace files shadow built-in ones of the same name)."""
-    from engine.catalog import PlaybookCatalog
+    from engine.playbooks.catalog import PlaybookCatalog
 
     c: Ctx = ctx.obj
     sources = PlaybookCatalog(c.workspace).all()
@@ -55,7 +55,7 @@ def list_playbooks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @playbook_app.command("show")
 def show_playbook(ctx: typer.Context, playbook_id: str, as_json: JsonOpt = False) -> None:
     """Show a playbook's states, tasks and transitions."""
-    from engine.catalog import PlaybookCatalog
+    from engine.playbooks.catalog import PlaybookCatalog
 
     c: Ctx = ctx.obj
     source = PlaybookCatalog(c.workspace).get(playbook_id)
@@ -92,7 +92,7 @@ def show_playbook(ctx: typer.Context, playbook_id: str, as_json: JsonOpt = False
 @playbook_app.command("validate")
 def validate(files: Annotated[list[Path], typer.Argument(help="Playbook YAML files.")]) -> None:
     """Check playbook files; every error is printed with file, line and what was expected."""
-    from engine.playbook import playbook_errors
+    from engine.playbooks.model import playbook_errors
 
     failed = False
     for path in files:
@@ -124,8 +124,8 @@ def diagram(
     locale: Annotated[str, typer.Option(help="Label language: zh-CN or en.")] = "zh-CN",
 ) -> None:
     """Print a Mermaid state diagram of the playbook."""
-    from engine.catalog import PlaybookCatalog
-    from engine.machine import mermaid_diagram
+    from engine.playbooks.catalog import PlaybookCatalog
+    from engine.playbooks.machine import mermaid_diagram
 
     c: Ctx = ctx.obj
     if locale not in ("zh-CN", "en"):

@@ -23,9 +23,9 @@ def export_cmd(
     actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
 ) -> None:
     """Write an evidence bundle: incident, events, deadlines, documents and files, with their hashes."""
-    from engine.documents import safe_filename
+    from engine.documents.render import safe_filename
     from engine.retention import export_bundle
-    from engine.store import utcnow
+    from engine.store.db import utcnow
 
     c: Ctx = ctx.obj
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")

@@ -27,8 +27,8 @@ def init_workspace(home: Path, db_url: str | None = None) -> Workspace:
     out.mkdir(exist_ok=True)
     out.chmod(0o700)  # generated notices are personal data
     workspace = Workspace.resolve(home, db_url)
-    from engine.migrate import upgrade
-    from engine.store import Store
+    from engine.migrations.migrate import upgrade
+    from engine.store.db import Store
 
     store = Store(workspace.db_url)
     try:
@@ -63,8 +63,8 @@ def register(app: typer.Typer) -> None:
         """Bring the database to the schema of this release."""
         c: Ctx = ctx.obj
         c.require_workspace()
-        from engine.migrate import upgrade
-        from engine.store import Store
+        from engine.migrations.migrate import upgrade
+        from engine.store.db import Store
 
         revision = upgrade(Store(c.workspace.db_url))
         print(f"database at revision {revision}")

@@ -1,1 +1,1 @@
-"""Alembic migrations of the breach schema; ``engine.migrate`` runs them."""
+"""Alembic migrations of the breach schema; ``engine.migrations.migrate`` runs them."""

@@ -2,16 +2,11 @@
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
-from sqlmodel import SQLModel
 
-# Importing the model modules registers every table on SQLModel.metadata.
-import engine.delivery  # (person, notice_content, document, delivery)
-import engine.responsible  # (responsible_person, formal_issue)
-import engine.store
-import engine.worklog  # noqa: F401
+from engine.migrations.tables import METADATA
 
 config = context.config
-target_metadata = SQLModel.metadata
+target_metadata = METADATA
 
 
 def run_migrations_offline() -> None:

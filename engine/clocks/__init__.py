@@ -1,0 +1,1 @@
+"""Legal time: durations, working-day calendars, deadline rules and their planning. Pure: no database."""

@@ -1,0 +1,417 @@
+"""An incident's deadlines in the database: created, recomputed and met inside the flow's transaction.
+
+:class:`DeadlineHook` is registered in :mod:`engine.wiring`, so every flow change (opening, a trigger, a
+task done, a fact changed) brings the incident's deadline rows in line with its playbook's rules, in
+the same transaction: a refused change leaves them untouched too. The lifecycle of a row::
+
+    pending -> warned -> met | missed | waived      (void: its condition stopped holding, e.g. a waiver)
+
+- created when its rule applies and its anchor is recorded, with ``due_at`` computed once and stored
+  with the calendar version used and whether it is provisional;
+- recomputed when what it depends on changes (facts, grade, anchors, calendar data, policy settings),
+  unless it is met or waived; a new due time is audited with the old one and starts a new alert round;
+- met when its task is done, its trigger fires or its record is closed: ``met_at`` and the lateness are
+  frozen, even if it was missed before (missed ones stay visible through ``missed_at``);
+- waived by an operator with a rationale and a different approver (:func:`waive`), audited.
+
+Warnings and escalations are the checker's business (:mod:`engine.deadlines.checker`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, select
+
+from engine.clocks.calendars import Calendar, get_calendar
+from engine.clocks.plan import IncidentView, Plan, PlanContext, plan_rules
+from engine.clocks.rules import DeadlineRule
+from engine.deadlines.tables import Deadline
+from engine.errors import BadInput, Conflict, IncidentNotFound, NotAllowed, NotFound
+from engine.incidents.audit import append_event
+from engine.incidents.hooks import Step
+from engine.incidents.tables import Event, Incident, Task
+from engine.legal.data import LegalData
+from engine.store.db import Store
+from engine.workspace import Workspace
+
+__all__ = [
+    "ACTIVE",
+    "DeadlineHook",
+    "deadline_context",
+    "recompute_deadlines",
+    "rules_not_running",
+    "sync_deadlines",
+    "waive",
+]
+
+ACTIVE = ("pending", "warned", "missed")
+SYSTEM_ACTOR = "breach:deadlines"
+
+
+def deadline_context(workspace: Workspace, legal: Callable[[], LegalData] | None = None) -> PlanContext:
+    """Legal data, zone, calendars and policy overrides of ``workspace``, as planning needs them.
+
+    ``legal`` loads the legal data (the wiring's cached loader); by default it is read from the
+    workspace's config search path.
+    """
+    config = workspace.search_path("config")
+    settings = workspace.settings.get("deadlines", {})
+    policy = settings.get("policy", {}) if isinstance(settings, dict) else None
+    if not isinstance(policy, dict) or not all(isinstance(v, str) for v in policy.values()):
+        raise BadInput('settings.toml [deadlines.policy] maps rule ids to durations, e.g. "POLICY-X" = "72h"')
+
+    @cache
+    def calendar(name: str) -> Calendar:
+        return get_calendar(name, config)
+
+    if legal is None:
+        from engine.legal.data import load_legal
+
+        data = load_legal(config)
+    else:
+        data = legal()
+    return PlanContext(legal=data, zone=workspace.timezone, calendar=calendar, policy_durations=dict(policy))
+
+
+class DeadlineHook:
+    """The ``Hooks.after_change`` callable of a workspace; reads legal data and settings on first use."""
+
+    def __init__(self, workspace: Workspace, legal: Callable[[], LegalData] | None = None) -> None:
+        self.workspace = workspace
+        self.legal = legal
+        self._context: PlanContext | None = None
+        self._schema_checked = False
+
+    def context(self) -> PlanContext:
+        """The planning context, built once per hook (so once per command)."""
+        if self._context is None:
+            self._context = deadline_context(self.workspace, self.legal)
+        return self._context
+
+    def __call__(self, step: Step) -> None:
+        """Bring the incident's deadlines in line with its rules (see :func:`sync_deadlines`)."""
+        session = step.session
+        rules = step.playbook.playbook.deadlines
+        if not rules:
+            return
+        if not self._schema_checked:
+            # A database from before this release would fail mid-transaction with a driver error.
+            from sqlalchemy import inspect
+
+            if not inspect(session.connection()).has_table("deadline"):
+                raise BadInput("the database has no deadline table yet: run 'breach db upgrade'")
+            self._schema_checked = True
+        sync_deadlines(session, step.incident, rules, at=step.at, cause=step.cause, ctx=self.context())
+
+
+def _first_trigger_at(session: Session, incident_id: str, trigger: str) -> datetime | None:
+    """When ``trigger`` first fired on the incident, from its audit events (flushed ones only)."""
+    row = session.exec(
+        select(Event.at)
+        .where(Event.incident_id == incident_id, Event.trigger == trigger)
+        .order_by(Event.seq)  # type: ignore[arg-type]
+        .limit(1)
+    ).first()
+    return row
+
+
+def _met(
+    session: Session,
+    incident: Incident,
+    plan: Plan,
+    rule: DeadlineRule,
+    tasks: dict[str, Task],
+    at: datetime,
+    cause: str,
+) -> tuple[datetime, str] | None:
+    """When and by what the deadline was fulfilled, or None while it is not."""
+    if plan.entry is not None:
+        if plan.entry.get("status") == "closed":
+            closed = plan.entry.get("closed_at")
+            when = datetime.fromisoformat(closed) if closed else at
+            return when, f"{plan.subject} closed"
+        return None
+    for met in rule.met_by:
+        if met.task:
+            task = tasks.get(met.task)
+            if task is not None and task.status == "done" and task.done_at is not None:
+                return task.done_at, str(met)
+        elif met.trigger:
+            # The flow's own event is not flushed yet, so the cause names it; history covers the rest.
+            when = at if cause == met.trigger else _first_trigger_at(session, incident.id, met.trigger)
+            if when is not None:
+                return when, str(met)
+    return None
+
+
+def _next_check(due_at: datetime, warnings: list[tuple[str, datetime]]) -> datetime:
+    """The first moment the checker must look: the earliest warning point, else the due time."""
+    return min([at for _, at in warnings] + [due_at])
+
+
+def _fill(row: Deadline, plan: Plan) -> None:
+    """Copy a plan's computed values onto a row (status and alert bookkeeping are left alone)."""
+    assert plan.due is not None
+    row.anchor, row.start_at, row.duration = plan.anchor, plan.start_at, plan.duration
+    row.calendar, row.calendar_version = plan.due.calendar, plan.calendar_version
+    row.due_at, row.provisional, row.explain = plan.due.due_at, plan.due.provisional, plan.explain
+    row.basis = dict(plan.basis)
+    row.warnings = [{"kind": kind, "at": when.isoformat()} for kind, when in plan.warnings]
+    row.labels = dict(plan.rule.labels)
+
+
+def _mark_met(row: Deadline, when: datetime, by: str, at: datetime) -> None:
+    """Settle a deadline as met at ``when`` by ``by``; it leaves the checker's range for good."""
+    row.status, row.met_at, row.met_by, row.next_check_at = "met", when, by, None
+    # Lateness is frozen here: it never changes again, whatever happens to the rules later.
+    row.lateness_seconds = max(0, int((when - row.due_at).total_seconds()))
+    row.updated_at = at
+
+
+@dataclass
+class SyncReport:
+    """What one synchronisation did, for tests and callers that report it."""
+
+    created: list[str] = field(default_factory=list)
+    recomputed: list[str] = field(default_factory=list)
+    met: list[str] = field(default_factory=list)
+    voided: list[str] = field(default_factory=list)
+
+
+def _locked_rows(session: Session, incident_id: str) -> dict[tuple[str, str], Deadline]:
+    """The incident's deadline rows; on PostgreSQL locked, so a checker skips them until we commit."""
+    query = select(Deadline).where(Deadline.incident_id == incident_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {(r.rule_id, r.subject): r for r in session.exec(query)}
+
+
+def _recompute(
+    session: Session, incident: Incident, row: Deadline, plan: Plan, at: datetime, cause: str
+) -> bool:
+    """Refresh a row that is not met or waived from its plan; True when its due time or status moved."""
+    assert plan.due is not None
+    old_due, old_status, old_provisional = row.due_at, row.status, row.provisional
+    _fill(row, plan)
+    moved = row.due_at != old_due
+    if not moved and old_status != "void" and row.provisional == old_provisional:
+        return False  # e.g. only the calendar data's version changed: nothing the operator must see
+    if moved or old_status == "void":
+        # A new due time is a new window: its warnings and escalation form a new alert round, and a
+        # deadline missed under the old due time is judged again under the new one.
+        row.alert_round += int(moved)
+        row.status, row.void_reason, row.missed_at = "pending", None, None
+        row.next_check_at = _next_check(plan.due.due_at, plan.warnings)
+    row.updated_at = at
+    append_event(
+        session,
+        incident,
+        kind="deadline_recomputed",
+        actor=SYSTEM_ACTOR,
+        at=at,
+        from_state=incident.state,
+        to_state=incident.state,
+        inputs={
+            "rule": plan.rule.id,
+            "subject": plan.subject,
+            "cause": cause,
+            "old_due_at": old_due.isoformat(),
+            "new_due_at": row.due_at.isoformat(),
+            "old_status": old_status,
+            "provisional": row.provisional,
+        },
+    )
+    return True
+
+
+def _create(incident: Incident, plan: Plan, at: datetime) -> Deadline:
+    """A new pending row for a plan, due to be looked at from its first warning point."""
+    assert plan.due is not None
+    row = Deadline(
+        incident_id=incident.id,
+        rule_id=plan.rule.id,
+        subject=plan.subject,
+        kind=plan.rule.kind,
+        status="pending",
+        created_at=at,
+        updated_at=at,
+        due_at=plan.due.due_at,
+        calendar=plan.due.calendar,
+    )
+    _fill(row, plan)
+    row.next_check_at = _next_check(plan.due.due_at, plan.warnings)
+    return row
+
+
+def sync_deadlines(
+    session: Session,
+    incident: Incident,
+    rules: list[DeadlineRule],
+    *,
+    at: datetime,
+    cause: str,
+    ctx: PlanContext,
+) -> SyncReport:
+    """Create, recompute, meet or void the incident's deadlines so they match ``rules`` now.
+
+    Runs inside the caller's transaction; recomputed due times are appended to the audit trail.
+    """
+    plans = plan_rules(rules, IncidentView.of(incident), ctx)
+    rows = _locked_rows(session, incident.id)
+    tasks = {t.key: t for t in session.exec(select(Task).where(Task.incident_id == incident.id))}
+    report = SyncReport()
+    for plan in plans:
+        row = rows.get(plan.key)
+        name = plan.rule.id + (f" {plan.subject}" if plan.subject else "")
+        if not plan.applies:
+            # Only a deadline still running lapses; a missed one stays visible as missed.
+            if row is not None and row.status in ("pending", "warned"):
+                row.status, row.void_reason, row.next_check_at, row.updated_at = (
+                    "void",
+                    plan.why_not,
+                    None,
+                    at,
+                )
+                report.voided.append(name)
+            continue
+        if row is None:
+            row = _create(incident, plan, at)
+            session.add(row)
+            report.created.append(name)
+        elif row.status in ("met", "waived"):
+            continue
+        elif _recompute(session, incident, row, plan, at, cause):
+            report.recomputed.append(name)
+        met = _met(session, incident, plan, plan.rule, tasks, at, cause)
+        if met is not None and row.status in ACTIVE:
+            _mark_met(row, met[0], met[1], at)
+            report.met.append(name)
+    return report
+
+
+def recompute_deadlines(
+    store: Store, ctx: PlanContext, *, actor: str, incident_ids: list[str] | None = None
+) -> dict[str, SyncReport]:
+    """Bring deadlines in line with today's data, e.g. after a year's official schedule was added.
+
+    Nothing else changes deadlines between two steps of an incident, yet a new ``CN-<year>.toml``,
+    corrected legal data or a new policy target changes what they should be. Every open incident (or
+    those named) is synchronised in its own transaction, each moved deadline audited with its old and
+    new due time. Named incidents are checked first: one unknown id changes nothing.
+    """
+    from engine.incidents.repository import flush_or_conflict, get_incident, incident_playbook
+
+    with store.read() as session:
+        if incident_ids:
+            wanted = list(dict.fromkeys(incident_ids))
+            known = set(session.exec(select(Incident.id).where(Incident.id.in_(wanted))))  # type: ignore[attr-defined]
+            unknown = [i for i in wanted if i not in known]
+            if unknown:
+                raise IncidentNotFound(", ".join(unknown))
+        else:
+            wanted = list(
+                session.exec(
+                    select(Incident.id).where(Incident.closed_at.is_(None)).order_by(Incident.id)  # type: ignore[union-attr, attr-defined]
+                )
+            )
+    reports: dict[str, SyncReport] = {}
+    for incident_id in wanted:
+        with store.write() as session:
+            incident = get_incident(session, incident_id)
+            rules = incident_playbook(session, incident).playbook.deadlines
+            at = store.db_now(session)
+            reports[incident_id] = sync_deadlines(
+                session, incident, rules, at=at, cause=f"recompute by {actor}", ctx=ctx
+            )
+            flush_or_conflict(session, incident_id)
+    return reports
+
+
+def rules_not_running(session: Session, incident: Incident, ctx: PlanContext) -> list[tuple[str, str]]:
+    """The playbook's rules that have no deadline for the incident, each with why (e.g. grade too low).
+
+    "No clock" is easily read as "no duty": showing why a rule is not running prevents that.
+    """
+    from engine.incidents.repository import incident_playbook
+
+    rules = incident_playbook(session, incident).playbook.deadlines
+    started = {r.rule_id for r in session.exec(select(Deadline).where(Deadline.incident_id == incident.id))}
+    return [
+        (plan.rule.id, plan.why_not or "")
+        for plan in plan_rules(rules, IncidentView.of(incident), ctx)
+        if not plan.applies and plan.rule.id not in started
+    ]
+
+
+def waive(
+    store: Store,
+    incident_id: str,
+    rule_id: str,
+    *,
+    reason: str,
+    approver: str,
+    actor: str,
+    subject: str | None = None,
+) -> Deadline:
+    """Waive a deadline that is not met: a written rationale and an approver other than the actor.
+
+    The waiver is appended to the incident's audit trail in the same transaction; a checker that
+    changed the row meanwhile makes this a conflict (the version check), never a lost update.
+    """
+    reason, approver = (reason or "").strip(), (approver or "").strip()
+    if not reason:
+        raise BadInput("a waiver needs --reason (a written rationale)")
+    if not approver:
+        raise BadInput("a waiver needs --approver NAME (the person who approved it)")
+    if approver.casefold() == actor.casefold():
+        raise NotAllowed(f"the approver must be someone other than the operator ({actor})")
+    with store.write() as session:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise IncidentNotFound(incident_id)
+        rows = list(_locked_rows(session, incident_id).values())
+        matching = [r for r in rows if r.rule_id == rule_id and (subject is None or r.subject == subject)]
+        if not matching:
+            known = ", ".join(
+                sorted({r.rule_id + (f" --record {r.subject}" if r.subject else "") for r in rows})
+            )
+            wanted = rule_id + (f" --record {subject}" if subject else "")
+            raise NotFound(f"{incident_id} has no deadline {wanted} (its deadlines: {known or 'none'})")
+        if len(matching) > 1:
+            options = ", ".join(r.subject for r in matching)
+            raise BadInput(f"{rule_id} has one deadline per record: add --record (one of {options})")
+        row = matching[0]
+        if row.status not in ACTIVE:
+            raise NotAllowed(
+                f"deadline {rule_id} is {row.status}: only pending, warned or missed can be waived"
+            )
+        now = store.db_now(session)
+        row.status, row.waived_at, row.waived_by = "waived", now, actor
+        row.waiver_reason, row.waiver_approver, row.next_check_at = reason, approver, None
+        row.updated_at = now
+        append_event(
+            session,
+            incident,
+            kind="deadline_waived",
+            actor=actor,
+            at=now,
+            from_state=incident.state,
+            to_state=incident.state,
+            reason=reason,
+            inputs={
+                "rule": rule_id,
+                "subject": row.subject,
+                "approver": approver,
+                "due_at": row.due_at.isoformat(),
+            },
+        )
+        try:
+            session.flush()
+        except StaleDataError:
+            raise Conflict(f"{incident_id} or its deadline {rule_id} changed meanwhile: try again") from None
+        return row

@@ -1,0 +1,1 @@
+"""Sandboxed templates and rendering to Markdown, HTML, email, SMS, Word and PDF; the document registry."""

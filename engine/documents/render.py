@@ -1,0 +1,407 @@
+"""The documents an incident produces: which kinds exist, in which formats, and how each is rendered
+to the bytes a reader opens (Markdown, HTML, an email, an SMS text, Word, PDF) and written to disk.
+
+Rendering is built for volume: a notice goes to thousands of people with the same template, so each
+(kind, format, locale) is prepared once per renderer (templates compiled, the Word package read and
+its parts compiled) and every later call only runs the compiled code with a new context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.documents.docx import DocxProducer
+from engine.documents.eml import build_email, email_bytes
+from engine.documents.sms import sms_segments
+from engine.documents.templating import (
+    DEFAULT_TIMEZONE,
+    FALLBACK_LOCALE,
+    BreachSandbox,
+    get_environment,
+    load_template,
+    locale_dirs,
+    render_template,
+    resolve_locale,
+)
+from engine.errors import BadInput
+
+__all__ = [
+    "FORMATS",
+    "KINDS",
+    "DocumentKind",
+    "DocumentRenderer",
+    "Rendered",
+    "build_email",
+    "clean_temporaries",
+    "html_to_pdf",
+    "safe_filename",
+    "sms_segments",
+    "write_private",
+]
+
+FORMATS = ("md", "html", "eml", "sms", "docx", "pdf")
+_FORMAL = ("html", "pdf", "docx")
+
+
+@dataclass(frozen=True)
+class DocumentKind:
+    """A kind of document: its formats, the context fields naming its file, and an email's addressee."""
+
+    name: str
+    formats: tuple[str, ...]
+    filename_fields: tuple[str, ...]
+    recipient: tuple[str, str] | None = None  # context paths of the To display name and address
+
+
+KINDS: dict[str, DocumentKind] = {
+    kind.name: kind
+    for kind in (
+        DocumentKind(
+            "customer_notice",
+            ("md", "html", "eml", "sms"),
+            ("person.name", "person.id"),
+            ("person.name", "person.email"),
+        ),
+        DocumentKind(
+            "client_notice", ("md", "html", "eml"), ("client.name",), ("client.contact_name", "client.email")
+        ),
+        DocumentKind("regulator_initial_report", _FORMAL, ("incident.id",)),
+        DocumentKind("regulator_supplementary_report", _FORMAL, ("incident.id", "supplement.sequence")),
+        DocumentKind("regulator_summary_report", _FORMAL, ("incident.id",)),
+        DocumentKind("internal_bulletin", _FORMAL, ("incident.id",)),
+        DocumentKind("disciplinary_decision", _FORMAL, ("incident.id", "employee.name")),
+        DocumentKind("remediation_report", _FORMAL, ("incident.id",)),
+        # HTML and PDF through the formal layout; no Word template (build_docx_templates.py lists its kinds).
+        DocumentKind("assessment_report", ("md", "html", "pdf"), ("incident.id",)),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered document, with the hashes an audit trail records."""
+
+    kind: str
+    fmt: str
+    filename: str
+    content: bytes
+    template: str  # template file(s) used, relative to their templates folder, e.g. "en/x.md.j2"
+    template_sha256: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    template: str
+    template_sha256: str
+    produce: Callable[[dict[str, Any]], bytes]
+
+
+def _lookup(context: dict[str, Any], path: str) -> Any:
+    value: Any = context
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+        if value is None:
+            return None
+    return value
+
+
+def _require(context: dict[str, Any], path: str, why: str) -> Any:
+    value = _lookup(context, path)
+    if value in (None, ""):
+        raise BadInput(f"{why} needs {path} in the context")
+    return value
+
+
+class DocumentRenderer:
+    """Renders document kinds from the templates found in ``search_paths`` (workspace first)."""
+
+    def __init__(self, search_paths: list[Path], *, locale_default: str = FALLBACK_LOCALE) -> None:
+        self._search_paths = [Path(p) for p in search_paths]
+        self._locale_default = locale_default
+        self._prepared: dict[tuple[str, str, str], _Prepared] = {}
+        self._locales: dict[str, str] = {}
+        self._envs: dict[tuple[str, bool], BreachSandbox] = {}
+
+    def _env(self, locale: str, docx: bool = False) -> BreachSandbox:
+        # The renderer's own environments: compiled once, never re-checked against the files while it
+        # lives (a new renderer sees edited templates).
+        key = (locale, docx)
+        if key not in self._envs:
+            self._envs[key] = get_environment(
+                self._search_paths, locale, fallback=self._locale_default, docx=docx, cached=False
+            )
+        return self._envs[key]
+
+    def formats(self, kind: str) -> list[str]:
+        """The formats ``kind`` can be rendered to."""
+        return list(_kind(kind).formats)
+
+    def render(self, kind: str, fmt: str, context: dict[str, Any], *, locale: str | None = None) -> Rendered:
+        """Render ``kind`` as ``fmt`` in ``locale`` (else the context's, the person's, the default)."""
+        spec = _kind(kind)
+        if fmt not in spec.formats:
+            raise BadInput(f"{kind} cannot be rendered as {fmt!r}; it supports {', '.join(spec.formats)}")
+        wanted = locale or context.get("locale") or _lookup(context, "person.locale") or self._locale_default
+        resolved = self._locales.get(wanted)
+        if resolved is None:
+            resolved = resolve_locale(wanted, self._search_paths, self._locale_default)
+            self._locales[wanted] = resolved
+        prepared = self._prepared.get((kind, fmt, resolved)) or self._prepare(spec, fmt, resolved)
+        ctx = dict(context)
+        ctx["locale"] = resolved
+        ctx.setdefault("timezone", DEFAULT_TIMEZONE)
+        content = prepared.produce(ctx)
+        parts = [str(v) for v in (_lookup(context, f) for f in spec.filename_fields) if v not in (None, "")]
+        filename = safe_filename(*(["DRILL"] if context.get("drill") else []), kind, *parts, ext=fmt)
+        return Rendered(
+            kind,
+            fmt,
+            filename,
+            content,
+            prepared.template,
+            prepared.template_sha256,
+            hashlib.sha256(content).hexdigest(),
+        )
+
+    # -- preparation: everything that does not depend on the person happens here, once -------------
+
+    def _prepare(self, spec: DocumentKind, fmt: str, locale: str) -> _Prepared:
+        env = self._env(locale)
+        kind = spec.name
+        if fmt == "docx":
+            prepared = self._prepare_docx(kind, locale)
+        else:
+            names = {
+                "md": ["md"],
+                "html": ["html"],
+                "pdf": ["html"],
+                "sms": ["sms"],
+                "eml": ["subject", "md", "html"],
+            }[fmt]
+            loaded = [load_template(env, f"{kind}.{n}.j2") for n in names]
+            label, digest = _digest(env, [t.name or "" for t in loaded])
+            if fmt in ("md", "html"):
+                produce = _text_producer(loaded[0])
+            elif fmt == "sms":
+                produce = _sms_producer(loaded[0])
+            elif fmt == "pdf":
+                produce = _pdf_producer(loaded[0])
+            else:
+                produce = _email_producer(spec, *loaded)
+            prepared = _Prepared(label, digest, produce)
+        self._prepared[(kind, fmt, locale)] = prepared
+        return prepared
+
+    def _prepare_docx(self, kind: str, locale: str) -> _Prepared:
+        for folder in locale_dirs(self._search_paths, locale, self._locale_default):
+            path = folder / f"{kind}.docx"
+            if path.is_file():
+                data = path.read_bytes()  # read once: every person's document comes from these bytes
+                return _Prepared(
+                    _relative(path),
+                    hashlib.sha256(data).hexdigest(),
+                    DocxProducer(data, self._env(locale, docx=True), path),
+                )
+        raise BadInput(f"no Word template {kind}.docx for locale {locale}")
+
+
+def _kind(kind: str) -> DocumentKind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise BadInput(f"unknown document kind {kind!r}; known kinds: {', '.join(KINDS)}") from None
+
+
+def _relative(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def _digest(env: Any, names: list[str]) -> tuple[str, str]:
+    """The templates' label, and one hash over them and every layout or partial they use, so that a
+    changed ``_formal.html.j2`` changes the recorded hash of every report built on it. A template
+    that uses no other keeps its own file's hash."""
+    from jinja2 import TemplateNotFound, meta
+
+    files: dict[str, tuple[str, str]] = {}  # template name -> (path below templates/, sha256)
+    pending = list(names)
+    while pending:
+        name = pending.pop(0)
+        if name in files:
+            continue
+        try:
+            source, filename, _ = env.loader.get_source(env, name)
+        except TemplateNotFound:
+            raise BadInput(f"template {names[0]} uses {name!r}, which does not exist") from None
+        files[name] = (_relative(Path(filename)), hashlib.sha256(Path(filename).read_bytes()).hexdigest())
+        pending += [used for used in meta.find_referenced_templates(env.parse(source)) if used]
+    label = ", ".join(files[name][0] for name in names)
+    if len(files) == 1:
+        return label, files[names[0]][1]
+    listing = "\n".join(f"{path} {sha}" for path, sha in sorted(files.values()))
+    return label, hashlib.sha256(listing.encode()).hexdigest()
+
+
+# -- producers: context in, bytes out ---------------------------------------------------------------
+
+
+def _text_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
+    def produce(ctx: dict[str, Any]) -> bytes:
+        return render_template(template, ctx).encode("utf-8")
+
+    return produce
+
+
+def _sms_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
+    def produce(ctx: dict[str, Any]) -> bytes:
+        # One line: a line break costs a character and some gateways cut at it.
+        return " ".join(render_template(template, ctx).split()).encode("utf-8")
+
+    return produce
+
+
+def _pdf_producer(template: Any) -> Callable[[dict[str, Any]], bytes]:
+    def produce(ctx: dict[str, Any]) -> bytes:
+        return html_to_pdf(render_template(template, ctx))
+
+    return produce
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Lay out ``html`` as PDF; nothing outside the document (files, network) is ever fetched."""
+    import weasyprint  # heavy: only when a PDF is asked for
+
+    # A workspace template could point at file:///etc/... or an internal URL: only data: URLs load.
+    fetcher = weasyprint.URLFetcher(allowed_protocols=("data",))
+    return weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
+
+
+def _email_producer(
+    spec: DocumentKind, subject_t: Any, text_t: Any, html_t: Any
+) -> Callable[[dict[str, Any]], bytes]:
+    assert spec.recipient is not None
+    name_path, address_path = spec.recipient
+
+    def produce(ctx: dict[str, Any]) -> bytes:
+        subject = " ".join(render_template(subject_t, ctx).split())
+        text, html = render_template(text_t, ctx), render_template(html_t, ctx)
+        why = f"{spec.name} by email"
+        sender = (str(_require(ctx, "firm.name", why)), str(_require(ctx, "firm.contact_email", why)))
+        to = (str(_lookup(ctx, name_path) or ""), str(_require(ctx, address_path, why)))
+        date = _require(ctx, "generated_at", why)
+        domain = sender[1].rpartition("@")[2] or "localhost"
+        # The same notice to the same person renders to the same bytes (and hash): derive the id.
+        seed = "\x1f".join([spec.name, to[1], subject, text, str(date)]).encode("utf-8", "replace")
+        message_id = f"<{hashlib.sha256(seed).hexdigest()[:32]}@{domain}>"
+        return email_bytes(
+            sender=sender, to=to, subject=subject, text=text, html=html, date=date, message_id=message_id
+        )
+
+    return produce
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+_FILENAME_BYTES = 180  # well under the 255-byte limit of common file systems, with room for a temp suffix
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+)
+_temp_counter = itertools.count()
+
+
+_NAME_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x20\x7f-\xa0]')
+_DOTS, _UNDERSCORES = re.compile(r"\.{2,}"), re.compile(r"_{2,}")
+_PLAIN_NAME = re.compile(r"(?!.*__)[^\W_](?:[\w-]*[^\W_])?")
+
+
+def _clean_part(part: str) -> str:
+    if _PLAIN_NAME.fullmatch(part):  # letters, digits, single "_" and "-" inside: nothing to clean
+        return part
+    # Separators, characters Windows forbids, spaces and every control or format character become "_".
+    part = _NAME_UNSAFE.sub("_", unicodedata.normalize("NFC", part))
+    if not part.isascii():
+        part = "".join("_" if unicodedata.category(ch)[0] in "CZ" else ch for ch in part)
+    return _UNDERSCORES.sub("_", _DOTS.sub(".", part)).strip("._- ")
+
+
+def safe_filename(*parts: str, ext: str) -> str:
+    """A file name from ``parts`` joined by ``_``: no path separators, no ``..``, no control characters,
+    at most 180 UTF-8 bytes (a long name keeps a hash of the whole), Chinese names left readable."""
+    stem = "_".join(p for p in (_clean_part(str(part)) for part in parts) if p) or "document"
+    suffix = re.sub(r"[^A-Za-z0-9]", "", ext).lower()[:10]
+    budget = _FILENAME_BYTES - len(suffix) - 1
+    if len(stem.encode("utf-8")) > budget:
+        digest = hashlib.sha256(stem.encode("utf-8")).hexdigest()[:8]
+        stem = stem.encode("utf-8")[: budget - 9].decode("utf-8", "ignore").rstrip("._- ") + "~" + digest
+    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+        stem = "_" + stem
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def write_private(directory: Path, filename: str, content: bytes) -> Path:
+    """Write ``content`` to ``directory/filename`` atomically, readable by the owner only (0600),
+    creating ``directory`` with mode 0700 if needed; returns the path written."""
+    if not filename or filename in (".", "..") or any(c in filename for c in "/\\\x00"):
+        raise BadInput(f"refused file name {filename!r}: use safe_filename()")
+    folder = os.fspath(directory)
+    temp = f"{folder}{os.sep}.{filename}.{os.getpid()}.{next(_temp_counter)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(temp, flags, 0o600)
+    except FileNotFoundError:  # first file in this folder: create it (cheaper than a stat every time)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # makedirs' mode is filtered by the umask; notices are personal data
+        fd = os.open(temp, flags, 0o600)
+    target = folder + os.sep + filename
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have removed bits: exactly rw for the owner
+            view = memoryview(content)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(temp, target)  # readers see the old file or the whole new one, never half
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    return Path(target)
+
+
+_TEMP = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")  # write_private's temporary names
+
+
+def clean_temporaries(folder: Path) -> int:
+    """Remove temporary files that a killed run left (their process is gone); return how many."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            found = _TEMP.match(entry.name)
+            if found is None or _alive(int(found.group(1))):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,1 @@
+"""Formal documents: regulator reports, the bulletin, disciplinary decisions, responsible persons."""

@@ -1,0 +1,1 @@
+"""Running an incident: the flow, its repository and rows, the audit chain and the workspace log."""

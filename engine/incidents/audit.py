@@ -1,0 +1,212 @@
+"""The append-only, hash-chained audit trail of each incident.
+
+Each event's hash covers its content and the previous event's hash; the incident row keeps the count and
+the last hash. Editing, deleting or reordering a row directly in the database therefore breaks the chain
+at that row, and ``verify_chain`` names the first event that no longer fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from engine.incidents.tables import Event, Incident
+
+__all__ = ["GENESIS", "ChainReport", "append_event", "event_hash", "next_event", "verify_chain"]
+
+GENESIS = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    """JSON that hashes the same wherever it was stored (key order and spacing fixed)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def event_hash(
+    *,
+    incident_id: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    kind: str,
+    trigger: str | None,
+    from_state: str | None,
+    to_state: str | None,
+    reason: str | None,
+    inputs: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """The SHA-256 of an event's content and its predecessor's hash."""
+    payload = canonical_json(
+        {
+            "incident": incident_id,
+            "seq": seq,
+            "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor": actor,
+            "kind": kind,
+            "trigger": trigger,
+            "from": from_state,
+            "to": to_state,
+            "reason": reason,
+            "inputs": inputs,
+            "prev": prev_hash,
+        }
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def next_event(
+    incident: Any,
+    *,
+    kind: str,
+    actor: str,
+    at: datetime,
+    trigger: str | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of the incident's next event; moves the incident's chain head to it.
+
+    The caller inserts the row in the same transaction (``append_event`` does it through the session).
+    """
+    at = at.astimezone(UTC)
+    seq = incident.event_count + 1
+    prev = incident.audit_head or GENESIS
+    body = json.loads(canonical_json(inputs or {}))
+    row = {
+        "incident_id": incident.id,
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "kind": kind,
+        "trigger": trigger,
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+        "inputs": body,
+        "prev_hash": prev,
+    }
+    row["hash"] = event_hash(**{k: v for k, v in row.items() if k != "prev_hash"}, prev_hash=prev)
+    incident.event_count = seq
+    incident.audit_head = row["hash"]
+    return row
+
+
+def append_event(
+    session: Session,
+    incident: Any,
+    *,
+    kind: str,
+    actor: str,
+    at: datetime,
+    trigger: str | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> Event:
+    """Add the next event of ``incident`` to the session and move the incident's chain head."""
+    row = Event(
+        **next_event(
+            incident,
+            kind=kind,
+            actor=actor,
+            at=at,
+            trigger=trigger,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            inputs=inputs,
+        )
+    )
+    session.add(row)
+    return row
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of checking one incident's chain."""
+
+    incident_id: str
+    events: int
+    ok: bool
+    problem: str | None = None
+    first_bad_seq: int | None = None
+
+
+def _check(incident: Incident, events: Iterable[Event]) -> ChainReport:
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    for ev in events:
+        count += 1
+        if ev.seq != expected_seq:
+            return ChainReport(
+                incident.id,
+                count,
+                False,
+                f"event #{expected_seq} is missing or out of order (found #{ev.seq} in its place)",
+                expected_seq,
+            )
+        if ev.prev_hash != prev:
+            return ChainReport(
+                incident.id,
+                count,
+                False,
+                f"event #{ev.seq} does not follow event #{ev.seq - 1}: "
+                "an event before it was changed, removed or reordered",
+                ev.seq,
+            )
+        recomputed = event_hash(
+            incident_id=ev.incident_id,
+            seq=ev.seq,
+            at=ev.at,
+            actor=ev.actor,
+            kind=ev.kind,
+            trigger=ev.trigger,
+            from_state=ev.from_state,
+            to_state=ev.to_state,
+            reason=ev.reason,
+            inputs=ev.inputs,
+            prev_hash=ev.prev_hash,
+        )
+        if recomputed != ev.hash:
+            what = f"{ev.kind} {ev.trigger}" if ev.trigger else ev.kind
+            return ChainReport(
+                incident.id,
+                count,
+                False,
+                f"event #{ev.seq} ({what}) was altered: its content no longer matches its hash",
+                ev.seq,
+            )
+        prev = ev.hash
+        expected_seq += 1
+    if count != incident.event_count or prev != (incident.audit_head or GENESIS):
+        return ChainReport(
+            incident.id,
+            count,
+            False,
+            f"the trail ends at event #{count} but the incident records {incident.event_count} "
+            "events: the last events were deleted or replaced",
+            count + 1,
+        )
+    return ChainReport(incident.id, count, True)
+
+
+def verify_chain(session: Session, incident: Incident) -> ChainReport:
+    """Walk the incident's events in order and report the first one that breaks the chain."""
+    events = session.exec(select(Event).where(Event.incident_id == incident.id).order_by(Event.seq))  # type: ignore[arg-type]
+    return _check(incident, events)
+
+
+def verify_rows(incident: Incident, events: Iterable[Event]) -> ChainReport:
+    """Check a chain given as rows (e.g. read back from an evidence bundle)."""
+    return _check(incident, sorted(events, key=lambda e: e.seq))

@@ -1,0 +1,468 @@
+"""Running an incident: opening it, firing triggers, completing tasks, each in one transaction.
+
+Every accepted change runs guards, changes the incident, opens the next state's tasks and appends its
+audit event in the same transaction, under optimistic locking: the incident row is updated only if its
+``version`` is still the one the operator saw. A refused or conflicting attempt leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from engine.clocks.durations import format_instant, parse_instant
+from engine.errors import BadInput, Conflict, GuardFailed, NotAllowed, NotFound
+from engine.incidents.audit import next_event
+from engine.incidents.hooks import NO_HOOKS, Hooks, Step
+from engine.incidents.repository import incident_playbook, playbook_summary
+from engine.incidents.rows import (
+    IncidentRecord,
+    TaskState,
+    finish_task,
+    insert_event,
+    insert_incident,
+    load_incident,
+    load_tasks,
+    open_state_tasks,
+    write_incident,
+)
+from engine.incidents.tables import Incident, PlaybookSnapshot
+from engine.incidents.worklog import append_log
+from engine.playbooks.effects import Mutable
+from engine.playbooks.guards import Situation, evaluate_guards
+from engine.playbooks.machine import Run, machine_for
+from engine.playbooks.model import Playbook, PlaybookSource, TransitionSpec
+from engine.store.db import Store, utcnow
+
+__all__ = [
+    "AdvanceResult",
+    "TriggerInfo",
+    "advance",
+    "complete_task",
+    "list_triggers",
+    "open_incident",
+]
+
+
+def _situation(
+    incident: Incident, tasks: dict[str, TaskState], actor: str, inputs: dict[str, Any], hooks: Hooks
+) -> Situation:
+    grade = (incident.assessment or {}).get("grade")
+    order = tuple((incident.assessment or {}).get("grade_order") or ())
+    return Situation(
+        state=incident.state,
+        tasks={k: t.status for k, t in tasks.items()},
+        flags=dict(incident.flags),
+        anchors=dict(incident.anchors),
+        records={k: list(v) for k, v in incident.records.items()},
+        facts=dict(incident.facts),
+        actor=actor,
+        inputs=inputs,
+        grade=grade,
+        grade_order=order,
+        role_map=hooks.roles,
+    )
+
+
+def _next_number(session: Session, year: int) -> int:
+    """Take the next incident number of ``year`` atomically (safe with several operators)."""
+    session.execute(
+        text("INSERT INTO incident_counter (year, last) VALUES (:y, 0) ON CONFLICT (year) DO NOTHING"),
+        {"y": year},
+    )
+    row = session.execute(
+        text("UPDATE incident_counter SET last = last + 1 WHERE year = :y RETURNING last"), {"y": year}
+    ).one()
+    return int(row[0])
+
+
+def open_incident(
+    store: Store,
+    *,
+    source: PlaybookSource,
+    title: str,
+    discovered_at: datetime,
+    actor: str,
+    zone: str,
+    drill: bool = False,
+    facts: dict[str, Any] | None = None,
+    hooks: Hooks = NO_HOOKS,
+) -> IncidentRecord:
+    """Open an incident under ``source`` (pinned by its hash) and return it with its new readable id."""
+    title = title.strip()
+    if not title:
+        raise BadInput("the title must not be empty")
+    if len(title) > 500:
+        raise BadInput("the title is longer than 500 characters")
+    now = utcnow()
+    if discovered_at > now:
+        raise BadInput(f"--discovered-at {format_instant(discovered_at, zone)} is in the future")
+    playbook = source.playbook
+    with store.write() as session:
+        if session.get(PlaybookSnapshot, source.sha256) is None:
+            session.add(
+                PlaybookSnapshot(
+                    sha256=source.sha256,
+                    playbook_id=playbook.id,
+                    version=playbook.version,
+                    origin=source.origin,
+                    source=source.text,
+                    stored_at=now,
+                    summary=playbook_summary(playbook),
+                )
+            )
+        year = int(format_instant(now, zone)[:4])
+        number = _next_number(session, year)
+        incident = IncidentRecord(
+            **{
+                "id": f"INC-{year}-{number:04d}",
+                "title": title,
+                "playbook_id": playbook.id,
+                "playbook_version": playbook.version,
+                "playbook_sha256": source.sha256,
+                "state": playbook.initial,
+                "version": 0,
+                "drill": drill,
+                "opened_by": actor,
+                "opened_at": now,
+                "discovered_at": discovered_at,
+                "closed_at": None,
+                "facts": facts or {},
+                "anchors": {"discovered_at": discovered_at.isoformat(), "opened_at": now.isoformat()},
+                "flags": {},
+                "records": {},
+                "assessment": {},
+                "event_count": 0,
+                "audit_head": "",
+            }
+        )
+        opened = next_event(
+            incident,
+            kind="opened",
+            actor=actor,
+            at=now,
+            to_state=playbook.initial,
+            inputs={
+                "title": title,
+                "playbook": playbook.id,
+                "playbook_version": playbook.version,
+                "discovered_at": discovered_at.isoformat(),
+                "drill": drill,
+                **({"facts": facts} if facts else {}),
+            },
+        )
+        for prepare in hooks.on_open:
+            prepare(incident, now)
+        # Inserted at version 0 and raised to 1 by the single write below, after the hooks have run.
+        insert_incident(session, incident)
+        insert_event(session, opened)
+        open_state_tasks(session, incident.id, {}, playbook, playbook.initial, now)
+        for hook in hooks.after_change:
+            hook(Step(session, incident, source, now, "opened", actor))
+        write_incident(session, incident, 0)
+        return incident
+
+
+def _coerce_inputs(spec: TransitionSpec, raw: dict[str, str], zone: str) -> dict[str, Any]:
+    """Check the inputs a trigger takes: none unknown, none missing, each of its declared type."""
+    declared = {i.name: i for i in spec.inputs}
+    unknown = sorted(set(raw) - set(declared))
+    if unknown:
+        takes = ", ".join(declared) or "no inputs"
+        raise BadInput(f"trigger {spec.trigger!r} does not take {', '.join(unknown)} (it takes: {takes})")
+    values: dict[str, Any] = {}
+    for name, item in declared.items():
+        given = raw.get(name)
+        if given is None or not str(given).strip():
+            if item.required:
+                hint = f" ({item.description})" if item.description else ""
+                raise BadInput(f"trigger {spec.trigger!r} needs --input {name}=...{hint}")
+            continue
+        if item.type == "datetime":
+            values[name] = parse_instant(str(given), zone).isoformat()
+        elif item.type == "integer":
+            try:
+                values[name] = int(str(given))
+            except ValueError:
+                raise BadInput(f"input {name} must be a whole number, got {given!r}") from None
+        else:
+            values[name] = str(given).strip()
+    return values
+
+
+@dataclass(frozen=True)
+class AdvanceResult:
+    """What an accepted trigger did."""
+
+    incident_id: str
+    trigger: str
+    from_state: str
+    to_state: str
+    version: int
+    effects: list[str]
+
+
+def _transition_or_refuse(playbook: Playbook, incident: Incident, trigger: str) -> TransitionSpec:
+    if trigger not in playbook.triggers():
+        raise NotFound(
+            f"unknown trigger {trigger!r}; playbook {playbook.id} has: {', '.join(playbook.triggers())}"
+        )
+    spec = playbook.transition(trigger, incident.state)
+    if spec is None:
+        allowed = (
+            ", ".join(t.trigger for t in playbook.transitions_from(incident.state)) or "none (final state)"
+        )
+        label = playbook.state(incident.state).label("zh-CN")
+        raise NotAllowed(
+            f"trigger {trigger!r} is not allowed in state {incident.state} ({label}); allowed now: {allowed}"
+        )
+    return spec
+
+
+def advance(
+    store: Store,
+    incident_id: str,
+    trigger: str,
+    *,
+    actor: str,
+    zone: str,
+    reason: str | None = None,
+    approver: str | None = None,
+    inputs: dict[str, str] | None = None,
+    expected_version: int | None = None,
+    hooks: Hooks = NO_HOOKS,
+) -> AdvanceResult:
+    """Fire ``trigger`` on an incident: guards, state change, tasks, effects and audit in one transaction.
+
+    ``expected_version`` is the version the operator saw; when not given, it is read first, so that
+    someone else's change between that read and this write is reported as a conflict, not overwritten.
+    """
+    try:
+        return _advance(
+            store,
+            incident_id,
+            trigger,
+            actor=actor,
+            zone=zone,
+            reason=reason,
+            approver=approver,
+            inputs=inputs,
+            expected_version=expected_version,
+            hooks=hooks,
+        )
+    except RoleRefused as refused:
+        # The attempt is kept in the workspace log, in its own transaction: the incident stays untouched.
+        with store.write() as session:
+            append_log(
+                session,
+                actor=actor,
+                kind="refused",
+                incident_id=incident_id,
+                detail=f"{trigger} needs the role {', '.join(refused.missing)}",
+            )
+        raise
+
+
+class RoleRefused(NotAllowed):
+    """The operator lacks a role the transition requires."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def _advance(
+    store: Store,
+    incident_id: str,
+    trigger: str,
+    *,
+    actor: str,
+    zone: str,
+    reason: str | None,
+    approver: str | None,
+    inputs: dict[str, str] | None,
+    expected_version: int | None,
+    hooks: Hooks,
+) -> AdvanceResult:
+    reason = (reason or "").strip() or None
+    approver = (approver or "").strip() or None
+    with store.write() as session, session.no_autoflush:
+        incident = load_incident(session, incident_id)
+        source = incident_playbook(session, incident)
+        playbook = source.playbook
+        seen = incident.version if expected_version is None else expected_version
+        if trigger in playbook.triggers() and incident.version != seen:
+            raise Conflict(
+                f"{incident_id} was changed meanwhile (now version {incident.version}, you saw "
+                f"{seen}): reload with 'breach incident show {incident_id}' and try again"
+            )
+        spec = _transition_or_refuse(playbook, incident, trigger)
+        if spec.reason == "required" and not reason:
+            raise BadInput(f"trigger {trigger!r} needs --reason (a written rationale)")
+        if spec.approver and not approver:
+            raise BadInput(f"trigger {trigger!r} needs --approver NAME (the person who approved it)")
+        if approver and not spec.approver:
+            raise BadInput(f"trigger {trigger!r} takes no --approver")
+        values = _coerce_inputs(spec, dict(inputs or {}), zone)
+        if approver:
+            values["approver"] = approver
+        missing_roles = [r for r in spec.roles if hooks.roles is not None and not hooks.roles.holds(actor, r)]
+        if missing_roles:
+            raise RoleRefused(
+                f"{actor} may not {trigger}: it needs the role {', '.join(missing_roles)} "
+                "(the attempt is recorded)",
+                missing_roles,
+            )
+        tasks = load_tasks(session, incident_id)
+        situation = _situation(incident, tasks, actor, values, hooks)
+        for hook in hooks.situation:
+            hook(session, incident, situation)
+        now = utcnow()
+        mutable = Mutable(
+            flags=dict(incident.flags),
+            anchors=dict(incident.anchors),
+            records={k: [dict(e) for e in v] for k, v in incident.records.items()},
+            at=now,
+            actor=actor,
+            inputs=values,
+            reason=reason,
+        )
+        run = Run(
+            incident,
+            situation,
+            mutable,
+            lambda state_id: open_state_tasks(session, incident_id, tasks, playbook, state_id, now),
+        )
+        before = incident.state
+        if not machine_for(source).fire(run, trigger):
+            raise GuardFailed(f"cannot {trigger}: " + "; ".join(run.blocked), run.blocked)
+        incident.flags, incident.anchors, incident.records = mutable.flags, mutable.anchors, mutable.records
+        if playbook.state(incident.state).final:
+            incident.closed_at = now
+        event = next_event(
+            incident,
+            kind="trigger",
+            actor=actor,
+            at=now,
+            trigger=trigger,
+            from_state=before,
+            to_state=incident.state,
+            reason=reason,
+            inputs={**values, **({"effects": run.effects_done} if run.effects_done else {})},
+        )
+        insert_event(session, event)
+        for hook in hooks.after_change:
+            hook(Step(session, incident, source, now, trigger, actor))
+        version = write_incident(session, incident, seen)
+        return AdvanceResult(incident_id, trigger, before, incident.state, version, run.effects_done)
+
+
+def complete_task(
+    store: Store,
+    incident_id: str,
+    task_key: str,
+    *,
+    actor: str,
+    note: str | None = None,
+    hooks: Hooks = NO_HOOKS,
+) -> str:
+    """Mark an open task of the incident's current state done, with an audit event; return its key."""
+    with store.write() as session, session.no_autoflush:
+        incident = load_incident(session, incident_id)
+        source = incident_playbook(session, incident)
+        playbook = source.playbook
+        state_spec, _task_spec = playbook.task(task_key)
+        tasks = load_tasks(session, incident_id)
+        row = tasks.get(task_key)
+        if row is None or row.status != "open" or row.state_id != incident.state:
+            open_now = ", ".join(
+                k for k, t in tasks.items() if t.status == "open" and t.state_id == incident.state
+            )
+            if row is not None and row.status == "done":
+                why = "done already"
+            else:
+                why = f"not open (it belongs to state {state_spec.id}; the incident is in {incident.state})"
+            raise NotAllowed(f"task {task_key!r} is {why}; open tasks: {open_now or 'none'}")
+        now = utcnow()
+        finish_task(session, incident_id, task_key, at=now, by=actor, note=note or None)
+        event = next_event(
+            incident,
+            kind="task_done",
+            actor=actor,
+            at=now,
+            from_state=incident.state,
+            to_state=incident.state,
+            inputs={"task": task_key, **({"note": note} if note else {})},
+        )
+        insert_event(session, event)
+        for hook in hooks.after_change:
+            hook(Step(session, incident, source, now, f"task:{task_key}", actor))
+        write_incident(session, incident, incident.version)
+        return task_key
+
+
+@dataclass(frozen=True)
+class TriggerInfo:
+    """A trigger of the playbook as seen from the incident's current state."""
+
+    trigger: str
+    dest: str | None
+    allowed: bool
+    blocked_by: list[str]
+    needs: list[str]
+    label: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape ``breach incident triggers --json`` prints."""
+        return {
+            "trigger": self.trigger,
+            "dest": self.dest,
+            "allowed": self.allowed,
+            "blocked_by": self.blocked_by,
+            "needs": self.needs,
+            "label": self.label,
+        }
+
+
+def list_triggers(
+    session: Session,
+    incident: Incident,
+    *,
+    actor: str,
+    hooks: Hooks = NO_HOOKS,
+) -> list[TriggerInfo]:
+    """Every trigger from the current state, whether it may fire now, and if not, why not."""
+    playbook = incident_playbook(session, incident).playbook
+    tasks = load_tasks(session, incident.id)
+    result = []
+    for spec in playbook.transitions_from(incident.state):
+        situation = _situation(incident, tasks, actor, {}, hooks)
+        for hook in hooks.situation:
+            hook(session, incident, situation)
+        blocked = evaluate_guards(
+            [g for g in spec.guards if g[0] != "approver_not_actor"], situation, playbook
+        )
+        blocked += [
+            f"{actor} does not hold the role {r}"
+            for r in spec.roles
+            if hooks.roles is not None and not hooks.roles.holds(actor, r)
+        ]
+        needs = (["--reason"] if spec.reason == "required" else []) + (
+            ["--approver"] if spec.approver else []
+        )
+        needs += [f"--input {i.name}=" for i in spec.inputs if i.required]
+        result.append(
+            TriggerInfo(
+                spec.trigger,
+                spec.dest if not spec.internal else incident.state,
+                not blocked,
+                blocked,
+                needs,
+                spec.label("zh-CN"),
+            )
+        )
+    return result

@@ -1,0 +1,194 @@
+"""The incident write path in SQLAlchemy Core: what a trigger reads and writes, without the ORM's cost.
+
+Firing a trigger touches one incident row, its tasks and one event. Through the ORM's unit of work, and
+even through freshly built Core statements, Python overhead costs several times the SQL itself. Here
+every statement is built once, at import, with bind parameters, and runs on the session's connection;
+SQLAlchemy then reuses its compiled form. The incident is handed to hooks as a plain ``IncidentRecord``
+built from the row, so they read and change it as before; ``write_incident`` stores it with the
+optimistic version check ``UPDATE ... WHERE id = ? AND version = ?``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlmodel import Session
+
+from engine.errors import Conflict, IncidentNotFound
+from engine.incidents.shape import IncidentShape
+from engine.incidents.tables import Event, Incident, Task
+from engine.playbooks.model import Playbook
+
+__all__ = [
+    "IncidentRecord",
+    "TaskState",
+    "insert_event",
+    "insert_incident",
+    "load_incident",
+    "load_tasks",
+    "open_state_tasks",
+    "write_incident",
+]
+
+INCIDENT = Incident.__table__
+TASK = Task.__table__
+EVENT = Event.__table__
+# What a step may change on the incident row; id, playbook and opening data never change.
+WRITABLE = (
+    "state",
+    "facts",
+    "anchors",
+    "flags",
+    "records",
+    "assessment",
+    "closed_at",
+    "event_count",
+    "audit_head",
+)
+
+_SELECT_INCIDENT = select(INCIDENT).where(INCIDENT.c.id == bindparam("b_id"))
+# On PostgreSQL a writer locks the row it read, so a second writer waits and then sees the new version
+# (and is told "changed meanwhile") instead of racing it to the next event number. SQLite's
+# BEGIN IMMEDIATE already serialises writers; there the clause compiles to nothing.
+_SELECT_INCIDENT_FOR_UPDATE = _SELECT_INCIDENT.with_for_update()
+_UPDATE_INCIDENT = (
+    update(INCIDENT)
+    .where(INCIDENT.c.id == bindparam("b_id"), INCIDENT.c.version == bindparam("b_seen"))
+    .values({**{name: bindparam(f"v_{name}") for name in WRITABLE}, "version": bindparam("v_version")})
+)
+_INSERT_INCIDENT = insert(INCIDENT)
+_SELECT_TASKS = select(TASK.c.key, TASK.c.status, TASK.c.state_id).where(
+    TASK.c.incident_id == bindparam("b_id")
+)
+_INSERT_TASK = insert(TASK)
+_REOPEN_TASK = (
+    update(TASK)
+    .where(TASK.c.incident_id == bindparam("b_id"), TASK.c.key == bindparam("b_key"))
+    .values(status="open", opened_at=bindparam("v_at"), done_at=None, done_by=None, note=None)
+)
+_FINISH_TASK = (
+    update(TASK)
+    .where(TASK.c.incident_id == bindparam("b_id"), TASK.c.key == bindparam("b_key"))
+    .values(status="done", done_at=bindparam("v_at"), done_by=bindparam("v_by"), note=bindparam("v_note"))
+)
+_INSERT_EVENT = insert(EVENT)
+
+
+@dataclass(slots=True)
+class IncidentRecord:
+    """An incident row as plain attributes, cheap to build and change (an :class:`IncidentShape`)."""
+
+    id: str
+    title: str
+    playbook_id: str
+    playbook_version: int
+    playbook_sha256: str
+    state: str
+    version: int
+    drill: bool
+    opened_by: str
+    opened_at: datetime
+    discovered_at: datetime
+    closed_at: datetime | None
+    facts: dict[str, Any]
+    anchors: dict[str, Any]
+    flags: dict[str, Any]
+    records: dict[str, Any]
+    assessment: dict[str, Any]
+    event_count: int
+    audit_head: str
+
+    def column_values(self) -> dict[str, Any]:
+        """Every column's value, for inserting the row."""
+        return {c.name: getattr(self, c.name) for c in INCIDENT.columns}
+
+
+def load_incident(session: Session, incident_id: str, *, for_update: bool = True) -> IncidentRecord:
+    """The incident, detached (changes to it are written by ``write_incident``), locked for writing."""
+    statement = _SELECT_INCIDENT_FOR_UPDATE if for_update else _SELECT_INCIDENT
+    row = session.connection().execute(statement, {"b_id": incident_id}).mappings().first()
+    if row is None:
+        raise IncidentNotFound(incident_id)
+    return IncidentRecord(**row)
+
+
+def insert_incident(session: Session, incident: IncidentRecord) -> None:
+    """Insert a new incident row."""
+    session.connection().execute(_INSERT_INCIDENT, incident.column_values())
+
+
+def write_incident(session: Session, incident: IncidentShape, seen_version: int) -> int:
+    """Store the changes unless someone changed the incident since ``seen_version``; return the version."""
+    params = {f"v_{name}": getattr(incident, name) for name in WRITABLE}
+    params.update(b_id=incident.id, b_seen=seen_version, v_version=seen_version + 1)
+    result = session.connection().execute(_UPDATE_INCIDENT, params)
+    if result.rowcount != 1:
+        raise Conflict(f"{incident.id} was changed meanwhile by someone else: reload and try again")
+    incident.version = seen_version + 1
+    return int(incident.version)
+
+
+@dataclass
+class TaskState:
+    """What guards and the flow need of a task."""
+
+    status: str
+    state_id: str
+
+
+def load_tasks(session: Session, incident_id: str) -> dict[str, TaskState]:
+    """The incident's tasks by key."""
+    rows = session.connection().execute(_SELECT_TASKS, {"b_id": incident_id})
+    return {key: TaskState(status, state_id) for key, status, state_id in rows}
+
+
+def open_state_tasks(
+    session: Session,
+    incident_id: str,
+    tasks: dict[str, TaskState],
+    playbook: Playbook,
+    state_id: str,
+    at: datetime,
+) -> None:
+    """Entering a state (again) opens each of its tasks; done work from an earlier pass is redone."""
+    new, again = [], []
+    for spec in playbook.state(state_id).tasks:
+        if spec.id in tasks:
+            again.append({"b_id": incident_id, "b_key": spec.id, "v_at": at})
+        else:
+            new.append(
+                {
+                    "incident_id": incident_id,
+                    "key": spec.id,
+                    "state_id": state_id,
+                    "required": spec.required,
+                    "status": "open",
+                    "opened_at": at,
+                    "done_at": None,
+                    "done_by": None,
+                    "note": None,
+                }
+            )
+        tasks[spec.id] = TaskState("open", state_id)
+    conn = session.connection()
+    if new:
+        conn.execute(_INSERT_TASK, new)
+    if again:
+        conn.execute(_REOPEN_TASK, again)
+
+
+def finish_task(
+    session: Session, incident_id: str, key: str, *, at: datetime, by: str, note: str | None
+) -> None:
+    """Mark one task done."""
+    session.connection().execute(
+        _FINISH_TASK, {"b_id": incident_id, "b_key": key, "v_at": at, "v_by": by, "v_note": note}
+    )
+
+
+def insert_event(session: Session, event: dict[str, Any]) -> None:
+    """Insert an audit event built by ``engine.incidents.audit.next_event``."""
+    session.connection().execute(_INSERT_EVENT, event)

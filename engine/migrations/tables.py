@@ -1,0 +1,48 @@
+"""Every table breach keeps, in one explicit list: the migrations, the schema check and tests use it.
+
+Each table is defined beside the service that owns it; listing them here (instead of relying on whatever
+modules happen to be imported) means a table is never missing from a migration or from ``create_all``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlmodel import SQLModel
+
+from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
+from engine.documents.registry import Document
+from engine.formal.responsible import FormalIssue, ResponsiblePerson
+from engine.incidents.tables import Event, Incident, IncidentCounter, PlaybookSnapshot, Task
+from engine.incidents.worklog import WorkspaceLog
+from engine.notices.content import NoticeContentRecord
+from engine.notices.delivery import Delivery
+from engine.notices.people import Person
+from engine.store.db import Store
+
+__all__ = ["METADATA", "TABLES", "create_all"]
+
+TABLES: tuple[type[SQLModel], ...] = (
+    PlaybookSnapshot,
+    Incident,
+    IncidentCounter,
+    Task,
+    Event,
+    WorkspaceLog,
+    Deadline,
+    Escalation,
+    EscalationDelivery,
+    Person,
+    NoticeContentRecord,
+    Document,
+    Delivery,
+    ResponsiblePerson,
+    FormalIssue,
+)
+
+# SQLModel registers every table class on one MetaData; the list above makes sure they are all imported.
+METADATA: MetaData = SQLModel.metadata
+
+
+def create_all(store: Store) -> None:
+    """Create every table directly (tests and benchmarks; workspaces use the migrations)."""
+    METADATA.create_all(store.engine)

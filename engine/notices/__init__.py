@@ -1,0 +1,1 @@
+"""Notices to every affected person: people, content, contexts, rendering, delivery and its record."""

@@ -1,0 +1,388 @@
+"""Emailing the rendered notices: exactly one delivery per person, rate-limited, retried with backoff.
+
+How "exactly once" is achieved, and where it honestly stops
+-----------------------------------------------------------
+The pattern is the escalation outbox's (:mod:`engine.deadlines.escalation`), applied to people:
+
+1. **Deciding**: one ``delivery`` row per (incident, person, channel), unique, inserted with
+   ``ON CONFLICT DO NOTHING`` from the recorded ``.eml`` documents. Its ``message_id`` is the
+   document's ``Message-ID``, stable per (incident, person): the content is frozen at the first render.
+2. **Claiming**: ``UPDATE delivery SET status='sending', claim_token=<new>, lease_until=now+lease
+   WHERE id=? AND status=<seen> AND claim_token=<seen>`` (plus ``FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL): one sender wins. The token names its host and process, so a row claimed by a process
+   of this host that has died is taken over at once instead of after the lease.
+3. **Hand-off**: just before DATA the sender commits ``handed_off_at``, fenced by its token and an
+   unexpired lease; after the server accepts, it marks the row ``sent``.
+4. **Crash recovery**: killed before the hand-off, the server never had the message: it is sent once
+   by the next run. Killed *after* the hand-off and before ``sent`` was committed (one DATA exchange and
+   one commit), nobody can know whether the server accepted it. Such a delivery is *in doubt*: with
+   ``[notices] in_doubt = "resend"`` (the default: a repeated notice beats a missing one) it is sent again
+   with the **same Message-ID** and an ``X-Breach-Delivery`` header saying so; mail systems that
+   deduplicate by Message-ID collapse it. With ``"hold"`` it is never re-sent but kept as ``in_doubt``
+   for a person to check. Every other crash point recovers without a duplicate.
+
+In a drill, no person's address is ever used: the message goes to ``[notices] drill_recipient`` (To
+rewritten, envelope too), or, without one, the delivery is recorded as ``drill_skipped``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import message_from_bytes
+from email import policy as email_policy
+from email.headerregistry import Address
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Index, Table, UniqueConstraint, func, select, update
+from sqlmodel import Field, SQLModel
+
+from engine.deadlines.escalation import FAILPOINT_ENV
+from engine.documents.registry import DOCUMENT
+from engine.notices.people import PERSON
+from engine.notices.render import NoticeSettings
+from engine.outbox.channels import DeliveryFailed, LeaseLost
+from engine.outbox.leases import NOW, fenced_update
+from engine.outbox.smtp import Mailer, Pace
+from engine.store.db import Store, UTCDateTime
+
+__all__ = ["DELIVERY", "DONE", "TASKS", "Delivery", "SendReport", "Sender"]
+
+# The playbook task each notice kind fulfils once every recipient of it has been notified.
+TASKS = {"customer_notice": "notify_individuals", "client_notice": "notify_client_companies"}
+DONE = ("sent", "drill_skipped")
+_HOST = socket.gethostname()[:40]
+
+
+class Delivery(SQLModel, table=True):
+    """One email of a notice to one recipient: claimed under a lease, marked sent once accepted."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "person_id", "channel"),
+        Index("ix_delivery_incident_status", "incident_id", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(foreign_key="incident.id", max_length=32)
+    person_id: int = Field(foreign_key="person.id")
+    document_id: int = Field(foreign_key="document.id")
+    kind: str = Field(max_length=48)
+    channel: str = Field(default="email", max_length=8)
+    message_id: str = Field(max_length=200, unique=True)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    claim_token: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    handed_off_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    in_doubt: bool = Field(default=False, sa_column=Column(Boolean(), nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    sent_to: str | None = Field(default=None, max_length=16)  # "recipient" or "drill"
+    sent_sha256: str | None = Field(default=None, max_length=64)
+    last_error: str | None = None
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # Set when an operator recorded the delivery (SMS gateway, post, announcement) or resolved one in
+    # doubt: their evidence (a gateway batch id, a tracking number, a mail-log line) and their name.
+    reference: str | None = Field(default=None, max_length=200)
+    recorded_by: str | None = Field(default=None, max_length=64)
+    resolution: str | None = Field(default=None, max_length=16)  # "delivered" or "resend"
+
+
+DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+
+
+def _failpoint(name: str) -> None:
+    """Die here, as a crash would, when a test asks for it (``BREACH_FAILPOINT=<name>``)."""
+    if os.environ.get(FAILPOINT_ENV) == name:
+        os._exit(75)
+
+
+@dataclass
+class SendReport:
+    """What one send run did, by outcome (people named by customer id only)."""
+
+    sent: int = 0
+    drill_skipped: int = 0
+    resent_in_doubt: int = 0
+    held: list[str] = field(default_factory=list)
+    retrying: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    busy: int = 0  # claimed by another live process
+
+
+@dataclass
+class _Claimed:
+    id: int
+    token: str
+    attempts: int
+    in_doubt: bool
+    message_id: str
+    customer_id: str
+    email: str
+    path: str
+    sha256: str
+
+
+def _dead_local_owner(token: str | None) -> bool:
+    """Whether ``token`` was taken by a process of this host that no longer exists."""
+    host, _, rest = (token or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Sender:
+    """Claims and sends the due deliveries of one incident (see the module docstring)."""
+
+    def __init__(
+        self, store: Store, settings: NoticeSettings, mailer: Mailer, *, envelope_sender: str, drill: bool
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.mailer = mailer
+        self.envelope_sender = envelope_sender
+        self.drill = drill
+        self.pace = Pace(settings.rate_per_second)
+        # A claim must not outlive its lease: take no more than can be sent in half of it.
+        self.claim_size = max(
+            1, min(settings.batch_size, int(settings.rate_per_second * settings.lease_seconds / 2))
+        )
+
+    def run(self, incident_id: str, report: SendReport, on_advance: Any = None) -> None:
+        """Send until nothing is due; wait for retries up to ``max_wait_seconds`` in all."""
+        waited = 0.0
+        try:
+            while True:
+                claimed = self._claim(incident_id, report)
+                for item in claimed:
+                    self._send(item, report)
+                    if on_advance:
+                        on_advance(1)
+                if claimed:
+                    continue
+                delay = self._next_retry_in(incident_id)
+                if delay is None or waited + delay > self.settings.max_wait_seconds:
+                    report.busy = self._busy(incident_id)
+                    return
+                self.mailer.close()
+                time.sleep(delay)
+                waited += delay
+        finally:
+            self.mailer.close()
+
+    def _busy(self, incident_id: str) -> int:
+        """Deliveries another live sender holds right now."""
+        c = DELIVERY.c
+        with self.store.read() as session:
+            now = self.store.db_now(session)
+            return int(
+                session.execute(
+                    select(func.count()).where(
+                        c.incident_id == incident_id, c.status == "sending", c.lease_until > now
+                    )
+                ).scalar_one()
+            )
+
+    def _next_retry_in(self, incident_id: str) -> float | None:
+        c = DELIVERY.c
+        with self.store.read() as session:
+            now = self.store.db_now(session)
+            due = session.execute(
+                select(func.min(c.next_attempt_at)).where(c.incident_id == incident_id, c.status == "pending")
+            ).scalar_one()
+        return None if due is None else max(0.0, (due - now).total_seconds()) + 0.05
+
+    def _claim(self, incident_id: str, report: SendReport) -> list[_Claimed]:
+        c, p, d = DELIVERY.c, PERSON.c, DOCUMENT.c
+        pg = self.store.engine.dialect.name == "postgresql"
+        claimed: list[_Claimed] = []
+        with self.store.write() as session:
+            now = self.store.db_now(session)
+            query = (
+                select(
+                    c.id,
+                    c.status,
+                    c.claim_token,
+                    c.handed_off_at,
+                    c.in_doubt,
+                    c.attempts,
+                    c.message_id,
+                    c.lease_until,
+                    c.resolution,
+                    p.customer_id,
+                    p.email,
+                    d.path,
+                    d.sha256,
+                )
+                .join(PERSON, p.id == c.person_id)
+                .join(DOCUMENT, d.id == c.document_id)
+                .where(c.incident_id == incident_id)
+                .order_by(c.id)
+                .limit(self.claim_size)
+            )
+            due = ((c.status == "pending") & (c.next_attempt_at <= now)) | (
+                (c.status == "sending") & (c.lease_until <= now)
+            )
+            # Rows still leased by a process of this host: taken over at once if that process is dead.
+            orphaned = (c.status == "sending") & (c.lease_until > now) & c.claim_token.like(f"{_HOST}:%")
+            found = []
+            for condition in (due, orphaned):
+                query_now = query.where(condition)
+                found += session.execute(
+                    query_now.with_for_update(skip_locked=True, of=DELIVERY) if pg else query_now
+                ).all()
+            for row in found:
+                if (
+                    row.status == "sending"
+                    and row.lease_until > now
+                    and not _dead_local_owner(row.claim_token)
+                ):
+                    continue
+                in_doubt = bool(row.in_doubt) or (row.status == "sending" and row.handed_off_at is not None)
+                # An operator who checked and asked for a resend has lifted the hold for this row.
+                hold = in_doubt and self.settings.in_doubt == "hold" and row.resolution != "resend"
+                token = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+                won = session.execute(
+                    update(DELIVERY)
+                    .where(
+                        c.id == row.id,
+                        c.status == row.status,
+                        func.coalesce(c.claim_token, "") == (row.claim_token or ""),
+                    )
+                    .values(
+                        status="in_doubt" if hold else "sending",
+                        claim_token=token,
+                        in_doubt=in_doubt,
+                        lease_until=None if hold else now + timedelta(seconds=self.settings.lease_seconds),
+                        attempts=c.attempts + (0 if hold else 1),
+                        handed_off_at=None,
+                    )
+                ).rowcount
+                if won != 1:
+                    continue
+                if hold:
+                    report.held.append(row.customer_id)
+                    continue
+                report.resent_in_doubt += in_doubt
+                claimed.append(
+                    _Claimed(
+                        row.id,
+                        token,
+                        int(row.attempts) + 1,
+                        in_doubt,
+                        row.message_id,
+                        row.customer_id,
+                        row.email,
+                        row.path,
+                        row.sha256,
+                    )
+                )
+        _failpoint("notices_after_claim")
+        return claimed
+
+    def _fenced(self, item: _Claimed, values: dict[str, Any], *, need_lease: bool = False) -> int:
+        return fenced_update(
+            self.store,
+            DELIVERY,
+            item.id,
+            item.token,
+            values,
+            lease_seconds=self.settings.lease_seconds,
+            hand_off=need_lease,
+        )
+
+    def _content(self, item: _Claimed) -> tuple[bytes, str]:
+        """The bytes to send and the envelope recipient: the recorded document, checked against its hash."""
+        try:
+            content = Path(item.path).read_bytes()
+        except OSError as exc:
+            raise DeliveryFailed(
+                f"document file unreadable ({exc.strerror}); render it again", transient=False
+            ) from None
+        if hashlib.sha256(content).hexdigest() != item.sha256:
+            raise DeliveryFailed(
+                "document file changed since it was rendered (hash differs); not sent", transient=False
+            )
+        if not (self.drill or item.in_doubt):
+            return content, item.email
+        message = message_from_bytes(content, policy=email_policy.default)
+        recipient = item.email
+        if self.drill:
+            # A drill never reaches a real person: the drill mailbox gets it, the original To is dropped.
+            recipient = self.settings.drill_recipient
+            display = message["To"].addresses[0].display_name if message["To"] else ""
+            del message["To"]
+            message["To"] = Address(display_name=display, addr_spec=recipient)
+            message["X-Breach-Drill"] = "drill: delivered to the drill mailbox, not to the person"
+        if item.in_doubt:
+            message["X-Breach-Delivery"] = (
+                "resent in doubt: an earlier attempt with this Message-ID may have arrived"
+            )
+        return message.as_bytes(policy=email_policy.SMTP), recipient
+
+    def _send(self, item: _Claimed, report: SendReport) -> None:
+        try:
+            content, recipient = self._content(item)
+
+            def handoff() -> None:
+                if self._fenced(item, {"handed_off_at": NOW}, need_lease=True) != 1:
+                    raise LeaseLost(f"delivery {item.id}: lease expired or taken over")
+                _failpoint("notices_after_handoff")
+
+            self.pace.wait()
+            self.mailer.send(self.envelope_sender, recipient, content, handoff)
+        except LeaseLost:
+            return  # whoever holds it now sends it
+        except DeliveryFailed as exc:
+            final = self._release(item, str(exc), transient=exc.transient, maybe=exc.maybe_delivered)
+            (report.failed if final else report.retrying).append(f"{item.customer_id}: {exc}")
+            return
+        _failpoint("notices_after_send")
+        self._fenced(
+            item,
+            {
+                "status": "sent",
+                "sent_at": NOW,
+                "lease_until": None,
+                "last_error": None,
+                "sent_to": "drill" if self.drill else "recipient",
+                "sent_sha256": hashlib.sha256(content).hexdigest(),
+            },
+        )
+        report.sent += 1
+
+    def _release(self, item: _Claimed, error: str, *, transient: bool, maybe: bool) -> bool:
+        """Give a failed delivery back for a retry with exponential backoff, or fail it; True if final."""
+        final = not transient or item.attempts >= self.settings.max_attempts
+        delay = min(self.settings.retry_seconds * 2 ** (item.attempts - 1), 3600.0)
+        values: dict[str, Any] = {
+            "status": "failed" if final else "pending",
+            "lease_until": None,
+            "claim_token": None,
+            "handed_off_at": None,
+            "last_error": error[:500],
+        }
+        if maybe or item.in_doubt:
+            values["in_doubt"] = True
+        c = DELIVERY.c
+        with self.store.write() as session:
+            now = self.store.db_now(session)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+            session.execute(
+                update(DELIVERY).where(c.id == item.id, c.claim_token == item.token).values(values)
+            )
+        return final

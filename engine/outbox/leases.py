@@ -1,0 +1,54 @@
+"""Claims under a lease: the one fenced update both outboxes (escalations, notice deliveries) rely on.
+
+A sender owns a row while its ``claim_token`` is on it and its lease has not run out. Every change it
+makes afterwards is an ``UPDATE ... WHERE id = ? AND claim_token = ?`` at the database's clock, so a
+sender whose claim was taken over changes nothing. The hand-off (the last step before the point of no
+return of a send) also requires the lease to be alive, and renews it: each send then has a whole lease
+to finish however long the batch before it took, and nobody may take the row over meanwhile.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Table, update
+
+from engine.store.db import Store
+
+__all__ = ["NOW", "fenced_update"]
+
+
+class _DatabaseNow:
+    """Stands for the database's now() among the values of a fenced update."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+NOW = _DatabaseNow()
+
+
+def fenced_update(
+    store: Store,
+    table: Table,
+    row_id: int,
+    token: str,
+    values: dict[str, Any],
+    *,
+    lease_seconds: float,
+    hand_off: bool = False,
+) -> int:
+    """Update our own claim in a short transaction; return 1 if we still held it, else 0.
+
+    With ``hand_off`` the lease must still be alive (status ``sending``) and is renewed from now.
+    """
+    c = table.c
+    with store.write() as session:
+        now = store.db_now(session)
+        query = update(table).where(c.id == row_id, c.claim_token == token)
+        resolved = {k: (now if v is NOW else v) for k, v in values.items()}
+        if hand_off:
+            query = query.where(c.status == "sending", c.lease_until > now)
+            resolved["lease_until"] = now + timedelta(seconds=lease_seconds)
+        return int(session.execute(query.values(resolved)).rowcount)

@@ -1,0 +1,1 @@
+"""Playbooks as data: schema, guards, effects, the state machine, the catalog. Pure: no database."""

@@ -1,0 +1,148 @@
+"""The allow-list of guards a playbook may put on a transition.
+
+A playbook names a guard (``required_tasks_done``) or a guard with one parameter
+(``{fact_present: people_affected}``); it can never name Python code. Each guard answers in words why a
+transition is blocked, so the operator sees the reason rather than a bare "not allowed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.access import RoleMap
+    from engine.playbooks.model import Playbook
+
+__all__ = ["GUARDS", "GuardDef", "Situation", "evaluate_guards"]
+
+
+@dataclass
+class Situation:
+    """What guards may look at: the incident as it stands plus the attempt being made."""
+
+    state: str
+    tasks: dict[str, str]
+    flags: dict[str, Any]
+    anchors: dict[str, str]
+    records: dict[str, list[dict[str, Any]]]
+    facts: dict[str, Any]
+    actor: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    grade: str | None = None
+    grade_order: tuple[str, ...] = ()
+    role_map: RoleMap | None = None
+
+
+GuardCheck = Callable[[Situation, Any, "Playbook"], str | None]
+
+
+@dataclass(frozen=True)
+class GuardDef:
+    """One allowed guard: its parameter kind, a description for docs, and its check."""
+
+    name: str
+    param: str | None
+    description: str
+    check: GuardCheck
+
+
+def _required_tasks_done(sit: Situation, _param: Any, playbook: Playbook) -> str | None:
+    state = playbook.state(sit.state)
+    missing = [t for t in state.tasks if t.required and sit.tasks.get(t.id) != "done"]
+    if not missing:
+        return None
+    names = ", ".join(f"{t.id} ({t.label('zh-CN')})" for t in missing)
+    return f"required tasks not done: {names}"
+
+
+def _fact_present(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    value: Any = sit.facts
+    for part in str(param).split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None or value == [] or value == {}:
+        return f"fact {param!r} is not recorded (breach incident facts ID --set {param}=...)"
+    return None
+
+
+def _flag_set(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    return None if sit.flags.get(param) else f"{param.replace('_', ' ')} has not happened"
+
+
+def _flag_clear(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    return f"{param.replace('_', ' ')} is in force" if sit.flags.get(param) else None
+
+
+def _anchor_set(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    return None if sit.anchors.get(param) else f"{param} has not been recorded"
+
+
+def _records_closed(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    still_open = [r for r in sit.records.get(param, []) if r.get("status", "open") == "open"]
+    if not still_open:
+        return None
+    refs = ", ".join(str(r.get("ref") or r.get("order_ref") or "?") for r in still_open)
+    return f"{param.replace('_', ' ')} still open: {refs}"
+
+
+def _approver_not_actor(sit: Situation, _param: Any, _playbook: Playbook) -> str | None:
+    approver = str(sit.inputs.get("approver") or "").strip()
+    if approver and approver.casefold() == sit.actor.casefold():
+        return f"the approver must be someone other than the operator ({sit.actor})"
+    return None
+
+
+def _grade_at_least(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    order = sit.grade_order
+    current = sit.grade or "none"
+    if param in order and current in order and order.index(current) >= order.index(param):
+        return None
+    return f"incident grade is {current}, this step needs {param} or above"
+
+
+def _role(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    if sit.role_map is None or sit.role_map.holds(sit.actor, str(param)):
+        return None
+    return f"{sit.actor} does not hold the role {param!r}"
+
+
+def _approver_role(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
+    approver = str(sit.inputs.get("approver") or "").strip()
+    if not approver or sit.role_map is None or sit.role_map.holds(approver, str(param)):
+        return None
+    return f"the approver {approver} does not hold the role {param!r}"
+
+
+GUARDS: dict[str, GuardDef] = {
+    g.name: g
+    for g in (
+        GuardDef(
+            "required_tasks_done",
+            None,
+            "every required task of the current state is done",
+            _required_tasks_done,
+        ),
+        GuardDef("fact_present", "fact", "the named fact has a value", _fact_present),
+        GuardDef("flag_set", "name", "the named flag was set by an earlier step", _flag_set),
+        GuardDef("flag_clear", "name", "the named flag is not set", _flag_clear),
+        GuardDef("anchor_set", "name", "the named moment (e.g. contained_at) is recorded", _anchor_set),
+        GuardDef("records_closed", "name", "no record of the named list is still open", _records_closed),
+        GuardDef("approver_not_actor", None, "the named approver is not the operator", _approver_not_actor),
+        GuardDef(
+            "grade_at_least", "grade", "the incident's grade is at least the given one", _grade_at_least
+        ),
+        GuardDef("role", "role", "the operator holds the given role", _role),
+        GuardDef("approver_role", "role", "the named approver holds the given role", _approver_role),
+    )
+}
+
+
+def evaluate_guards(specs: list[tuple[str, Any]], sit: Situation, playbook: Playbook) -> list[str]:
+    """Run every guard (not just up to the first failure) and return the failures in words."""
+    failures = []
+    for name, param in specs:
+        message = GUARDS[name].check(sit, param, playbook)
+        if message:
+            failures.append(message)
+    return failures

@@ -1,0 +1,319 @@
+"""Playbooks as data: the typed, validated model of a response, loaded from YAML.
+
+A playbook lists states (each with its phase and tasks), the transitions between them (trigger, guards,
+required inputs, effects), the legal clocks each step starts and the documents each step owes. Guards and
+effects are names from the engine's allow-lists (``engine.playbooks.guards``,
+``engine.playbooks.effects``), never code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.clocks.rules import DeadlineRule, cross_check
+from engine.errors import BadInput, NotFound
+from engine.playbooks.document_rules import DocumentRule, check_documents
+from engine.playbooks.effects import EFFECTS
+from engine.playbooks.guards import GUARDS
+from engine.playbooks.yamlpos import LocatedYaml, load_located
+
+__all__ = [
+    "InputSpec",
+    "Playbook",
+    "PlaybookSource",
+    "StateSpec",
+    "TaskSpec",
+    "TransitionSpec",
+    "parse_playbook",
+    "playbook_errors",
+]
+
+Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+LOCALES = ("zh-CN", "en")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _both_locales(value: dict[str, str]) -> dict[str, str]:
+    """Require a non-empty text for every locale the product ships."""
+    missing = [loc for loc in LOCALES if not str(value.get(loc, "")).strip()]
+    if missing:
+        raise ValueError(f"needs {', '.join(missing)} (has {', '.join(value) or 'none'})")
+    return value
+
+
+class Labelled(_Strict):
+    """Anything shown to people: carries a Chinese and an English label."""
+
+    labels: dict[str, str]
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return _both_locales(value)
+
+    def label(self, locale: str = "zh-CN") -> str:
+        """The label in ``locale``, falling back to Chinese."""
+        return self.labels.get(locale) or self.labels["zh-CN"]
+
+
+class TaskSpec(Labelled):
+    """A task an operator completes in a state; required tasks block leaving it."""
+
+    id: Ident
+    required: bool = True
+
+
+class StateSpec(Labelled):
+    """A state of the response; ``phase`` orders the five phases, ``final`` ends the incident."""
+
+    id: Ident
+    phase: int | None = None
+    final: bool = False
+    tasks: list[TaskSpec] = []
+
+
+class InputSpec(_Strict):
+    """A value an operator must (or may) give with a trigger, such as a regulator order's due date."""
+
+    name: Ident
+    type: Literal["text", "datetime", "integer"] = "text"
+    required: bool = True
+    description: str = ""
+
+
+def _named_param(value: Any, registry: dict[str, Any], what: str) -> tuple[str, Any]:
+    """Read ``name`` or ``{name: param}`` and check the name against an allow-list."""
+    if isinstance(value, str):
+        name, param = value, None
+    elif isinstance(value, dict) and len(value) == 1:
+        name, param = next(iter(value.items()))
+    else:
+        raise ValueError(f"a {what} is a name or a one-key mapping {{name: parameter}}")
+    if name not in registry:
+        raise ValueError(f"unknown {what} {name!r}; allowed: {', '.join(sorted(registry))}")
+    wants = registry[name].param
+    if wants is None and param is not None:
+        raise ValueError(f"{what} {name!r} takes no parameter")
+    if wants is not None and (param is None or not isinstance(param, str | int)):
+        raise ValueError(f"{what} {name!r} needs a parameter ({wants})")
+    return name, param
+
+
+class TransitionSpec(Labelled):
+    """A trigger that moves an incident from one of ``source`` to ``dest`` (or stays, if ``internal``)."""
+
+    trigger: Ident
+    source: list[str]
+    dest: str | None = None
+    internal: bool = False
+    guards: list[tuple[str, Any]] = []
+    reason: Literal["required", "optional"] = "optional"
+    approver: bool = False
+    inputs: list[InputSpec] = []
+    effects: list[tuple[str, Any]] = []
+    roles: list[Ident] = []
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("guards", mode="before")
+    @classmethod
+    def _guards(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError("guards must be a list")
+        return [_named_param(v, GUARDS, "guard") for v in value]
+
+    @field_validator("effects", mode="before")
+    @classmethod
+    def _effects(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError("effects must be a list")
+        return [_named_param(v, EFFECTS, "effect") for v in value]
+
+    @model_validator(mode="after")
+    def _dest_or_internal(self) -> TransitionSpec:
+        if self.internal and self.dest is not None:
+            raise ValueError("an internal transition has no dest")
+        if not self.internal and self.dest is None:
+            raise ValueError("dest is required unless internal: true")
+        return self
+
+
+class Playbook(_Strict):
+    """A whole playbook: states, transitions, clocks and documents, at one version."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=64)]
+    version: Annotated[int, Field(ge=1)]
+    titles: dict[str, str]
+    jurisdictions: list[str]
+    initial: Ident
+    states: list[StateSpec]
+    transitions: list[TransitionSpec]
+    anchors: list[Ident] = ["discovered_at", "opened_at"]
+    deadlines: list[DeadlineRule] = []
+    documents: list[DocumentRule] = []
+
+    @field_validator("titles")
+    @classmethod
+    def _titles(cls, value: dict[str, str]) -> dict[str, str]:
+        return _both_locales(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Playbook:
+        ids = [s.id for s in self.states]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            raise ValueError(f"duplicate state ids: {', '.join(sorted(dupes))}")
+        task_ids = [t.id for s in self.states for t in s.tasks]
+        dupes = {i for i in task_ids if task_ids.count(i) > 1}
+        if dupes:
+            raise ValueError(f"duplicate task ids: {', '.join(sorted(dupes))}")
+        known = set(ids)
+        if self.initial not in known:
+            raise ValueError(f"initial state {self.initial!r} is not among the states ({', '.join(ids)})")
+        if not any(s.final for s in self.states):
+            raise ValueError("no final state: an incident could never be closed")
+        finals = {s.id for s in self.states if s.final}
+        seen: set[tuple[str, str]] = set()
+        for t in self.transitions:
+            for src in t.source:
+                if src not in known:
+                    raise ValueError(f"transition {t.trigger!r}: unknown source state {src!r}")
+                if src in finals:
+                    raise ValueError(f"transition {t.trigger!r}: final state {src!r} cannot be left")
+                if (t.trigger, src) in seen:
+                    raise ValueError(f"trigger {t.trigger!r} defined twice for state {src!r}")
+                seen.add((t.trigger, src))
+            if t.dest is not None and t.dest not in known:
+                raise ValueError(f"transition {t.trigger!r}: unknown dest state {t.dest!r}")
+        cross_check(
+            self.deadlines,
+            anchors=self.anchors,
+            triggers=self.triggers(),
+            tasks=task_ids,
+            transitions=self.transitions,
+        )
+        check_documents(
+            self.documents, states=ids, triggers=self.triggers(), tasks=task_ids, transitions=self.transitions
+        )
+        unreachable = known - self._reachable()
+        if unreachable:
+            raise ValueError(f"states no transition reaches: {', '.join(sorted(unreachable))}")
+        return self
+
+    def _reachable(self) -> set[str]:
+        reached, frontier = {self.initial}, [self.initial]
+        while frontier:
+            here = frontier.pop()
+            for t in self.transitions:
+                if here in t.source and t.dest and t.dest not in reached:
+                    reached.add(t.dest)
+                    frontier.append(t.dest)
+        return reached
+
+    def state(self, state_id: str) -> StateSpec:
+        """The state called ``state_id``; ``NotFound`` lists the states there are."""
+        for s in self.states:
+            if s.id == state_id:
+                return s
+        raise NotFound(f"playbook {self.id} has no state {state_id!r}")
+
+    def title(self, locale: str = "zh-CN") -> str:
+        """The playbook's title in ``locale``."""
+        return self.titles.get(locale) or self.titles["zh-CN"]
+
+    def triggers(self) -> list[str]:
+        """Every trigger name, in playbook order, without repeats."""
+        return list(dict.fromkeys(t.trigger for t in self.transitions))
+
+    def transitions_from(self, state_id: str) -> list[TransitionSpec]:
+        """The transitions whose source includes ``state_id``."""
+        return [t for t in self.transitions if state_id in t.source]
+
+    def transition(self, trigger: str, state_id: str) -> TransitionSpec | None:
+        """The transition ``trigger`` from ``state_id``, if there is one."""
+        for t in self.transitions_from(state_id):
+            if t.trigger == trigger:
+                return t
+        return None
+
+    def task(self, task_id: str) -> tuple[StateSpec, TaskSpec]:
+        """The task called ``task_id`` and the state it belongs to."""
+        for s in self.states:
+            for t in s.tasks:
+                if t.id == task_id:
+                    return s, t
+        raise NotFound(f"playbook {self.id} has no task {task_id!r}")
+
+
+class PlaybookSource(BaseModel):
+    """A parsed playbook with the text it came from and that text's hash (what incidents pin)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    playbook: Playbook
+    text: str
+    sha256: str
+    origin: str
+
+
+def _format_loc(loc: tuple[Any, ...], doc: LocatedYaml) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif isinstance(item, str) and not re.fullmatch(r"[a-z_-]*\[.*\]|function-.*", item):
+            parts.append(f".{item}" if parts else item)
+    return "".join(parts) or "(top level)"
+
+
+def playbook_errors(text: str, origin: str) -> tuple[PlaybookSource | None, list[str]]:
+    """Parse and validate; return the playbook or every error as ``origin:line: where: what``."""
+    try:
+        doc = load_located(text, origin)
+    except BadInput as exc:
+        return None, [str(exc)]
+    if not isinstance(doc.data, dict):
+        return None, [f"{origin}:1: a playbook is a mapping with id, version, states and transitions"]
+    try:
+        playbook = Playbook.model_validate(doc.data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            # Drop pydantic's union/tagged parts so the location reads like the YAML path.
+            loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+            where = _format_loc(loc, doc)
+            message = err["msg"].removeprefix("Value error, ")
+            errors.append(f"{origin}:{doc.line_of(loc)}: {where}: {message}")
+        return None, errors
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return PlaybookSource(playbook=playbook, text=text, sha256=digest, origin=origin), []
+
+
+def parse_playbook(text: str, origin: str) -> PlaybookSource:
+    """Parse and validate a playbook; ``BadInput`` carries the first error (``playbook_errors`` has all)."""
+    source, errors = playbook_errors(text, origin)
+    if source is None:
+        more = f" (and {len(errors) - 1} more; run breach playbook validate)" if len(errors) > 1 else ""
+        raise BadInput(errors[0] + more)
+    return source
+
+
+def read_playbook_file(path: Path) -> PlaybookSource:
+    """Read and parse one playbook file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read: {exc}") from None
+    return parse_playbook(text, str(path))

@@ -1,0 +1,167 @@
+"""The database: column types every table shares, and how sessions are opened on SQLite and PostgreSQL.
+
+Writes that belong together run in one ``Store.write()`` transaction. On SQLite that transaction begins
+``IMMEDIATE`` so two writers queue on the busy timeout instead of failing half-way; reads stay deferred.
+Every time is stored as UTC; the columns hand back aware datetimes on both databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, create_engine, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.ext.mutable import MutableDict
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, Session
+
+from engine.errors import BadInput
+
+__all__ = [
+    "JSONType",
+    "Store",
+    "UTCDateTime",
+    "json_column",
+    "json_list_column",
+    "time_column",
+    "utcnow",
+]
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """The current moment, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: the same on SQLite (text) and PostgreSQL (timestamp)."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def json_column() -> Any:
+    """A JSON object column whose in-place changes are tracked (JSONB on PostgreSQL)."""
+    return Field(default_factory=dict, sa_column=Column(MutableDict.as_mutable(JSONType), nullable=False))
+
+
+def time_column(nullable: bool = False, index: bool = False) -> Any:
+    """A UTC time column."""
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _sqlite_engine(url: str, begin: str, synchronous: str) -> Engine:
+    """An engine whose transactions start with ``BEGIN <begin>``; WAL and a busy timeout let several
+    processes share one file.
+
+    pysqlite's own transaction handling is switched off so that we choose the mode: IMMEDIATE for
+    writers (the write lock is taken up front, so two writers queue instead of failing mid-way), DEFERRED
+    for readers. The BEGIN is issued from the dialect rather than from a "begin" event listener: any
+    connection listener makes SQLAlchemy dispatch events around every statement, which costs about a
+    tenth of a simple write.
+    """
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    statement = f"BEGIN {begin}"
+    engine.dialect.do_begin = lambda dbapi_conn: dbapi_conn.execute(statement)  # type: ignore[method-assign]
+    return engine
+
+
+class Store:
+    """An open database: an engine plus transaction helpers."""
+
+    def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "NORMAL") -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise BadInput(f"unknown SQLite synchronous mode {sqlite_synchronous!r}")
+        try:
+            if self.is_sqlite:
+                # Readers and writers get an engine each (their own small pool) so that each has its
+                # BEGIN; an in-memory database exists once per connection, so there both write.
+                in_memory = url in ("sqlite://", "sqlite:///:memory:")
+                sync = sqlite_synchronous.upper()
+                self._write_engine = _sqlite_engine(url, "IMMEDIATE", sync)
+                self.engine = self._write_engine if in_memory else _sqlite_engine(url, "DEFERRED", sync)
+                self.engine.echo = self._write_engine.echo = echo
+            else:
+                self.engine = self._write_engine = create_engine(url, echo=echo, pool_pre_ping=True)
+        except Exception as exc:  # a malformed URL is the operator's input
+            raise BadInput(f"cannot use database URL: {exc}") from None
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction for writes that belong together: committed on success, rolled back on error."""
+        with Session(self._write_engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def db_now(self, session: Session) -> datetime:
+        """The database's clock (several checker machines agree on it), as aware UTC."""
+        if self.is_sqlite:
+            raw = session.exec(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).one()[0]  # type: ignore[call-overload]
+            return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+        value = session.exec(text("SELECT now()")).one()[0]  # type: ignore[call-overload]
+        return value.astimezone(UTC)
+
+    def check_ready(self) -> None:
+        """Fail with a clear line when the database is unreachable or not initialised."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1 FROM incident LIMIT 1")
+        except (OperationalError, ProgrammingError) as exc:
+            detail = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+            raise BadInput(
+                f"database not ready ({detail}): run 'breach init' or 'breach db upgrade' first"
+            ) from None
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+        if self._write_engine is not self.engine:
+            self._write_engine.dispose()
+
+
+def json_list_column() -> Any:
+    """A JSON list column, always replaced whole."""
+    # Lists are always replaced whole (never changed in place), so a plain JSON column suffices. It needs
+    # its own type instance: MutableDict.as_mutable(JSONType) claims every column of that instance.
+    column = Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False)
+    return Field(default_factory=list, sa_column=column)
