@@ -16,25 +16,81 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RoleMap"]
+__all__ = ["Member", "RoleMap"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A person of the firm's team: the account they act under, how documents name them, their roles.
+
+    ``account`` is what identifies them to breach (an OS account or a database login); ``name``,
+    ``department`` and ``position`` are what documents and the record show.
+    """
+
+    account: str
+    name: str
+    department: str = ""
+    position: str = ""
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def described(self) -> str:
+        """"王芳（法务部 数据保护负责人）", or the bare name when neither department nor position is set."""
+        detail = " ".join(part for part in (self.department, self.position) if part)
+        return f"{self.name}（{detail}）" if detail else self.name
+
+
+def _members(settings: Mapping[str, Any]) -> dict[str, Member]:
+    """``[members.<account>]`` tables (name, department, position, roles), then the older
+    ``[roles.members]`` form (account = [roles]), keyed by the case-folded account."""
+    found: dict[str, Member] = {}
+    for account, entry in (settings.get("members") or {}).items():
+        if not isinstance(entry, Mapping):
+            continue
+        found[str(account).casefold()] = Member(
+            account=str(account),
+            name=str(entry.get("name") or account),
+            department=str(entry.get("department") or ""),
+            position=str(entry.get("position") or ""),
+            roles=frozenset(map(str, entry.get("roles") or ())),
+        )
+    legacy = (settings.get("roles") or {}).get("members") or {}
+    for account, roles in legacy.items():
+        key = str(account).casefold()
+        known = found.get(key)
+        extra = frozenset(map(str, roles))
+        found[key] = (
+            Member(account=str(account), name=str(account), roles=extra)
+            if known is None
+            else Member(known.account, known.name, known.department, known.position, known.roles | extra)
+        )
+    return found
 
 
 @dataclass(frozen=True)
 class RoleMap:
-    """Operators and their roles, from the ``[roles]`` table of the settings."""
+    """The team and their roles, from the ``[members]`` (and older ``[roles.members]``) settings."""
 
-    members: Mapping[str, frozenset[str]]
+    people: Mapping[str, Member]
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RoleMap:
-        """Read ``[roles.members]`` (name = ["dpo", ...]); names compare case-insensitively."""
-        table = settings.get("roles", {}).get("members", {}) or {}
-        return cls({str(name).casefold(): frozenset(map(str, roles)) for name, roles in table.items()})
+        """Read the team from the settings; accounts compare case-insensitively."""
+        return cls(_members(settings))
+
+    @property
+    def members(self) -> Mapping[str, frozenset[str]]:
+        """Each member's roles, by case-folded account."""
+        return {key: member.roles for key, member in self.people.items()}
 
     @property
     def enforced(self) -> bool:
-        """Whether any operator is mapped (otherwise single-operator mode: everyone holds every role)."""
-        return bool(self.members)
+        """Whether any member holds a role (otherwise single-operator mode: everyone holds every role)."""
+        return any(member.roles for member in self.people.values())
+
+    def member(self, account: str) -> Member | None:
+        """The member acting under ``account``, if the settings name them."""
+        return self.people.get(account.strip().casefold())
 
     def holds(self, name: str, role: str) -> bool:
         """Whether ``name`` may act in ``role`` (always, in single-operator mode)."""
@@ -45,4 +101,5 @@ class RoleMap:
         """The roles of ``name``; None in single-operator mode, meaning "any role"."""
         if not self.enforced:
             return None
-        return self.members.get(name.strip().casefold(), frozenset())
+        member = self.member(name)
+        return member.roles if member is not None else frozenset()

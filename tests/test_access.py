@@ -57,6 +57,27 @@ class TestRoleMap:
         assert TEAM.holds("Wang.DPO", "dpo") and not TEAM.holds("li.sec", "dpo")
         assert TEAM.roles_of("stranger") == frozenset()
 
+    def test_members_carry_names_departments_and_roles(self):
+        """A [members.<account>] table names the person documents show, and grants the roles listed."""
+        team = RoleMap.from_settings(
+            {
+                "members": {
+                    "wang": {
+                        "name": "王芳",
+                        "department": "法务部",
+                        "position": "数据保护负责人",
+                        "roles": ["dpo"],
+                    }
+                },
+                "roles": {"members": {"li": ["security_lead"]}},
+            }
+        )
+        wang = team.member("WANG")
+        assert wang is not None and wang.described == "王芳（法务部 数据保护负责人）"
+        assert team.holds("wang", "dpo") and not team.holds("wang", "security_lead")
+        assert team.holds("li", "security_lead") and team.member("li").name == "li"
+        assert team.member("nobody") is None
+
 
 class TestRolesInFlow:
     def test_only_dpo_submits_the_report_and_refusal_is_logged(self, store, builtin_source):

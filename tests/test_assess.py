@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.legal import assess as assess_module
 from engine.errors import BadInput, NotFound
+from engine.legal import assess as assess_module
 from engine.legal.assess import GRADES, assess, grade_rank
 from engine.legal.data import builtin_legal, load_legal
 from engine.legal.facts import HARMS, RECORD_CATEGORIES, load_facts_file, merge_facts
