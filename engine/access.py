@@ -35,7 +35,7 @@ class Member:
 
     @property
     def described(self) -> str:
-        """"王芳（法务部 数据保护负责人）", or the bare name when neither department nor position is set."""
+        """How documents name the member: 王芳（法务部 数据保护负责人）, or the bare name."""
         detail = " ".join(part for part in (self.department, self.position) if part)
         return f"{self.name}（{detail}）" if detail else self.name
 
