@@ -165,6 +165,10 @@ class Reader:
             return rows
         return []
 
+    def has_table(self, name: str) -> bool:
+        """Whether this database (in its own schema) has the table ``name`` yet."""
+        return self._has_table(name)
+
     def _has_table(self, name: str) -> bool:
         if self.mark == "?":
             found = self.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
