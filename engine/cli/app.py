@@ -21,6 +21,7 @@ from engine.cli import (
     playbook_cmd,
     records_cmd,
     report_cmd,
+    serve_cmd,
     setup_cmd,
 )
 from engine.cli.context import Ctx
@@ -78,6 +79,7 @@ people_cmd.register(app)
 notices_cmd.register(app)
 documents_cmd.register(app)
 report_cmd.register(app)
+serve_cmd.register(app)
 
 
 def run() -> None:

@@ -18,6 +18,7 @@ from engine.notices.content import NoticeContentRecord
 from engine.notices.delivery import Delivery
 from engine.notices.people import Person
 from engine.store.db import Store
+from engine.tokens import AccessToken
 
 __all__ = ["METADATA", "TABLES", "create_all"]
 
@@ -37,6 +38,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     Delivery,
     ResponsiblePerson,
     FormalIssue,
+    AccessToken,
 )
 
 # SQLModel registers every table class on one MetaData; the list above makes sure they are all imported.

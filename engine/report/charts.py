@@ -133,7 +133,7 @@ def _clock_svg(clocks: tuple[_ClockKey, ...], now: datetime, zone: str, now_word
     for axes, clock in zip(axes_list, clocks, strict=True):
         _draw_clock(axes, clock, now, tz, now_word)
     inches = figure.get_figheight()
-    figure.subplots_adjust(left=0.24, right=0.97, top=1 - 0.25 / inches, bottom=0.3 / inches, hspace=1.1)
+    figure.subplots_adjust(left=0.24, right=0.97, top=1 - 0.25 / inches, bottom=0.45 / inches, hspace=1.1)
     return _svg(figure)
 
 

@@ -1,0 +1,196 @@
+"""What the index and the API's lists read: incidents with their nearest running clock, and deadlines.
+
+The index of a thousand incidents is two queries (the incidents, then every running clock in due
+order), never one query per incident. Filters are checked here, each against the values it may take,
+so a bad one is a clear 400 and never reaches SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine.errors import BadInput
+from engine.report.gather import ACTIVE, utc
+from engine.store.readmodel import Reader
+
+__all__ = [
+    "DRILL_CHOICES",
+    "GRADES",
+    "IndexFilters",
+    "IndexRow",
+    "deadline_rows",
+    "incident_rows",
+    "index_rows",
+]
+
+GRADES = ("none", "general", "relatively_major", "major", "especially_major")
+DRILL_CHOICES = ("include", "exclude", "only")
+_MAX_TEXT = 100
+_MAX_WITHIN_HOURS = 24 * 366
+
+
+@dataclass(frozen=True)
+class IndexFilters:
+    """The index's filters, checked: a state, a grade, drills, open only, overdue only, a search text."""
+
+    state: str | None = None
+    grade: str | None = None
+    drill: str = "include"
+    open_only: bool = False
+    overdue_only: bool = False
+    text: str = ""
+
+    @classmethod
+    def parse(cls, params: dict[str, str]) -> IndexFilters:
+        """From query parameters; an unknown value is refused naming what is allowed."""
+
+        def flag(name: str) -> bool:
+            value = params.get(name, "").lower()
+            if value not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+                raise BadInput(f"{name}={value[:20]!r}: use true or false")
+            return value in ("1", "true", "yes", "on")
+
+        state = params.get("state") or None
+        if state is not None and (len(state) > 64 or not state.replace("_", "").isalnum()):
+            raise BadInput("state: a state id of the playbook, e.g. containment")
+        grade = params.get("grade") or None
+        if grade is not None and grade not in GRADES:
+            raise BadInput(f"grade: one of {', '.join(GRADES)}")
+        drill = params.get("drill") or "include"
+        if drill not in DRILL_CHOICES:
+            raise BadInput(f"drill: one of {', '.join(DRILL_CHOICES)}")
+        text = " ".join(params.get("q", "").split())
+        if len(text) > _MAX_TEXT:
+            raise BadInput(f"q: at most {_MAX_TEXT} characters")
+        return cls(state, grade, drill, flag("open"), flag("overdue"), text)
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One incident of the index: what it is, where it stands, and its nearest running clock."""
+
+    id: str
+    title: str
+    playbook: str
+    state: str
+    drill: bool
+    grade: str | None
+    grade_label: str | None
+    discovered_at: datetime
+    closed_at: datetime | None
+    summary_sha256: str
+    nearest_rule: str | None
+    nearest_labels: dict[str, str]
+    nearest_due: datetime | None
+    overdue: int
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else (value or {})
+
+
+def incident_rows(reader: Reader, *, state: str | None = None) -> list[dict[str, Any]]:
+    """Incidents newest first, the columns a list shows."""
+    sql = (
+        "SELECT id, title, playbook_id, playbook_sha256, state, version, drill, opened_at, discovered_at, "
+        "closed_at, assessment FROM incident"
+    )
+    params: tuple[Any, ...] = ()
+    if state:
+        sql += " WHERE state = ?"
+        params = (state,)
+    return reader.rows(sql + " ORDER BY opened_at DESC, id DESC", params)
+
+
+def index_rows(reader: Reader, filters: IndexFilters, now: datetime) -> list[IndexRow]:
+    """The index: incidents that pass the filters, each with its nearest running clock."""
+    running: dict[str, list[dict[str, Any]]] = {}
+    if reader.has_table("deadline"):
+        marks = ", ".join("?" for _ in ACTIVE)
+        for d in reader.rows(
+            f"SELECT incident_id, rule_id, labels, due_at FROM deadline WHERE status IN ({marks}) "
+            "ORDER BY due_at, id",
+            ACTIVE,
+        ):
+            running.setdefault(str(d["incident_id"]), []).append(d)
+    needle = filters.text.casefold()
+    rows = []
+    for r in incident_rows(reader, state=filters.state):
+        drill = bool(r["drill"])
+        if (filters.drill == "exclude" and drill) or (filters.drill == "only" and not drill):
+            continue
+        closed = utc(r["closed_at"])
+        if filters.open_only and closed is not None:
+            continue
+        assessment = _json(r["assessment"])
+        grade = assessment.get("grade")
+        if filters.grade and grade != filters.grade:
+            continue
+        if needle and needle not in str(r["id"]).casefold() and needle not in str(r["title"]).casefold():
+            continue
+        clocks = running.get(str(r["id"]), [])
+        overdue = sum(1 for d in clocks if (utc(d["due_at"]) or now) <= now)
+        if filters.overdue_only and not overdue:
+            continue
+        first = clocks[0] if clocks else None
+        labels = _json(first["labels"]) if first else {}
+        discovered = utc(r["discovered_at"])
+        assert discovered is not None
+        rows.append(
+            IndexRow(
+                id=str(r["id"]),
+                title=str(r["title"]),
+                playbook=str(r["playbook_id"]),
+                state=str(r["state"]),
+                drill=drill,
+                grade=grade,
+                grade_label=assessment.get("grade_label"),
+                discovered_at=discovered,
+                closed_at=closed,
+                summary_sha256=str(r["playbook_sha256"]),
+                nearest_rule=str(first["rule_id"]) if first else None,
+                nearest_labels={str(k): str(v) for k, v in labels.items()},
+                nearest_due=utc(first["due_at"]) if first else None,
+                overdue=overdue,
+            )
+        )
+    return rows
+
+
+def deadline_rows(
+    reader: Reader,
+    *,
+    incident_id: str | None = None,
+    within_hours: float | None = None,
+    overdue: bool = False,
+    include_settled: bool = False,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Deadlines across incidents (or of one), soonest first, as ``breach deadlines list`` reads them."""
+    moment = now or datetime.now(UTC)
+    sql = (
+        "SELECT d.id, d.incident_id, i.title, i.drill, d.rule_id, d.subject, d.kind, d.labels, d.status, "
+        "d.due_at, d.provisional, d.calendar, d.basis, d.met_at, d.met_by, d.lateness_seconds, d.missed_at, "
+        "d.waiver_reason, d.void_reason FROM deadline d JOIN incident i ON i.id = d.incident_id WHERE 1 = 1"
+    )
+    params: list[Any] = []
+    if not include_settled or overdue or within_hours is not None:
+        sql += " AND d.status IN ('pending', 'warned', 'missed')"
+    limit = None
+    if overdue:
+        limit = moment
+    if within_hours is not None:
+        if not 0 <= within_hours <= _MAX_WITHIN_HOURS:
+            raise BadInput(f"due_within_hours: from 0 to {_MAX_WITHIN_HOURS}")
+        ahead = moment + timedelta(hours=within_hours)
+        limit = min(limit, ahead) if limit else ahead
+    if incident_id:
+        sql += " AND d.incident_id = ?"
+        params.append(incident_id)
+    rows = reader.rows(sql + " ORDER BY d.due_at, d.id", tuple(params))
+    if limit is not None:
+        rows = [r for r in rows if (utc(r["due_at"]) or moment) <= limit]
+    return rows

@@ -1,0 +1,96 @@
+"""The dashboard's own words (index, KPI page, sign-in), beside the report's (``engine.report.words``)."""
+
+from __future__ import annotations
+
+from engine.report.words import WORDS
+
+__all__ = ["PAGE_WORDS"]
+
+_OWN: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "nav_incidents": "事件",
+        "nav_kpi": "响应指标",
+        "read_only": "只读视图：变更请在命令行中进行",
+        "index_title": "事件一览",
+        "any": "全部",
+        "drills": "演练",
+        "drill_include": "包括演练",
+        "drill_exclude": "不含演练",
+        "drill_only": "仅演练",
+        "drill_tag": "演练",
+        "search": "编号或标题",
+        "open_only": "仅未结案",
+        "overdue_only": "仅有逾期",
+        "apply": "筛选",
+        "reset": "清除筛选",
+        "shown": "显示 {n} / 共 {total} 起事件",
+        "title": "标题",
+        "index_next": "点击事件编号查看实时状态报告；导出给管理层：breach report 事件编号 --format pdf",
+        "live_note": "本页每分钟自动刷新；倒计时每秒更新。",
+        "kpi_title": "响应指标",
+        "kpi_note": "各时长自发现时起算，取中位数；n 为已到达该节点的事件数。法定期限达标率只计法定期限"
+        "（不含内部目标），分母为已完成或已逾期者。",
+        "kpi_all": "全部事件",
+        "kpi_by_month": "按发现月份",
+        "kpi_by_grade": "按事件等级",
+        "kpi_month": "月份",
+        "kpi_incidents": "事件数",
+        "kpi_contain": "止损用时",
+        "kpi_report": "首次报告监管用时",
+        "kpi_notify": "全部通知完毕用时",
+        "kpi_legal": "法定期限按时完成率",
+        "kpi_with_drills": "计入演练",
+        "kpi_without_drills": "不计演练",
+        "kpi_next": "同样的数据可由 API 获取：GET /api/v1/kpis",
+        "login_title": "登录",
+        "login_token": "访问令牌",
+        "login_button": "登录",
+        "login_next": "令牌由管理员在工作区中创建：breach token create 名称 --role viewer",
+        "login_refused": "令牌无效或已撤销。",
+    },
+    "en": {
+        "nav_incidents": "Incidents",
+        "nav_kpi": "KPIs",
+        "read_only": "read-only view: make changes with the CLI",
+        "index_title": "Incidents",
+        "any": "any",
+        "drills": "Drills",
+        "drill_include": "include drills",
+        "drill_exclude": "exclude drills",
+        "drill_only": "drills only",
+        "drill_tag": "DRILL",
+        "search": "id or title",
+        "open_only": "open only",
+        "overdue_only": "overdue only",
+        "apply": "Filter",
+        "reset": "clear filters",
+        "shown": "{n} of {total} incidents shown",
+        "title": "Title",
+        "index_next": "open an incident for its live status report; "
+        "for management: breach report ID --format pdf",
+        "live_note": "This page reloads every minute; countdowns move every second.",
+        "kpi_title": "Response KPIs",
+        "kpi_note": "Times run from discovery; medians, n = incidents that reached the point. "
+        "The share counts legal deadlines only (not internal targets), out of those met or missed.",
+        "kpi_all": "All incidents",
+        "kpi_by_month": "By month of discovery",
+        "kpi_by_grade": "By grade",
+        "kpi_month": "Month",
+        "kpi_incidents": "Incidents",
+        "kpi_contain": "Time to contain",
+        "kpi_report": "Time to first regulator report",
+        "kpi_notify": "Time to notify everyone",
+        "kpi_legal": "Legal deadlines met on time",
+        "kpi_with_drills": "count drills too",
+        "kpi_without_drills": "leave drills out",
+        "kpi_next": "the same figures as JSON: GET /api/v1/kpis",
+        "login_title": "Sign in",
+        "login_token": "Access token",
+        "login_button": "Sign in",
+        "login_next": "an administrator creates tokens in the workspace: "
+        "breach token create NAME --role viewer",
+        "login_refused": "That token is unknown or revoked.",
+    },
+}
+
+PAGE_WORDS: dict[str, dict[str, str]] = {loc: {**WORDS[loc], **_OWN[loc]} for loc in WORDS}
