@@ -119,8 +119,8 @@ def kpis(reader: Reader, *, zone: str, include_drills: bool = False) -> Kpis:
     reported = (
         _first_times(
             reader,
-            "SELECT incident_id, MIN(created_at) AS at FROM document WHERE kind LIKE 'regulator\\_%' "
-            "ESCAPE '\\' GROUP BY incident_id",
+            "SELECT incident_id, MIN(created_at) AS at FROM document "
+            "WHERE substr(kind, 1, 10) = 'regulator_' GROUP BY incident_id",
         )
         if reader.has_table("document")
         else {}
