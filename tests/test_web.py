@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import assert_one_line_error
 from sqlalchemy import select
 from starlette.testclient import TestClient
 from test_delivery import DATA, mail_settings, mailing, smtp  # noqa: F401
@@ -205,3 +206,28 @@ class TestApi:
         assert overall["time_to_contain"]["count"] == 1
         assert 3500 <= overall["time_to_contain"]["median_seconds"] <= 3700
         assert overall["time_to_notify_everyone"]["count"] == 0
+
+
+class TestCommands:
+    def test_token_create_list_revoke(self, cli):
+        """Printed once, stored only hashed, never listed; a second revoke is refused."""
+        created = cli("token", "create", "ceo-laptop", "--role", "viewer", check=True)
+        token = created.stdout.strip()
+        assert re.fullmatch(r"brt_[A-Za-z0-9_-]{43}", token)
+        assert "only time it is shown" in created.stderr
+        listed = cli.json("token", "list")
+        assert [(t["name"], t["role"], t["revoked_at"]) for t in listed] == [("ceo-laptop", "viewer", None)]
+        assert token not in cli("token", "list").stdout
+        if cli.db_url is None:
+            assert token.encode() not in (cli.home / "breach.db").read_bytes()
+        assert_one_line_error(cli("token", "create", "ceo-laptop", "--role", "viewer"), "exists")
+        assert_one_line_error(cli("token", "create", "x", "--role", "admin"), "viewer")
+        assert_one_line_error(cli("token", "create", "../x", "--role", "viewer"), "token name")
+        cli("token", "revoke", "ceo-laptop", check=True)
+        assert cli.json("token", "list")[0]["revoked_at"]
+        assert_one_line_error(cli("token", "revoke", "ceo-laptop"), "already revoked")
+
+    def test_serve_refuses_to_listen_beyond_loopback_without_tokens(self, cli):
+        """`breach serve --host 0.0.0.0` with no token: exit 2, one line saying how to create one."""
+        assert_one_line_error(cli("serve", "--host", "0.0.0.0", "--port", "0"), "breach token create")
+        assert_one_line_error(cli("serve", "--port", "70000"), "--port")

@@ -37,10 +37,12 @@ def _incident_id(request: Request) -> str:
 
 
 def _bool(request: Request, name: str) -> bool:
-    value = request.query_params.get(name, "").lower()
-    if value not in ("", "true", "false", "1", "0"):
+    value = request.query_params.get(name)
+    if value is None:
+        return False
+    if value not in ("true", "false"):
         raise BadInput(f"{name}: use true or false")
-    return value in ("true", "1")
+    return value == "true"
 
 
 def api_routes(web: WebContext) -> list[Route]:
@@ -58,7 +60,7 @@ def api_routes(web: WebContext) -> list[Route]:
         return endpoint
 
     def incidents(request: Request) -> list[dict[str, Any]]:
-        filters = IndexFilters.parse(dict(request.query_params))
+        filters = IndexFilters.parse(dict(request.query_params), strict=True)
         now = datetime.now(UTC)
         reader = web.readers.get()
         wanted = {row.id for row in index_rows(reader, filters, now)}

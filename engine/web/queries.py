@@ -8,6 +8,7 @@ so a bad one is a clear 400 and never reaches SQL.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
 GRADES = ("none", "general", "relatively_major", "major", "especially_major")
 DRILL_CHOICES = ("include", "exclude", "only")
 _MAX_TEXT = 100
+_STATE = re.compile(r"[A-Za-z0-9_]{1,64}")
 _MAX_WITHIN_HOURS = 24 * 366
 
 
@@ -44,17 +46,28 @@ class IndexFilters:
     text: str = ""
 
     @classmethod
-    def parse(cls, params: dict[str, str]) -> IndexFilters:
-        """From query parameters; an unknown value is refused naming what is allowed."""
+    def parse(cls, params: dict[str, str], *, strict: bool = False) -> IndexFilters:
+        """From query parameters; an unknown value is refused naming what is allowed.
+
+        ``strict`` (the API): a parameter given must have a value, and flags are ``true`` or ``false``;
+        the page's form sends empty fields for "any" and ``true`` for a ticked box.
+        """
+        if strict:
+            for name in ("state", "grade", "drill", "open", "overdue"):
+                if name in params and not params[name]:
+                    raise BadInput(f"{name}: give a value or leave the parameter out")
 
         def flag(name: str) -> bool:
-            value = params.get(name, "").lower()
-            if value not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+            if name not in params:
+                return False
+            value = params[name]
+            allowed = ("true", "false") if strict else ("", "true", "false")
+            if value not in allowed:
                 raise BadInput(f"{name}={value[:20]!r}: use true or false")
-            return value in ("1", "true", "yes", "on")
+            return value == "true"
 
         state = params.get("state") or None
-        if state is not None and (len(state) > 64 or not state.replace("_", "").isalnum()):
+        if state is not None and not _STATE.fullmatch(state):
             raise BadInput("state: a state id of the playbook, e.g. containment")
         grade = params.get("grade") or None
         if grade is not None and grade not in GRADES:
@@ -62,9 +75,10 @@ class IndexFilters:
         drill = params.get("drill") or "include"
         if drill not in DRILL_CHOICES:
             raise BadInput(f"drill: one of {', '.join(DRILL_CHOICES)}")
-        text = " ".join(params.get("q", "").split())
-        if len(text) > _MAX_TEXT:
+        raw = params.get("q", "")
+        if len(raw) > _MAX_TEXT:
             raise BadInput(f"q: at most {_MAX_TEXT} characters")
+        text = " ".join(raw.split())
         return cls(state, grade, drill, flag("open"), flag("overdue"), text)
 
 
