@@ -32,7 +32,8 @@ def report_cmd(
     """Write the status report: summary, clocks as charts, notification progress, tasks, documents, audit."""
     from datetime import UTC, datetime
 
-    from engine.documents.render import safe_filename, write_private
+    from engine.documents.render import safe_filename
+    from engine.files import write_private
     from engine.report.gather import gather
     from engine.report.render import render_html, render_pdf
     from engine.report.words import pick_locale
@@ -56,10 +57,8 @@ def report_cmd(
         reader.close()
     html = render_html(report, c.zone)
     content = html.encode("utf-8") if fmt == "html" else render_pdf(html)
-    try:
-        written = write_private(target.parent.resolve(), target.name, content)
-    except OSError as exc:
-        raise BadInput(f"cannot write {target}: {exc.strerror or exc}") from None
+    # Below the workspace no folder may be a link; a file named with --out is written where it says.
+    written = write_private(target.parent, target.name, content, root=c.workspace.home)
     print(written)
     if report.drill:
         print("drill: every page is marked 演练 DRILL")

@@ -17,9 +17,14 @@ token_app = typer.Typer(help="Access tokens for the dashboard and the HTTP API."
 def serve_cmd(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on; beyond loopback only once tokens exist.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 8470,
+        str | None,
+        typer.Option(
+            "--host", help="Address to listen on (default [web] host); beyond loopback only with tokens."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default [web] port; 0 picks a free one).")
+    ] = None,
     locale: Annotated[str | None, typer.Option("--locale", help="zh-CN or en (default: workspace).")] = None,
 ) -> None:
     """Serve the read-only dashboard (incidents, live reports, KPIs) and the API under /api/v1."""
@@ -32,7 +37,12 @@ def serve_cmd(
     if locale is not None and locale.replace("_", "-").split("-")[0].lower() not in ("zh", "en"):
         raise BadInput(f"--locale {locale!r}: use zh-CN or en")
     chosen = pick_locale(locale or str(c.workspace.settings.get("workspace", {}).get("locale", "zh-CN")))
-    listening = bind(c.workspace, host, port)
+    web = c.workspace.settings.get("web", {})
+    chosen_host = host if host is not None else str(web.get("host", "127.0.0.1"))
+    chosen_port = port if port is not None else web.get("port", 8470)
+    if not isinstance(chosen_port, int) or isinstance(chosen_port, bool):
+        raise BadInput("settings.toml [web] port must be a whole number from 0 to 65535")
+    listening = bind(c.workspace, chosen_host, chosen_port)
     guard = "every request needs a token" if listening.tokens_required else "no token needed on loopback"
     print(f"serving {listening.url} ({guard}); API at {listening.url}api/v1/openapi.json", flush=True)
     print("stop with Ctrl-C", flush=True)

@@ -119,40 +119,66 @@ def incident_rows(reader: Reader, *, state: str | None = None) -> list[dict[str,
     return reader.rows(sql + " ORDER BY opened_at DESC, id DESC", params)
 
 
+def _field(reader: Reader, column: str, key: str) -> str:
+    """SQL reading one text member of a JSON column (parsing whole assessments in Python is the cost)."""
+    if reader.mark == "?":
+        return f"json_extract({column}, '$.\"{key}\"')"
+    return f"{column}->>'{key}'"
+
+
+def _stored_time(reader: Reader, moment: datetime) -> Any:
+    """A UTC moment as the time columns store it: text on SQLite, naive UTC on PostgreSQL."""
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if reader.mark == "?" else naive
+
+
 def index_rows(reader: Reader, filters: IndexFilters, now: datetime) -> list[IndexRow]:
-    """The index: incidents that pass the filters, each with its nearest running clock."""
-    running: dict[str, list[dict[str, Any]]] = {}
+    """The index: incidents that pass the filters, each with its nearest running clock.
+
+    Two queries: the incidents (grade read out of the assessment by the database), and for each
+    incident its soonest running clock and how many of its running clocks are past due.
+    """
+    nearest: dict[str, dict[str, Any]] = {}
     if reader.has_table("deadline"):
         marks = ", ".join("?" for _ in ACTIVE)
         for d in reader.rows(
-            f"SELECT incident_id, rule_id, labels, due_at FROM deadline WHERE status IN ({marks}) "
-            "ORDER BY due_at, id",
-            ACTIVE,
+            "SELECT incident_id, rule_id, label_zh, label_en, due_at, overdue FROM ("
+            "SELECT incident_id, rule_id, "
+            f"{_field(reader, 'labels', 'zh-CN')} AS label_zh, {_field(reader, 'labels', 'en')} AS label_en, "
+            "due_at, ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY due_at, id) AS position, "
+            "SUM(CASE WHEN due_at <= ? THEN 1 ELSE 0 END) OVER (PARTITION BY incident_id) AS overdue "
+            f"FROM deadline WHERE status IN ({marks})) ranked WHERE position = 1",
+            (_stored_time(reader, now), *ACTIVE),
         ):
-            running.setdefault(str(d["incident_id"]), []).append(d)
+            nearest[str(d["incident_id"])] = d
+    sql = (
+        "SELECT id, title, playbook_id, playbook_sha256, state, drill, discovered_at, closed_at, "
+        f"{_field(reader, 'assessment', 'grade')} AS grade, "
+        f"{_field(reader, 'assessment', 'grade_label')} AS grade_label FROM incident"
+    )
+    params: tuple[Any, ...] = ()
+    if filters.state:
+        sql += " WHERE state = ?"
+        params = (filters.state,)
     needle = filters.text.casefold()
     rows = []
-    for r in incident_rows(reader, state=filters.state):
+    for r in reader.rows(sql + " ORDER BY opened_at DESC, id DESC", params):
         drill = bool(r["drill"])
         if (filters.drill == "exclude" and drill) or (filters.drill == "only" and not drill):
             continue
-        closed = utc(r["closed_at"])
-        if filters.open_only and closed is not None:
+        if filters.open_only and r["closed_at"] is not None:
             continue
-        assessment = _json(r["assessment"])
-        grade = assessment.get("grade")
-        if filters.grade and grade != filters.grade:
+        if filters.grade and r["grade"] != filters.grade:
             continue
         if needle and needle not in str(r["id"]).casefold() and needle not in str(r["title"]).casefold():
             continue
-        clocks = running.get(str(r["id"]), [])
-        overdue = sum(1 for d in clocks if (utc(d["due_at"]) or now) <= now)
+        first = nearest.get(str(r["id"]))
+        overdue = int(first["overdue"] or 0) if first else 0
         if filters.overdue_only and not overdue:
             continue
-        first = clocks[0] if clocks else None
-        labels = _json(first["labels"]) if first else {}
         discovered = utc(r["discovered_at"])
         assert discovered is not None
+        labels = {"zh-CN": str(first["label_zh"] or ""), "en": str(first["label_en"] or "")} if first else {}
         rows.append(
             IndexRow(
                 id=str(r["id"]),
@@ -160,13 +186,13 @@ def index_rows(reader: Reader, filters: IndexFilters, now: datetime) -> list[Ind
                 playbook=str(r["playbook_id"]),
                 state=str(r["state"]),
                 drill=drill,
-                grade=grade,
-                grade_label=assessment.get("grade_label"),
+                grade=r["grade"],
+                grade_label=r["grade_label"],
                 discovered_at=discovered,
-                closed_at=closed,
+                closed_at=utc(r["closed_at"]),
                 summary_sha256=str(r["playbook_sha256"]),
                 nearest_rule=str(first["rule_id"]) if first else None,
-                nearest_labels={str(k): str(v) for k, v in labels.items()},
+                nearest_labels=labels,
                 nearest_due=utc(first["due_at"]) if first else None,
                 overdue=overdue,
             )
