@@ -231,3 +231,24 @@ class TestCommands:
         """`breach serve --host 0.0.0.0` with no token: exit 2, one line saying how to create one."""
         assert_one_line_error(cli("serve", "--host", "0.0.0.0", "--port", "0"), "breach token create")
         assert_one_line_error(cli("serve", "--port", "70000"), "--port")
+
+
+class TestSameShapesAsTheCli:
+    def test_api_answers_what_the_cli_prints(self, cli):
+        """Incidents, one incident, its deadlines and triggers: the API's JSON is the CLI's --json."""
+        incident = cli.open_incident("--set", "people_affected=8000")
+        cli("task", "done", incident, "stop_transfer", check=True)
+        ws = Workspace.resolve(cli.home, cli.db_url)
+        with TestClient(create_app(ws, always_required=False)) as c:
+            listed = c.get("/api/v1/incidents").json()
+            shown = c.get(f"/api/v1/incidents/{incident}").json()
+            clocks = c.get(f"/api/v1/incidents/{incident}/deadlines").json()
+            triggers = c.get(f"/api/v1/incidents/{incident}/triggers").json()
+        assert listed == cli.json("incident", "list")
+        assert shown == cli.json("incident", "show", incident)
+        moving = ("remaining_seconds", "countdown")
+        assert [{k: v for k, v in d.items() if k not in moving} for d in clocks] == [
+            {k: v for k, v in d.items() if k not in moving}
+            for d in cli.json("deadlines", "list", "--incident", incident)
+        ]
+        assert triggers == cli.json("incident", "triggers", incident)
