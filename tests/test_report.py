@@ -229,7 +229,7 @@ class TestReportCommand:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
     def test_bad_input_is_one_line_and_writes_nothing(self, cli):
-        """An unknown incident, format or locale: exit 2, one line naming it, and no file in out/."""
+        """Unknown incident, format or locale, or a link in the way: exit 2, one line, nothing written."""
         incident = cli.open_incident()
         for args, needle in (
             (["INC-2099-0001"], "INC-2099-0001"),
@@ -238,3 +238,10 @@ class TestReportCommand:
         ):
             assert_one_line_error(cli("report", *args), needle)
         assert not list((cli.home / "out").rglob("status_report*"))
+        # A link planted where the report goes is refused, and nothing is written through it.
+        elsewhere = cli.home.parent / "elsewhere"
+        elsewhere.mkdir()
+        (cli.home / "out").mkdir(exist_ok=True)
+        (cli.home / "out" / incident).symlink_to(elsewhere)
+        assert_one_line_error(cli("report", incident), "link")
+        assert list(elsewhere.iterdir()) == []
