@@ -100,8 +100,19 @@ def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
     if folders:
         console.print(f"files in {', '.join(folders)}", markup=False)
     for d in result["declared"]:
-        if not d["produced"]:
-            console.print(f"owed: {d['kind']} on {', '.join(d['on'])}", markup=False)
+        if d["status"] == "owed":
+            who = (
+                f" for responsible person #{', #'.join(d['subjects_missing'])}"
+                if d["subjects_missing"]
+                else ""
+            )
+            console.print(
+                f"owed: {d['kind']}{who} (its step was taken): "
+                f"breach documents render {incident_id} {d['kind']}",
+                markup=False,
+            )
+        elif d["status"] == "not yet due":
+            console.print(f"later: {d['kind']}, due on {', '.join(d['on'])}", markup=False)
 
 
 def responsible_cmd(
@@ -126,6 +137,10 @@ def responsible_cmd(
     rules: Annotated[
         list[str] | None, typer.Option("--rule", help="A rule broken, with its article (repeatable).")
     ] = None,
+    draft: Annotated[
+        bool,
+        typer.Option("--draft", help="Record without facts or rule: the decision says 草稿 on every page."),
+    ] = False,
     list_only: Annotated[bool, typer.Option("--list", help="List the persons recorded.")] = False,
     actor: AsOpt = None,
     as_json: JsonOpt = False,
@@ -142,6 +157,7 @@ def responsible_cmd(
         "--compensation-basis": compensation_basis,
         "--facts": facts,
         "--rule": rules,
+        "--draft": draft,
     }
     if list_only:
         extra = [option for option, value in given.items() if value]
@@ -168,6 +184,7 @@ def responsible_cmd(
         compensation_basis=compensation_basis,
         facts=facts,
         rules=rules,
+        draft=draft,
         actor=c.actor(actor),
     )
     person = recorded.person
@@ -189,8 +206,10 @@ def _summary(p: dict[str, Any]) -> str:
     money = compensation_text(p["compensation_fen"], p["compensation_basis"], "zh-CN")
     found = word(RESPONSIBILITY, p["responsibility"], "zh-CN")
     decided = word(SANCTION, p["sanction"], "zh-CN")
-    return f"{p['name']} ({p['department']}, {p['position']}): {found}, {decided}" + (
-        f", 经济赔偿 {money}" if money else ""
+    return (
+        f"{p['name']} ({p['department']}, {p['position']}): {found}, {decided}"
+        + (f", 经济赔偿 {money}" if money else "")
+        + (" [草稿 draft: record again with --facts and --rule to complete]" if p["draft"] else "")
     )
 
 
@@ -209,6 +228,7 @@ def _person_json(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         else {"amount": f"{fen // 100}.{fen % 100:02d}", "basis": p["compensation_basis"]},
         "facts": p["facts"],
         "rules": list(p["rules"] or []),
+        "draft": bool(p["draft"]),
         "recorded_by": p["recorded_by"],
         "recorded_at": c.fmt_time(p["recorded_at"]),
     }

@@ -74,6 +74,14 @@ KINDS: dict[str, DocumentKind] = {
         DocumentKind(
             "client_notice", ("md", "html", "eml"), ("client.name",), ("client.contact_name", "client.email")
         ),
+        DocumentKind(
+            "correction_notice",
+            ("md", "html", "eml", "sms"),
+            ("recipient.name", "recipient.id"),
+            ("recipient.display", "recipient.email"),
+        ),
+        # The public announcement: one per incident, content version and language; it names no one.
+        DocumentKind("public_notice", ("md", "html"), ("incident.id",)),
         DocumentKind("regulator_initial_report", _FORMAL, ("incident.id",)),
         DocumentKind("regulator_supplementary_report", _FORMAL, ("incident.id", "supplement.sequence")),
         DocumentKind("regulator_summary_report", _FORMAL, ("incident.id",)),

@@ -67,6 +67,8 @@ COLUMNS = (
     "contact_title",
     "id_number",
     "bank_account",
+    "address",
+    "people_count",
 )
 _CHUNK = 1000  # rows per INSERT statement: bounded memory, few round trips
 # A customer id is part of every file name: letters and digits with single "-" or "." inside survive
@@ -109,6 +111,8 @@ class Person(SQLModel, table=True):
     department: str | None = None
     contact_name: str | None = None
     contact_title: str | None = None
+    address: str | None = None  # the postal address a letter goes to (required for the post channel)
+    people_count: int | None = None  # a company row: its people affected, when they are not listed
     identifiers: list[dict[str, str]] = Field(
         default_factory=list, sa_column=Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False)
     )
@@ -238,8 +242,20 @@ def _check_row(
         problems.append(f"unknown category {', '.join(unknown)} (known: {', '.join(CATEGORY_LABELS)})")
     elif not codes and kind == "person":
         problems.append("categories is empty: name what leaked, e.g. name;id_number")
+    address = _one(row, "address", problems, limit=500)
+    if address is None and channel == "post":
+        problems.append("channel is post but address is empty (a letter needs the postal address)")
     employer = _text(row, "employer") or None
     contact_name = _one(row, "contact_name", problems)
+    people_count = None
+    count_text = _text(row, "people_count")
+    if count_text:
+        if kind != "company":
+            problems.append("people_count is for a company row (how many of its people are affected)")
+        elif not count_text.isdigit() or len(count_text) > 9:
+            problems.append(f"people_count {count_text[:20]!r} is not a whole number")
+        else:
+            people_count = int(count_text)
     if kind == "company":
         if contact_name is None:
             problems.append("a company row needs contact_name (its legal representative or contact)")
@@ -263,6 +279,8 @@ def _check_row(
         "department": _one(row, "department", problems),
         "contact_name": contact_name,
         "contact_title": _one(row, "contact_title", problems),
+        "address": address,
+        "people_count": people_count,
         "identifiers": _identifiers(row, problems),
     }
     return values, problems
