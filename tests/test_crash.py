@@ -107,7 +107,7 @@ contact_name = "李静"
 contact_phone = "400-800-0000"
 contact_email = "privacy@example-tax.cn"
 contact_hours = "工作日 9:00–18:00"
-protection_officer = "法务部 王芳（个人信息保护负责人）"
+protection_officer = "法务部 周宁（个人信息保护负责人）"
 """
 # Hours since discovery, and the alerts the first scan owes (24 h client target, 72 h regulator and
 # individuals targets, warnings at 50 % and 90 %); none is within an hour of changing.

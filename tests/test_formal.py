@@ -41,7 +41,7 @@ contact_name = "李静"
 contact_phone = "400-800-0000"
 contact_email = "privacy@example-tax.cn"
 contact_hours = "工作日 9:00–18:00"
-protection_officer = "法务部 王芳（个人信息保护负责人）"
+protection_officer = "法务部 周宁（个人信息保护负责人）"
 
 [documents]
 regulator = "北京市互联网信息办公室"
@@ -556,8 +556,9 @@ class TestCli:
             "--position",
             "管理员",
         ]
+        assert_one_line_error(cli(*base, "--responsibility", "direct", "--sanction", "warning"), "--facts")
         assert_one_line_error(
-            cli(*base, "--responsibility", "direct", "--sanction", "warning"), "accountability"
+            cli(*base, "--responsibility", "direct", "--sanction", "warning", "--draft"), "accountability"
         )
         walk.tasks("submit_initial_report", "cooperate_with_authorities")
         walk.fire("report")

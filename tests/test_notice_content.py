@@ -87,7 +87,7 @@ class TestRequiredFields:
             zh = "停用涉事账号" in text
             assert zh or "Disabled the account" in text, doc["path"]
             assert ("配合公安机关追回数据" if zh else "Help the police recover the data") in text
-            assert "法务部 王芳（个人信息保护负责人）" in text
+            assert "法务部 周宁（个人信息保护负责人）" in text
             assert "待补报" not in text and "to follow" not in text
 
 

@@ -84,7 +84,7 @@ DEMO_FIRM = {
     "contact_phone": "400-800-0000",
     "contact_email": "privacy@example-tax.cn",
     "contact_hours": "工作日 9:00–18:00",
-    "protection_officer": "法务部 王芳（个人信息保护负责人）",
+    "protection_officer": "法务部 周宁（个人信息保护负责人）",
 }
 DEMO_CONTENT = {
     "incident": {
