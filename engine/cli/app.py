@@ -20,6 +20,7 @@ from engine.cli import (
     people_cmd,
     playbook_cmd,
     records_cmd,
+    rules_cmd,
     setup_cmd,
 )
 from engine.cli.context import Ctx
@@ -76,6 +77,7 @@ deadlines_cmd.register(app)
 people_cmd.register(app)
 notices_cmd.register(app)
 documents_cmd.register(app)
+rules_cmd.register(app)
 
 
 def run() -> None:
