@@ -16,6 +16,7 @@ from engine.cli import (
     deadlines_cmd,
     documents_cmd,
     incident_cmd,
+    jurisdiction_cmd,
     notices_cmd,
     people_cmd,
     playbook_cmd,
@@ -78,6 +79,7 @@ people_cmd.register(app)
 notices_cmd.register(app)
 documents_cmd.register(app)
 rules_cmd.register(app)
+jurisdiction_cmd.register(app)
 
 
 def run() -> None:

@@ -19,6 +19,7 @@ from engine.clocks.rules import DeadlineRule
 from engine.errors import BadInput
 from engine.legal.data import LegalData
 from engine.legal.facts import GRADES
+from engine.legal.jurisdictions import Jurisdictions
 
 __all__ = ["IncidentView", "Plan", "PlanContext", "plan_rules", "warning_moments"]
 
@@ -65,6 +66,8 @@ class PlanContext:
     calendar: Callable[[str], Calendar]
     # settings.toml [deadlines.policy]: rule id -> duration, for internal targets only
     policy_durations: dict[str, str] = field(default_factory=dict)
+    # config/legal/jurisdictions: the clocks of the places an incident touches (engine.clocks.intl)
+    jurisdictions: Jurisdictions | None = None
 
 
 @dataclass(frozen=True)
