@@ -82,6 +82,10 @@ KINDS: dict[str, DocumentKind] = {
         DocumentKind("remediation_report", _FORMAL, ("incident.id",)),
         # HTML and PDF through the formal layout; no Word template (build_docx_templates.py lists its kinds).
         DocumentKind("assessment_report", ("md", "html", "pdf"), ("incident.id",)),
+        # Jurisdiction rules' documents, in English with a slot for the authority's language.
+        DocumentKind("gdpr33_notification", ("md",), ("incident.id", "phase")),
+        DocumentKind("gdpr34_communication", ("md",), ("incident.id",)),
+        DocumentKind("hipaa404_notice", ("md",), ("incident.id",)),
     )
 }
 
