@@ -194,11 +194,14 @@ def _load_country_file(code: str, config_dirs: list[Path]) -> CountryFile | None
     if path is None:
         return None
     where = str(path)
+    from engine.files import load_toml, read_bytes
+
+    raw = read_bytes(path, what="calendar file", limit_key="data_file_bytes")
     try:
-        raw = path.read_bytes()
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
         raise BadInput(f"{where}: cannot read calendar file: {error}") from error
+    data = load_toml(text, where)
     unknown = sorted(set(data) - _COUNTRY_KEYS)
     if unknown:
         allowed = ", ".join(sorted(_COUNTRY_KEYS))

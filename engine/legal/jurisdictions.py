@@ -22,7 +22,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import BadInput, NotFound
@@ -316,14 +315,10 @@ class Jurisdictions(_Data):
 
 
 def _read(path: Path) -> Jurisdiction:
-    try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read jurisdiction file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise BadInput(f"{path}: {where}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    from engine.files import load_yaml, read_text
+
+    # Bounded: a workspace file is input like any other (size, aliases, depth).
+    raw: Any = load_yaml(read_text(path, what="jurisdiction file"), str(path))
     if not isinstance(raw, dict):
         raise BadInput(f"{path}: a jurisdiction file is a mapping, got {type(raw).__name__}")
     try:

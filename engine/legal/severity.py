@@ -12,7 +12,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import BadInput
@@ -73,9 +72,12 @@ def load_enisa(config_dirs: list[Path]) -> EnisaMethod:
     path = next((d / FILE for d in config_dirs if (d / FILE).is_file()), None)
     if path is None:
         raise BadInput(f"{FILE} not found in {', '.join(str(d) for d in config_dirs)}")
+    from engine.files import load_yaml, read_text
+
+    raw = load_yaml(read_text(path, what="severity data file"), str(path))
     try:
-        return EnisaMethod.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as exc:
+        return EnisaMethod.model_validate(raw)
+    except ValidationError as exc:
         raise BadInput(f"{path}: invalid severity data: {str(exc).splitlines()[0]}") from None
 
 
