@@ -16,10 +16,12 @@ from engine.cli import (
     deadlines_cmd,
     documents_cmd,
     incident_cmd,
+    jurisdiction_cmd,
     notices_cmd,
     people_cmd,
     playbook_cmd,
     records_cmd,
+    rules_cmd,
     setup_cmd,
 )
 from engine.cli.context import Ctx
@@ -76,6 +78,8 @@ deadlines_cmd.register(app)
 people_cmd.register(app)
 notices_cmd.register(app)
 documents_cmd.register(app)
+rules_cmd.register(app)
+jurisdiction_cmd.register(app)
 
 
 def run() -> None:

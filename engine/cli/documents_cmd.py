@@ -252,6 +252,52 @@ def _print_persons(c: Ctx, incident_id: str, as_json: bool) -> None:
         print(f"#{p['id']} {_summary(p)}")
 
 
+@documents_app.command("rule")
+def rule_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    rule: Annotated[str, typer.Argument(help="EU-GDPR-33, EU-GDPR-34 or US-HIPAA-404.")],
+    phase: Annotated[int, typer.Option("--phase", min=1, max=99, help="GDPR Art 33(4): 2 and on.")] = 1,
+    delay_reason: Annotated[
+        str | None, typer.Option("--delay-reason", help="Why a notification is late (Art 33(1)).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render the document a jurisdiction rule owes (English, with a slot for the authority's language)."""
+    from engine.cli.rules_cmd import jurisdiction_rules
+    from engine.documents.render import DocumentRenderer, write_private
+    from engine.formal.rule_documents import RuleDocumentRequest, output_folder, rule_document_context
+    from engine.notices.contexts import firm_settings
+    from engine.store.db import utcnow
+
+    c: Ctx = ctx.obj
+    if delay_reason is not None and (len(delay_reason) > 2000 or not delay_reason.strip()):
+        raise BadInput("--delay-reason is 1 to 2000 characters")
+    jurisdiction, found = jurisdiction_rules(c).rule(rule)
+    try:
+        firm: dict[str, Any] | None = firm_settings(c.workspace.settings).model_dump()
+    except BadInput:
+        firm = None  # the document then says what to set; it is still worth drafting
+    request = RuleDocumentRequest(incident_id, jurisdiction, found, phase, delay_reason, firm)
+    kind, context = rule_document_context(c.store(), request, now=utcnow())
+    rendered = DocumentRenderer(c.workspace.search_path("templates")).render(kind, "md", context, locale="en")
+    path = write_private(output_folder(c.workspace.out_dir, incident_id), rendered.filename, rendered.content)
+    out = {
+        "incident": incident_id,
+        "rule": found.id,
+        "kind": kind,
+        "path": str(path),
+        "sha256": rendered.sha256,
+    }
+    if as_json:
+        emit_json(out)
+        return
+    print(f"{incident_id}: {kind} written to {path} (sha256 {rendered.sha256[:16]}…)")
+    if not found.verified:
+        print(f"  {found.id} is UNVERIFIED (secondary sources only): check it against the law in force")
+    print(f"  next: send it, then breach incident filed {incident_id} {found.id} CLOCK --ref REFERENCE")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``breach documents`` and ``breach incident responsible`` to the application."""
     from engine.cli.incident_cmd import incident_app

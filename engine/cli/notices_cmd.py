@@ -62,16 +62,13 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 
 def _read_content(file: Path) -> Any:
-    """The content file, parsed and validated."""
-    import yaml
-
+    """The content file, read within the workspace's size limits, parsed and validated."""
+    from engine.files.reading import read_text
+    from engine.files.structured import load_yaml
     from engine.notices.contexts import NoticeContent
 
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise BadInput(f"cannot read {file}: {exc}") from None
-    return NoticeContent.parse(raw, str(file))
+    text = read_text(file, what="notice content file", encoding="utf-8-sig")
+    return NoticeContent.parse(load_yaml(text, str(file)), str(file))
 
 
 @notices_app.command("content")

@@ -1,7 +1,7 @@
 """notice versions and corrections, postal addresses, draft decisions, numbers unique per register
 
-Revision ID: 0007_documents
-Revises: 0006
+Revision ID: 0008_documents
+Revises: 0007
 Create Date: 2026-11-26
 """
 
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-revision = "0007_documents"
-down_revision = "0006"
+revision = "0008_documents"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
