@@ -42,10 +42,20 @@ contact_name = "李静"
 contact_phone = "400-800-0000"
 contact_email = "privacy@example-tax.cn"
 contact_hours = "工作日 9:00–18:00"
+protection_officer = "法务部 周宁（个人信息保护负责人）"
 [notices]
 batch_size = 500
 """
 CODES = ("name;id_number;bank_account;salary", "name;salary;tax", "name;phone", "name;id_number")
+# What every notice states (both languages the recipients read): the fields a notice needs.
+CONTENT = {
+    "incident": {
+        "cause": {"zh-CN": "前员工导出客户台账", "en": "A former employee exported the ledger"},
+        "possible_harm": {"zh-CN": "可能被用于诈骗", "en": "It may be used for scams"},
+        "measures": {"zh-CN": ["停用涉事账号"], "en": ["Disabled the account"]},
+        "next_steps": {"zh-CN": ["配合公安机关追回数据"], "en": ["Help the police recover the data"]},
+    }
+}
 
 
 def setup(folder: Path, people: int) -> tuple[Path, str]:
@@ -64,6 +74,10 @@ def setup(folder: Path, people: int) -> tuple[Path, str]:
         zone=ZONE,
         discovered_at=datetime.now(UTC) - timedelta(hours=1),
     ).id
+    from engine.notices.content import set_content
+    from engine.notices.contexts import NoticeContent
+
+    set_content(store, incident, NoticeContent.parse(CONTENT, "bench"), actor="bench")
     store.dispose()
     now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
     masked = json.dumps([{"code": "id_number", "masked": "1101********1234"}])
@@ -131,7 +145,7 @@ def bare(folder: Path, incident: str, fmt: str) -> dict[str, float]:
     builder = NoticeContexts(
         incident_row,
         firm_settings(ws.settings),
-        NoticeContent(),
+        NoticeContent.parse(CONTENT, "bench"),
         datetime.now(UTC).replace(microsecond=0),
         IncidentStats(people=1),
     )

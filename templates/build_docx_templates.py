@@ -21,6 +21,7 @@ import re
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from docx import Document
 from docx.enum.style import WD_STYLE_TYPE
@@ -41,22 +42,39 @@ KINDS = (
 )
 FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # zip timestamps: rebuilding unchanged sources changes no byte
 RED = RGBColor(0xC0, 0x00, 0x00)
-FONTS = {  # (Latin, East Asian body, East Asian headings, body size, first-line indent)
-    "zh-CN": ("Times New Roman", "宋体", "黑体", 12, Pt(24)),
-    "en": ("Calibri", "宋体", "黑体", 11, None),
+# GB/T 9704-2012: body in fang-song at 16 pt (三号), title in a bold song face at 22 pt (二号), level-1
+# headings in hei, level-2 in kai. Word and LibreOffice substitute an installed face (Noto Serif CJK SC
+# on Debian) when these are missing; declaring East Asian language zh-CN makes them pick Chinese glyphs.
+FONTS = {  # (Latin, East Asian body, {class: East Asian face}, body size, first-line indent)
+    "zh-CN": (
+        "Times New Roman",
+        "仿宋",
+        {"title": "宋体", "issuer": "宋体", "h2": "黑体", "h3": "楷体"},
+        16,
+        Pt(32),
+    ),
+    "en": (
+        "Times New Roman",
+        "仿宋",
+        {"title": "宋体", "issuer": "宋体", "h2": "黑体", "h3": "楷体"},
+        11.5,
+        None,
+    ),
 }
 STYLES = {  # class -> (alignment, first-line indent?, size delta, bold, space before pt)
-    "title": (WD_ALIGN_PARAGRAPH.CENTER, False, 8, True, 12),
+    "issuer": (WD_ALIGN_PARAGRAPH.CENTER, False, 14, True, 0),
+    "rule": (WD_ALIGN_PARAGRAPH.CENTER, False, -12, False, 0),
+    "title": (WD_ALIGN_PARAGRAPH.CENTER, False, 6, True, 12),
     "subtitle": (WD_ALIGN_PARAGRAPH.CENTER, False, 0, False, 0),
     "docnum": (WD_ALIGN_PARAGRAPH.CENTER, False, 0, False, 0),
     "addressee": (WD_ALIGN_PARAGRAPH.LEFT, False, 0, False, 12),
-    "h2": (WD_ALIGN_PARAGRAPH.LEFT, False, 2, True, 10),
-    "h3": (WD_ALIGN_PARAGRAPH.LEFT, True, 0, True, 6),
+    "h2": (WD_ALIGN_PARAGRAPH.LEFT, True, 0, False, 6),
+    "h3": (WD_ALIGN_PARAGRAPH.LEFT, True, 0, False, 4),
     "body": (WD_ALIGN_PARAGRAPH.JUSTIFY, True, 0, False, 0),
     "note": (WD_ALIGN_PARAGRAPH.LEFT, True, -2, False, 6),
     "sign": (WD_ALIGN_PARAGRAPH.LEFT, False, 0, False, 24),
     "seal": (WD_ALIGN_PARAGRAPH.RIGHT, False, 0, False, 0),
-    "cell": (WD_ALIGN_PARAGRAPH.LEFT, False, -1, False, 0),
+    "cell": (WD_ALIGN_PARAGRAPH.LEFT, False, -4, False, 0),
     "drill": (WD_ALIGN_PARAGRAPH.CENTER, False, 0, True, 0),
 }
 _ELEMENT = re.compile(r'<(h1|h2|h3|p)(?: class="([a-z]+)")?>(.*)</\1>$')
@@ -71,21 +89,58 @@ def _style_name(css_class: str) -> str:
     return f"Breach {css_class.capitalize()}"
 
 
+def _language(r_pr: Any) -> None:
+    """Declare the run properties' languages: Latin en-US, East Asian zh-CN (Chinese glyph forms)."""
+    lang = r_pr.find(qn("w:lang"))
+    if lang is None:
+        lang = OxmlElement("w:lang")
+        r_pr.append(lang)
+    lang.set(qn("w:val"), "en-US")
+    lang.set(qn("w:eastAsia"), "zh-CN")
+    lang.set(qn("w:bidi"), "ar-SA")
+
+
 def _add_styles(document: Document, locale: str) -> None:
-    latin, body_font, heading_font, size, indent = FONTS[locale]
+    latin, body_font, faces, size, indent = FONTS[locale]
+    defaults = document.styles.element.find(qn("w:docDefaults"))
+    _language(defaults.find(qn("w:rPrDefault")).find(qn("w:rPr")))
+    normal = document.styles["Normal"]
+    normal.font.name = latin
+    normal_fonts = normal.element.get_or_add_rPr().get_or_add_rFonts()
+    normal_fonts.set(qn("w:eastAsia"), body_font)
+    _language(normal.element.get_or_add_rPr())
     for css_class, (align, indented, delta, bold, before) in STYLES.items():
         style = document.styles.add_style(_style_name(css_class), WD_STYLE_TYPE.PARAGRAPH)
-        style.base_style = document.styles["Normal"]
-        style.font.name, style.font.size, style.font.bold = latin, Pt(size + delta), bold
-        east_asian = heading_font if css_class in ("title", "h2", "h3") else body_font
-        style.element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), east_asian)
+        style.base_style = normal
+        style.font.name, style.font.size, style.font.bold = latin, Pt(max(size + delta, 2)), bold
+        style.element.get_or_add_rPr().get_or_add_rFonts().set(
+            qn("w:eastAsia"), faces.get(css_class, body_font)
+        )
+        _language(style.element.get_or_add_rPr())
         fmt = style.paragraph_format
         fmt.alignment, fmt.space_before, fmt.space_after = align, Pt(before), Pt(2)
-        fmt.line_spacing = 1.3
+        fmt.line_spacing = 1.3 if css_class != "rule" else 1.0
+        fmt.widow_control = True
         if indented and indent is not None:
             fmt.first_line_indent = indent
-        if css_class == "drill":
+        if css_class in ("h2", "h3", "title", "issuer", "rule", "docnum"):
+            fmt.keep_with_next = True
+        if css_class == "seal":
+            fmt.keep_together, fmt.keep_with_next = True, True
+        if css_class in ("drill", "issuer"):
             style.font.color.rgb = RED
+        if css_class == "rule":
+            _bottom_rule(style)
+
+
+def _bottom_rule(style: Any) -> None:
+    """A red rule under the paragraph (the line below the issuer mark)."""
+    borders = OxmlElement("w:pBdr")
+    edge = OxmlElement("w:bottom")
+    for key, value in (("val", "single"), ("sz", "18"), ("space", "1"), ("color", "C00000")):
+        edge.set(qn(f"w:{key}"), value)
+    borders.append(edge)
+    style.element.get_or_add_pPr().append(borders)
 
 
 def _add_runs(paragraph: Paragraph, inner: str) -> None:
@@ -106,6 +161,8 @@ def _border(paragraph: Paragraph) -> None:
 
 
 def _page_number(paragraph: Paragraph) -> None:
+    """ "— 1 —" at the foot of every page (GB/T 9704-2012)."""
+    paragraph.add_run("— ")
     field = OxmlElement("w:fldSimple")
     field.set(qn("w:instr"), "PAGE")
     run = OxmlElement("w:r")
@@ -114,6 +171,15 @@ def _page_number(paragraph: Paragraph) -> None:
     run.append(text)
     field.append(run)
     paragraph._p.append(field)
+    paragraph.add_run(" —")
+
+
+def _keep_last_body_paragraph(document: Document) -> None:
+    """The paragraph before the signature block stays on its page: a page never holds only the seal."""
+    for paragraph in reversed(document.paragraphs):
+        if not paragraph.text.startswith("{%p"):
+            paragraph.paragraph_format.keep_with_next = True
+            return
 
 
 def _expand(path: Path, locale_dir: Path) -> list[tuple[str, int, str]]:
@@ -177,11 +243,14 @@ def build(locale: str, kind: str) -> bytes:
     _add_styles(document, locale)
     section = document.sections[0]
     section.page_width, section.page_height = Mm(210), Mm(297)
-    section.top_margin, section.bottom_margin = Mm(30), Mm(28)
+    # GB/T 9704-2012: a 156 mm x 225 mm text area, 37 mm from the top and 28 mm from the left.
+    section.top_margin, section.bottom_margin = Mm(37), Mm(35)
     section.left_margin, section.right_margin = Mm(28), Mm(26)
     header = section.header.paragraphs[0]
     header.style = document.styles[_style_name("drill")]
+    draft = "草稿" if locale == "zh-CN" else "DRAFT 草稿"
     header.add_run("{% if drill %}" + html.unescape(banner.group(1)) + "{% endif %}")
+    header.add_run("{% if draft %}" + draft + "{% endif %}")
     footer = section.footer.paragraphs[0]
     footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
     _page_number(footer)
@@ -190,6 +259,9 @@ def build(locale: str, kind: str) -> bytes:
         body._p.getparent().remove(body._p)
     document.add_paragraph("{%p if drill %}")
     _border(document.add_paragraph(html.unescape(banner.group(1)), _style_name("drill")))
+    document.add_paragraph("{%p endif %}")
+    document.add_paragraph("{%p if report.header %}")  # the red issuer mark of the layout
+    document.add_paragraph("{{ report.header }}", _style_name("issuer"))
     document.add_paragraph("{%p endif %}")
 
     lines = _expand(page, locale_dir)
@@ -203,6 +275,8 @@ def build(locale: str, kind: str) -> bytes:
             index = end + 1
         elif line in ('<div class="seal">', "</div>"):
             seal = line != "</div>"
+            if seal:
+                _keep_last_body_paragraph(document)
         elif _STATEMENT.fullmatch(line):
             document.add_paragraph(_statement(line, "p"))
         elif match := _ELEMENT.fullmatch(line):

@@ -382,12 +382,25 @@ class TestSpc2017:
             ("sold_tracks_used_in_crime", 1),
             ("knew_buyer_criminal", 2),
             ("prior_penalty_within_2y", 9),
+            ("prior_conviction", 9),
         ],
     )
     def test_flag_items(self, flag, item):
-        """Items 1, 2 and 9 are met by their facts alone."""
+        """Items 1, 2 and 9 are met by their facts alone; item 9 by a conviction at any time too."""
         found = finding("CN-SPC-2017-5", **{flag: True})
         assert (found.outcome, found.items) == ("serious", [item])
+
+    def test_conviction_and_penalty_meet_item_9_once(self):
+        """A prior conviction and a recent administrative penalty together still meet item 9 once."""
+        found = finding("CN-SPC-2017-5", prior_conviction=True, prior_penalty_within_2y=True)
+        assert (found.outcome, found.items) == ("serious", [9])
+
+    def test_especially_serious_cites_art_5_paragraph_2(self):
+        """情节特别严重 is cited as Art 5 ¶2 of 法释〔2017〕10号, never as Art 6."""
+        found = finding("CN-SPC-2017-5", harms=["major_economic_loss"])
+        assert any("especially serious by itself (Art 5 ¶2)" in line for line in found.explain)
+        assert "第六条" not in found.basis and not any("Art 6" in line for line in found.explain)
+        assert "第五条第一款、第二款" in found.basis
 
     @pytest.mark.parametrize(
         "harm",
@@ -400,7 +413,7 @@ class TestSpc2017:
         ],
     )
     def test_harms_especially_serious(self, harm):
-        """The harms of Art 6 (1) and (2) alone make it 情节特别严重."""
+        """The harms of Art 5 ¶2 items 1 and 2 alone make it 情节特别严重."""
         assert finding("CN-SPC-2017-5", harms=[harm]).outcome == "especially_serious"
 
     def test_social_disorder_not_a_2017_harm(self):

@@ -98,9 +98,10 @@ class TestGetCalendar:
         )
 
     def test_last_announced_year(self) -> None:
-        """CN's last official year is 2026; rule-based calendars have none."""
+        """CN's last official year is 2026; BR and US are checked through 2027; other rule-based: none."""
         assert last_announced_year("CN", BUILTIN) == 2026
-        assert last_announced_year("BR", BUILTIN) is None
+        assert last_announced_year("BR", BUILTIN) == last_announced_year("US", BUILTIN) == 2027
+        assert last_announced_year("DE", BUILTIN) is None
         assert last_announced_year("none") is None
 
 
@@ -241,13 +242,14 @@ class TestConfigFiles:
 
 class TestOtherCalendars:
     def test_brazil(self) -> None:
-        """BR: Tiradentes is a holiday, weekends rest, and every year counts as announced."""
+        """BR: Tiradentes is a holiday, weekends rest, years past calendars/BR.toml are provisional."""
         br = get_calendar("BR")
         assert not br.is_working_day(date(2026, 4, 21))
         assert br.rest_reason(date(2026, 4, 21)) == "Tiradentes' Day"
         assert br.rest_reason(date(2026, 4, 25)) == "weekend"
         assert br.is_working_day(date(2026, 4, 22))
-        assert br.is_announced(2040) and br.moves_rest_days
+        assert br.is_announced(2027) and not br.is_announced(2028) and br.moves_rest_days
+        assert get_calendar("DE").is_announced(2040)  # no calendar file: rule-based years all count
 
     def test_none(self) -> None:
         """none: Monday to Friday, no holidays, day periods never move."""

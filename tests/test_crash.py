@@ -75,7 +75,7 @@ import pytest
 from conftest import BREACH, PG_BASE, REPO, _pg_conninfo, pg_enabled
 from escalation_servers import HookServer, SmtpServer, settings_toml
 from sqlalchemy import func, select, update
-from test_people import DATA, do_import, open_incident
+from test_people import DATA, do_import, give_content, open_incident
 
 from engine.deadlines.escalation import DEADLINE, ESCALATION
 from engine.deadlines.escalation import DELIVERY as ESC_DELIVERY
@@ -107,6 +107,7 @@ contact_name = "李静"
 contact_phone = "400-800-0000"
 contact_email = "privacy@example-tax.cn"
 contact_hours = "工作日 9:00–18:00"
+protection_officer = "法务部 周宁（个人信息保护负责人）"
 """
 # Hours since discovery, and the alerts the first scan owes (24 h client target, 72 h regulator and
 # individuals targets, warnings at 50 % and 90 %); none is within an hour of changing.
@@ -182,6 +183,7 @@ def prepare_people(db_url: str, source: Any, people: Path) -> str:
             discovered_at=datetime.now(UTC) - timedelta(hours=2),
         ).id
         do_import(store, incident, people)
+        give_content(store, incident)
         return incident
     finally:
         store.dispose()
@@ -902,6 +904,7 @@ def test_render_killed_before_its_audit_event_is_covered_by_the_next(
 
     incident = open_incident(store, builtin_source)
     do_import(store, incident, DATA / "agency.csv")
+    give_content(store, incident)
     home = new_home(tmp_path, "ws", FIRM)
     workspace = Workspace.resolve(home, db_url)
 

@@ -13,12 +13,14 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from conftest import BREACH
 from sqlalchemy import select
 from test_notices import workspace
-from test_people import DATA, do_import, open_incident
+from test_people import DATA, do_import, give_content, open_incident
 
 from engine.deadlines.tables import Deadline
 from engine.documents.registry import DOCUMENT
@@ -100,6 +102,7 @@ def mailing(store, builtin_source, tmp_path, db_url, smtp):
         def __init__(self, drill: bool = False, notices: str = "") -> None:
             self.incident = open_incident(store, builtin_source, drill=drill)
             do_import(store, self.incident, DATA / "agency.csv")
+            give_content(store, self.incident)
             self.configure(notices)
 
         def configure(self, notices: str = "", smtp_extra: str = "") -> None:
@@ -147,7 +150,20 @@ class TestSend:
         }
         with store.read() as s:
             docs = dict(s.execute(select(DOCUMENT.c.id, DOCUMENT.c.sha256)).all())
-        assert all(r["sent_sha256"] == docs[r["document_id"]] for r in rows.values())
+        assert all(len(r["sent_sha256"]) == 64 and r["document_id"] in docs for r in rows.values())
+
+    def test_the_date_a_reader_sees_is_when_the_email_was_sent(self, mailing, smtp, store):
+        """An email rendered earlier carries the moment it was sent in Date, not its render time."""
+        m = mailing()
+        render_notices(store, m.ws, m.incident, actor="alice", channel="email")
+        with store.read() as s:
+            path = s.execute(select(DOCUMENT.c.path).where(DOCUMENT.c.person_ref == "P-0001")).scalar_one()
+        rendered = email.message_from_bytes(Path(path).read_bytes(), policy=email.policy.default)["Date"]
+        time.sleep(1.2)
+        m.send()
+        sent = next(msg for rcpt, msg in smtp.received if rcpt == ["zhangsan@example.com"])["Date"]
+        assert sent.datetime > rendered.datetime
+        assert abs((datetime.now(UTC) - sent.datetime).total_seconds()) < 60
 
     def test_a_second_run_sends_nothing(self, mailing, smtp):
         """Run again, nobody gets a second message: no Message-ID repeats."""
@@ -302,6 +318,7 @@ class TestCrashes:
         workspace(cli.home, cli.db_url or "", mail_settings(smtp, notices))
         incident = cli.open_incident()
         cli("people", "import", incident, str(DATA / "agency.csv"), check=True)
+        cli("notices", "content", incident, str(cli.home / "notice-content.example.yaml"), check=True)
         return incident
 
     def test_crash_after_acceptance_resends_with_the_same_id(self, cli, smtp):
@@ -350,6 +367,7 @@ class TestCrashes:
             encoding="utf-8",
         )
         cli("people", "import", incident, str(csv), check=True)
+        cli("notices", "content", incident, str(cli.home / "notice-content.example.yaml"), check=True)
         env = {**os.environ, "BREACH_HOME": str(cli.home)}
         if cli.db_url:
             env["BREACH_DATABASE_URL"] = cli.db_url
@@ -431,6 +449,7 @@ def test_starttls_and_login(store, builtin_source, tmp_path, db_url, monkeypatch
     try:
         incident = open_incident(store, builtin_source)
         do_import(store, incident, DATA / "agency.csv")
+        give_content(store, incident)
         login = f'starttls = true\nca_file = "{cert}"\nusername = "notices"\npassword_env = "TEST_SMTP_PW"\n'
         ws = workspace(tmp_path / "ws", db_url, mail_settings(sink, smtp_extra=login))
         monkeypatch.setenv("TEST_SMTP_PW", "s3cret")

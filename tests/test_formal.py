@@ -41,6 +41,7 @@ contact_name = "李静"
 contact_phone = "400-800-0000"
 contact_email = "privacy@example-tax.cn"
 contact_hours = "工作日 9:00–18:00"
+protection_officer = "法务部 周宁（个人信息保护负责人）"
 
 [documents]
 regulator = "北京市互联网信息办公室"
@@ -120,6 +121,8 @@ class Walk:
             "position": "系统管理员",
             "responsibility": "direct",
             "sanction": "warning",
+            "facts": "未按规定及时注销离职人员账号。",
+            "rules": ["《信息系统账号管理办法》第十二条"],
         }
         return record_responsible(self.store, self.id, name=name, actor="alice", **{**values, **kw}).person
 
@@ -553,8 +556,9 @@ class TestCli:
             "--position",
             "管理员",
         ]
+        assert_one_line_error(cli(*base, "--responsibility", "direct", "--sanction", "warning"), "--facts")
         assert_one_line_error(
-            cli(*base, "--responsibility", "direct", "--sanction", "warning"), "accountability"
+            cli(*base, "--responsibility", "direct", "--sanction", "warning", "--draft"), "accountability"
         )
         walk.tasks("submit_initial_report", "cooperate_with_authorities")
         walk.fire("report")
@@ -568,6 +572,8 @@ class TestCli:
             "直接责任",
             "--sanction",
             "记过",
+            "--facts",
+            "未及时注销离职人员账号",
             "--rule",
             "第十二条",
             "--rule",

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from conftest import BREACH
 from sqlalchemy import delete, select
-from test_people import DATA, do_import, open_incident
+from test_people import DATA, do_import, give_content, open_incident
 
 from engine.documents.registry import DOCUMENT
 from engine.documents.templating import context_problems
-from engine.errors import BadInput, NotAllowed
+from engine.errors import BadInput
 from engine.notices.content import set_content
 from engine.notices.contexts import NoticeContent
 from engine.notices.people import PERSON
@@ -36,6 +36,7 @@ contact_name = "李静"
 contact_phone = "400-800-0000"
 contact_email = "privacy@example-tax.cn"
 contact_hours = "工作日 9:00–18:00"
+protection_officer = "法务部 周宁（个人信息保护负责人）"
 """
 
 
@@ -63,21 +64,24 @@ def setup(store, builtin_source, tmp_path, db_url):
     """An incident with the agency recipient list and a workspace naming the firm."""
     incident = open_incident(store, builtin_source)
     do_import(store, incident, DATA / "agency.csv")
+    give_content(store, incident)
     return incident, workspace(tmp_path / "ws", db_url)
 
 
 class TestRender:
     def test_each_channel_gets_its_format(self, store, setup):
-        """By default email → .eml, SMS → text, post → HTML, public → Markdown; client letters too."""
+        """By default email → .eml, SMS → text, post → HTML; client letters too; the people reachable
+        only in public get one announcement (Markdown and HTML), not a letter each."""
         incident, ws = setup
         report = render(store, ws, incident)
         assert report.rendered == {
             "customer_notice/eml": 3,
             "customer_notice/sms": 1,
             "customer_notice/html": 1,
-            "customer_notice/md": 1,
             "client_notice/eml": 1,
             "client_notice/html": 1,
+            "public_notice/md": 1,
+            "public_notice/html": 1,
         }
         docs = documents(store, incident)
         assert {(d["person_ref"], d["fmt"]) for d in docs} >= {
@@ -87,7 +91,8 @@ class TestRender:
         }
         for doc in docs:
             path = Path(doc["path"])
-            assert path.parent == report.out_dir and path.name.startswith(doc["kind"] + "_" + doc["subject"])
+            start = doc["kind"] + "_" + (doc["subject"] if doc["person_ref"] else incident)
+            assert path.parent == report.out_dir and path.name.startswith(start)
             assert hashlib.sha256(path.read_bytes()).hexdigest() == doc["sha256"]
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
             assert len(doc["template_sha256"]) == 64 and doc["template"].endswith(".j2")
@@ -98,8 +103,8 @@ class TestRender:
         incident, ws = setup
         render(store, ws, incident)
         again = render(store, ws, incident)
-        assert again.rendered == {} and sum(again.already.values()) == 8
-        assert len(documents(store, incident)) == 8
+        assert again.rendered == {} and sum(again.already.values()) == 9
+        assert len(documents(store, incident)) == 9
 
     def test_explicit_format_for_everyone_with_batches(self, store, setup):
         """--format md renders for every recipient, in pages of two people."""
@@ -125,7 +130,7 @@ class TestRender:
         incident, ws = setup
         with pytest.raises(BadInput, match="docx is not a notice format"):
             render(store, ws, incident, formats=["docx"])
-        with pytest.raises(BadInput, match="not a per-recipient notice"):
+        with pytest.raises(BadInput, match="is not a notice kind"):
             render(store, ws, incident, kinds=["internal_bulletin"])
         assert documents(store, incident) == []
 
@@ -150,20 +155,24 @@ class TestRender:
             incident, firm_settings(ws.settings), NoticeContent(), utcnow(), IncidentStats()
         )
         assert context_problems("customer_notice", builder.customer(people["P-0001"])) == []
-        client = builder.client(people["CO-1001"], [people["P-0001"], people["P-0002"]])
+        client = builder.client(people["CO-1001"], [people["P-0001"], people["P-0002"]], "示例〔2026〕1号")
         assert context_problems("client_notice", client) == []
-        assert client["client"]["categories"][0] == {"label": "姓名", "people": 2}
+        categories = client["client"]["categories"]
+        assert categories[0] == {"label": "企业登记信息", "people": None}  # the company's own records
+        assert {"label": "姓名", "people": 2} in categories and client["client"]["people_count"] == 2
 
 
 class TestContent:
-    def test_content_appears_and_freezes_at_first_render(self, store, setup):
-        """The notice states the content's cause and measures; after the first render it cannot change."""
+    def test_content_appears_in_each_readers_language(self, store, setup):
+        """The notice states the content's cause and measures, each reader in their own language."""
         incident, ws = setup
         content = NoticeContent.parse(
             {
                 "incident": {
                     "cause": {"zh-CN": "离职员工违规导出", "en": "A former employee exported data"},
                     "measures": {"zh-CN": ["停用账号"], "en": ["Disabled the account"]},
+                    "possible_harm": "可能被用于诈骗",
+                    "next_steps": {"zh-CN": ["追回数据"], "en": ["Recover the data"]},
                 },
                 "notice": {"remedies": ["免费安全服务"], "url": "https://example-tax.cn/n"},
             },
@@ -176,8 +185,7 @@ class TestContent:
         }
         assert "离职员工违规导出" in texts["P-0001"] and "停用账号" in texts["P-0001"]
         assert "A former employee exported data" in texts["P-0002"] and "免费安全服务" in texts["P-0001"]
-        with pytest.raises(NotAllowed, match="can no longer change"):
-            set_content(store, incident, content, actor="alice")
+        assert "追回数据" in texts["P-0001"] and "Recover the data" in texts["P-0002"]
 
     def test_content_needs_aware_times_and_known_fields(self):
         """A naive time or an unknown field in the content file is refused with its path."""
@@ -219,8 +227,8 @@ class TestResume:
         assert len(documents(store, incident)) == 2
         monkeypatch.setattr(notices, "write_private", real)
         report = render(store, ws, incident, formats=["md"])
-        assert sum(report.rendered.values()) == 6
-        refs = [d["person_ref"] for d in documents(store, incident)]
+        assert report.rendered["customer_notice/md"] + report.rendered["client_notice/md"] == 6
+        refs = [d["person_ref"] for d in documents(store, incident) if d["person_ref"]]
         assert len(refs) == len(set(refs)) == 8
 
     def test_stale_temporary_files_are_removed(self, tmp_path):
@@ -236,6 +244,7 @@ class TestDrillAndHostileData:
         """In a drill every notice says 演练 / DRILL and its file name starts with DRILL."""
         incident = open_incident(store, builtin_source, drill=True)
         do_import(store, incident, DATA / "agency.csv")
+        give_content(store, incident)
         render(store, workspace(tmp_path / "ws", db_url), incident, formats=["md", "sms", "eml"])
         for doc in documents(store, incident):
             assert Path(doc["path"]).name.startswith("DRILL_")
@@ -250,6 +259,7 @@ class TestDrillAndHostileData:
         """Markup, template syntax, paths, emoji and long names: literal in text, escaped in HTML."""
         incident = open_incident(store, builtin_source)
         do_import(store, incident, DATA / "hostile.csv")
+        give_content(store, incident)
         out = tmp_path / "out"
         render(
             store, workspace(tmp_path / "ws", db_url), incident, formats=["md", "html", "eml"], out_dir=out
@@ -281,10 +291,11 @@ class TestCli:
         workspace(cli.home, cli.db_url or "")
         incident = cli.open_incident()
         cli("people", "import", incident, str(DATA / "agency.csv"), check=True)
+        cli("notices", "content", incident, str(cli.home / "notice-content.example.yaml"), check=True)
         result = cli.json("notices", "render", incident)
         assert result["rendered"]["customer_notice/eml"] == 3
         shown = cli.json("incident", "show", incident)
-        assert len(shown["documents"]) == 8 and {"kind", "format", "path", "sha256", "person"} <= set(
+        assert len(shown["documents"]) == 9 and {"kind", "format", "path", "sha256", "person"} <= set(
             shown["documents"][0]
         )
         rendered = [e for e in shown["events"] if e["kind"] == "notices_rendered"]
@@ -323,6 +334,7 @@ def test_killed_render_resumes_without_duplicates_or_gaps(cli, tmp_path):
         encoding="utf-8",
     )
     cli("people", "import", incident, str(csv), check=True)
+    cli("notices", "content", incident, str(cli.home / "notice-content.example.yaml"), check=True)
     env = {**os.environ, "BREACH_HOME": str(cli.home)}
     if cli.db_url:
         env["BREACH_DATABASE_URL"] = cli.db_url

@@ -36,6 +36,25 @@ def do_import(store, incident_id: str, path: Path):
     return import_people(store, incident_id, path, actor="alice", locales=LOCALES, default_locale="zh-CN")
 
 
+# Notice content that says everything a notice needs, in both languages the test recipients read.
+CONTENT = {
+    "incident": {
+        "cause": {"zh-CN": "前员工导出客户台账", "en": "A former employee exported the ledger"},
+        "possible_harm": {"zh-CN": "可能被用于诈骗", "en": "It may be used for scams"},
+        "measures": {"zh-CN": ["停用涉事账号"], "en": ["Disabled the account"]},
+        "next_steps": {"zh-CN": ["配合公安机关追回数据"], "en": ["Help the police recover the data"]},
+    }
+}
+
+
+def give_content(store, incident_id: str, content: dict | None = None) -> None:
+    """Set notice content complete enough for every notice to render."""
+    from engine.notices.content import set_content
+    from engine.notices.contexts import NoticeContent
+
+    set_content(store, incident_id, NoticeContent.parse(content or CONTENT, "test"), actor="alice")
+
+
 def count(store, incident_id: str) -> int:
     with store.read() as s:
         return s.execute(select(func.count()).where(PERSON.c.incident_id == incident_id)).scalar_one()

@@ -281,6 +281,7 @@ def test_record_and_resolve_from_the_command_line(cli, smtp):  # noqa: F811
     workspace(cli.home, cli.db_url or "", mail_settings(smtp, 'in_doubt = "hold"\n'))
     incident = cli.open_incident()
     cli("people", "import", incident, str(DATA / "agency.csv"), check=True)
+    cli("notices", "content", incident, str(cli.home / "notice-content.example.yaml"), check=True)
     assert cli("notices", "send", incident, env={"BREACH_FAILPOINT": "notices_after_send"}).returncode == 75
     assert cli("notices", "send", incident).returncode == 1  # one held in doubt
     refused = cli("notices", "record", incident, "--channel", "sms", "--ref", "GW-1")

@@ -31,7 +31,7 @@ from escalation_servers import HookServer, MailSink, SmtpServer, free_port, sett
 from sqlalchemy import select
 from test_crash import FIRM, HOURS, OWED, STATUS_OF, ZONE
 from test_escalation import Env
-from test_people import DATA, do_import, open_incident
+from test_people import DATA, do_import, give_content, open_incident
 
 from engine.deadlines.checker import scan
 from engine.deadlines.escalation import DEADLINE, ESCALATION, Outbox, load_settings
@@ -451,6 +451,7 @@ def test_notice_batch_outliving_its_lease_does_not_resend_to_a_person(
     ]
     people.write_text("\n".join(body) + "\n", encoding="utf-8")
     do_import(store, incident, people)  # 12 email recipients
+    give_content(store, incident)
     watcher = Store(db_url)
     sink = LeaseAwareSink(watcher, timeout)
     port = free_port()

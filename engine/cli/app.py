@@ -16,11 +16,13 @@ from engine.cli import (
     deadlines_cmd,
     documents_cmd,
     incident_cmd,
+    jurisdiction_cmd,
     notices_cmd,
     people_cmd,
     playbook_cmd,
     records_cmd,
     report_cmd,
+    rules_cmd,
     serve_cmd,
     setup_cmd,
 )
@@ -78,6 +80,8 @@ deadlines_cmd.register(app)
 people_cmd.register(app)
 notices_cmd.register(app)
 documents_cmd.register(app)
+rules_cmd.register(app)
+jurisdiction_cmd.register(app)
 report_cmd.register(app)
 serve_cmd.register(app)
 

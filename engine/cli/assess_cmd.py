@@ -22,8 +22,11 @@ SetOpt = Annotated[
 FileOpt = Annotated[Path | None, typer.Option("--file", help="A YAML or JSON file of facts.")]
 
 
-def collect_facts(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
-    """Facts from a file and ``--set`` pairs (pairs win), checked key by key; empty when neither given."""
+def collect_facts(pairs: list[str] | None, file: Path | None, zone: str = "UTC") -> dict[str, Any]:
+    """Facts from a file and ``--set`` pairs (pairs win), checked key by key; empty when neither given.
+
+    A time in a pair without an offset is read in ``zone`` (the workspace's).
+    """
     from engine.legal.facts import load_facts_file, parse_assignments
     from engine.workspace import deep_merge
 
@@ -31,7 +34,7 @@ def collect_facts(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
     if file is not None:
         update = load_facts_file(file)
     if pairs:
-        update = deep_merge(update, parse_assignments(pairs))
+        update = deep_merge(update, parse_assignments(pairs, zone))
     return update
 
 
@@ -47,7 +50,7 @@ def facts_cmd(
 ) -> None:
     """Show or change an incident's facts; a change re-assesses, recomputes clocks and is audited."""
     c: Ctx = ctx.obj
-    update = collect_facts(pairs, file)
+    update = collect_facts(pairs, file, c.zone)
     if not update:
         reader = c.reader()
         row = reader.incident(incident_id)
@@ -177,7 +180,7 @@ def register(app: typer.Typer) -> None:
             row = reader.incident(incident_id)
             reader.close()
             base, title, drill = row["facts"], row["title"], bool(row["drill"])
-        facts = merge_facts(base, collect_facts(pairs, facts_file))
+        facts = merge_facts(base, collect_facts(pairs, facts_file, c.zone))
         legal = legal_for(c.workspace)
         result = assess(facts, legal)
         if report is not None and fmt is not None:

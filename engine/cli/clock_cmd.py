@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.errors import BadInput
 
 __all__ = ["register"]
 
@@ -25,8 +26,12 @@ def add_cmd(
         ),
     ],
     duration: Annotated[
-        str, typer.Option("--duration", help="e.g. 4h, 72h, 30 days, 3 working days, 1 month.")
-    ],
+        str | None, typer.Option("--duration", help="e.g. 4h, 72h, 30 days, 3 working days, 1 month.")
+    ] = None,
+    rule: Annotated[
+        str | None,
+        typer.Option("--rule", help="Every clock of a jurisdiction rule instead, e.g. EU-NIS2-23."),
+    ] = None,
     calendar: Annotated[
         str | None,
         typer.Option(
@@ -35,12 +40,23 @@ def add_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Print when a period of DURATION from TIME ends, which days it skipped and why."""
+    """Print when a period of DURATION from TIME ends, which days it skipped and why.
+
+    With --rule, print every clock of that rule as if all its anchors fell at TIME.
+    """
     from engine.clocks.calendars import get_calendar
     from engine.clocks.durations import add_duration, format_instant, parse_duration, parse_instant
 
     c: Ctx = ctx.obj
     zone = c.zone
+    if (duration is None) == (rule is None):
+        raise BadInput("give either --duration or --rule (e.g. --rule EU-GDPR-33)")
+    if rule is not None:
+        if calendar is not None:
+            raise BadInput("--calendar goes with --duration: a rule's clocks name their own calendars")
+        _rule_clocks(c, rule, start, as_json)
+        return
+    assert duration is not None
     name = (
         calendar
         if calendar is not None
@@ -68,6 +84,56 @@ def add_cmd(
         )
     for line in result.explain:
         console.print(f"  {line}", markup=False)
+
+
+def _rule_clocks(c: Ctx, rule_id: str, start: str, as_json: bool) -> None:
+    """Every clock of one rule from one moment, each with its basis and whether it is verified."""
+    from engine.cli.rules_cmd import jurisdiction_rules
+    from engine.clocks.calendars import get_calendar
+    from engine.clocks.durations import format_instant, parse_instant
+    from engine.clocks.intl import rule_clocks
+
+    zone = c.zone
+    moment = parse_instant(start, zone)
+    jurisdiction, rule = jurisdiction_rules(c).rule(rule_id)
+    config = c.workspace.search_path("config")
+    clocks = rule_clocks(jurisdiction, rule, moment, lambda name: get_calendar(name, config))
+    out = [
+        {
+            "rule": item.rule,
+            "clock": item.clock,
+            "label": item.label,
+            "due_at": format_instant(item.due.due_at, zone),
+            "due_local": format_instant(item.due.due_at, jurisdiction.zone),
+            "basis": item.basis,
+            "verified": item.basis["verified"],
+            "provisional": item.due.provisional,
+            "applies_when": item.condition,
+            "explain": item.due.explain,
+        }
+        for item in clocks
+    ]
+    if as_json:
+        emit_json(out)
+        return
+    console = stdout_console()
+    status = "verified" if rule.verified else "[bold yellow]UNVERIFIED (secondary sources only)[/bold yellow]"
+    console.print(f"[bold]{rule.id}[/bold] {rule.title}  {status}")
+    console.print(f"basis: {rule.article} — {rule.source}", markup=False)
+    for entry in out:
+        marks = "" if entry["verified"] else "  [yellow]UNVERIFIED[/yellow]"
+        marks += "  [bold yellow]provisional[/bold yellow]" if entry["provisional"] else ""
+        console.print(
+            f"\n{entry['clock']}: due {entry['due_at']} ({jurisdiction.zone} {entry['due_local']}){marks}"
+        )
+        console.print(f"  {entry['label']} → {entry['basis']['recipient']}", markup=False)
+        console.print(f"  {entry['basis']['wording']}", markup=False)
+        if entry["basis"].get("note"):
+            console.print(f"  note: {entry['basis']['note']}", markup=False)
+        if entry["applies_when"]:
+            console.print(f"  applies when: {'; '.join(entry['applies_when'])}", markup=False)
+        for line in entry["explain"]:
+            console.print(f"    {line}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

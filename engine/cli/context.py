@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -104,9 +104,16 @@ class Ctx:
         return value.astimezone(ZoneInfo(self.zone)).isoformat(timespec="seconds")
 
     def fmt_short(self, value: datetime | str | None) -> str:
-        """A moment for tables: local date and time to the minute, with the offset."""
+        """A moment for tables: local date and time to the minute, with the offset. Local midnight is
+        shown as 24:00 of the day before: a period in days ends then (Civil Code Art 203), and an order
+        due "2026-12-20" then reads 2026-12-20 24:00 here as in the documents."""
         full = self.fmt_time(value)
-        return f"{full[:10]} {full[11:16]} {full[19:]}" if full else "—"
+        if not full:
+            return "—"
+        if full[11:19] == "00:00:00":
+            day = date.fromisoformat(full[:10]) - timedelta(days=1)
+            return f"{day.isoformat()} 24:00 {full[19:]}"
+        return f"{full[:10]} {full[11:16]} {full[19:]}"
 
 
 def _default(value: Any) -> Any:

@@ -84,14 +84,31 @@ DEMO_FIRM = {
     "contact_phone": "400-800-0000",
     "contact_email": "privacy@example-tax.cn",
     "contact_hours": "工作日 9:00–18:00",
+    "protection_officer": "法务部 周宁（个人信息保护负责人）",
 }
 DEMO_CONTENT = {
     "incident": {
-        "type_label": "数据泄露",
-        "cause": "一名已离职员工利用未及时收回的账号权限，离职前批量导出客户台账并复制到个人设备。",
-        "possible_harm": "泄露的身份证号、银行账号和工资信息可能被用于冒用身份或实施精准诈骗。",
-        "measures": ["停用涉事账号并收回全部离职人员权限", "保全系统日志和导出记录", "向公安机关报案"],
-        "next_steps": ["配合公安机关追回数据", "逐一通知受影响的客户单位和个人"],
+        "type_label": {"zh-CN": "数据泄露", "en": "data leak"},
+        "cause": {
+            "zh-CN": "一名已离职员工利用未及时收回的账号权限，离职前批量导出客户台账并复制到个人设备。",
+            "en": "A departing employee used access that had not been withdrawn to export the client ledger.",
+        },
+        "possible_harm": {
+            "zh-CN": "泄露的身份证号、银行账号和工资信息可能被用于冒用身份或实施精准诈骗。",
+            "en": "Leaked ID numbers, bank accounts and salaries may be used for identity theft or scams.",
+        },
+        "measures": {
+            "zh-CN": ["停用涉事账号并收回全部离职人员权限", "保全系统日志和导出记录", "向公安机关报案"],
+            "en": [
+                "Disabled the account and withdrew former staff's access",
+                "Preserved the logs",
+                "Reported to the police",
+            ],
+        },
+        "next_steps": {
+            "zh-CN": ["配合公安机关追回数据", "逐一通知受影响的客户单位和个人"],
+            "en": ["Help the police recover the data", "Notify every client company and person affected"],
+        },
     }
 }
 # The two employees the investigation holds responsible (the former employee himself is the police's).
@@ -113,6 +130,7 @@ DEMO_RESPONSIBLE = [
         "position": "经理",
         "responsibility": "indirect",
         "sanction": "warning",
+        "facts": "作为部门负责人，未督促落实离职人员账号当日注销的要求，也未定期核查账号清单。",
         "rules": ["《信息安全管理制度》第五条"],
     },
 ]
@@ -129,15 +147,15 @@ DEMO_NOTES = {
 # people a personal notice by the channel they chose. Identifiers are stored masked only.
 _COLUMNS = (
     "customer_id,type,name,email,phone,locale,channel,categories,employer,department,contact_name,"
-    "contact_title,id_number,bank_account"
+    "contact_title,id_number,bank_account,address"
 )
 DEMO_RECIPIENTS = f"""{_COLUMNS}
-CO-1001,company,北京示例科技有限公司,it@example-tech.invalid,,zh-CN,email,registration;tax_filing,,,王五,法定代表人,,
-CO-1002,company,上海样例贸易有限公司,,,zh-CN,post,tax_filing,,,赵敏,财务负责人,,
-P-0001,person,张三,zhangsan@example.invalid,13800000001,zh-CN,email,name;id_number;bank_account;salary,CO-1001,研发部,,,110101199001011234,6222020200001234567
-P-0002,person,John Smith,john.smith@example.invalid,,en,email,name;salary;tax,CO-1001,Sales,,,,
-P-0003,person,李四,,13900000002,zh-CN,sms,name;bank_account;salary,CO-1002,财务部,,,,6222020200009876543
-P-0004,person,王芳,wangfang@example.invalid,,zh-CN,email,name;id_number;salary,CO-1002,行政部,,,310101198505051234,
+CO-1001,company,北京示例科技有限公司,it@example-tech.invalid,,zh-CN,email,registration;tax_filing,,,王五,法定代表人,,,
+CO-1002,company,上海样例贸易有限公司,,,zh-CN,post,tax_filing,,,赵敏,财务负责人,,,上海市黄浦区样例路66号
+P-0001,person,张三,zhangsan@example.invalid,13800000001,zh-CN,email,name;id_number;bank_account;salary,CO-1001,研发部,,,110101199001011234,6222020200001234567,
+P-0002,person,John Smith,john.smith@example.invalid,,en,email,name;salary;tax,CO-1001,Sales,,,,,
+P-0003,person,李四,,13900000002,zh-CN,sms,name;bank_account;salary,CO-1002,财务部,,,,6222020200009876543,
+P-0004,person,王芳,wangfang@example.invalid,,zh-CN,email,name;id_number;salary,CO-1002,行政部,,,310101198505051234,,
 """
 
 

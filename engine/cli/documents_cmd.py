@@ -100,8 +100,19 @@ def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
     if folders:
         console.print(f"files in {', '.join(folders)}", markup=False)
     for d in result["declared"]:
-        if not d["produced"]:
-            console.print(f"owed: {d['kind']} on {', '.join(d['on'])}", markup=False)
+        if d["status"] == "owed":
+            who = (
+                f" for responsible person #{', #'.join(d['subjects_missing'])}"
+                if d["subjects_missing"]
+                else ""
+            )
+            console.print(
+                f"owed: {d['kind']}{who} (its step was taken): "
+                f"breach documents render {incident_id} {d['kind']}",
+                markup=False,
+            )
+        elif d["status"] == "not yet due":
+            console.print(f"later: {d['kind']}, due on {', '.join(d['on'])}", markup=False)
 
 
 def responsible_cmd(
@@ -126,6 +137,10 @@ def responsible_cmd(
     rules: Annotated[
         list[str] | None, typer.Option("--rule", help="A rule broken, with its article (repeatable).")
     ] = None,
+    draft: Annotated[
+        bool,
+        typer.Option("--draft", help="Record without facts or rule: the decision says 草稿 on every page."),
+    ] = False,
     list_only: Annotated[bool, typer.Option("--list", help="List the persons recorded.")] = False,
     actor: AsOpt = None,
     as_json: JsonOpt = False,
@@ -142,6 +157,7 @@ def responsible_cmd(
         "--compensation-basis": compensation_basis,
         "--facts": facts,
         "--rule": rules,
+        "--draft": draft,
     }
     if list_only:
         extra = [option for option, value in given.items() if value]
@@ -168,6 +184,7 @@ def responsible_cmd(
         compensation_basis=compensation_basis,
         facts=facts,
         rules=rules,
+        draft=draft,
         actor=c.actor(actor),
     )
     person = recorded.person
@@ -189,8 +206,10 @@ def _summary(p: dict[str, Any]) -> str:
     money = compensation_text(p["compensation_fen"], p["compensation_basis"], "zh-CN")
     found = word(RESPONSIBILITY, p["responsibility"], "zh-CN")
     decided = word(SANCTION, p["sanction"], "zh-CN")
-    return f"{p['name']} ({p['department']}, {p['position']}): {found}, {decided}" + (
-        f", 经济赔偿 {money}" if money else ""
+    return (
+        f"{p['name']} ({p['department']}, {p['position']}): {found}, {decided}"
+        + (f", 经济赔偿 {money}" if money else "")
+        + (" [草稿 draft: record again with --facts and --rule to complete]" if p["draft"] else "")
     )
 
 
@@ -209,6 +228,7 @@ def _person_json(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         else {"amount": f"{fen // 100}.{fen % 100:02d}", "basis": p["compensation_basis"]},
         "facts": p["facts"],
         "rules": list(p["rules"] or []),
+        "draft": bool(p["draft"]),
         "recorded_by": p["recorded_by"],
         "recorded_at": c.fmt_time(p["recorded_at"]),
     }
@@ -230,6 +250,52 @@ def _print_persons(c: Ctx, incident_id: str, as_json: bool) -> None:
         print(f"{incident_id}: no responsible persons recorded")
     for p in persons:
         print(f"#{p['id']} {_summary(p)}")
+
+
+@documents_app.command("rule")
+def rule_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    rule: Annotated[str, typer.Argument(help="EU-GDPR-33, EU-GDPR-34 or US-HIPAA-404.")],
+    phase: Annotated[int, typer.Option("--phase", min=1, max=99, help="GDPR Art 33(4): 2 and on.")] = 1,
+    delay_reason: Annotated[
+        str | None, typer.Option("--delay-reason", help="Why a notification is late (Art 33(1)).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render the document a jurisdiction rule owes (English, with a slot for the authority's language)."""
+    from engine.cli.rules_cmd import jurisdiction_rules
+    from engine.documents.render import DocumentRenderer, write_private
+    from engine.formal.rule_documents import RuleDocumentRequest, output_folder, rule_document_context
+    from engine.notices.contexts import firm_settings
+    from engine.store.db import utcnow
+
+    c: Ctx = ctx.obj
+    if delay_reason is not None and (len(delay_reason) > 2000 or not delay_reason.strip()):
+        raise BadInput("--delay-reason is 1 to 2000 characters")
+    jurisdiction, found = jurisdiction_rules(c).rule(rule)
+    try:
+        firm: dict[str, Any] | None = firm_settings(c.workspace.settings).model_dump()
+    except BadInput:
+        firm = None  # the document then says what to set; it is still worth drafting
+    request = RuleDocumentRequest(incident_id, jurisdiction, found, phase, delay_reason, firm)
+    kind, context = rule_document_context(c.store(), request, now=utcnow())
+    rendered = DocumentRenderer(c.workspace.search_path("templates")).render(kind, "md", context, locale="en")
+    path = write_private(output_folder(c.workspace.out_dir, incident_id), rendered.filename, rendered.content)
+    out = {
+        "incident": incident_id,
+        "rule": found.id,
+        "kind": kind,
+        "path": str(path),
+        "sha256": rendered.sha256,
+    }
+    if as_json:
+        emit_json(out)
+        return
+    print(f"{incident_id}: {kind} written to {path} (sha256 {rendered.sha256[:16]}…)")
+    if not found.verified:
+        print(f"  {found.id} is UNVERIFIED (secondary sources only): check it against the law in force")
+    print(f"  next: send it, then breach incident filed {incident_id} {found.id} CLOCK --ref REFERENCE")
 
 
 def register(app: typer.Typer) -> None:

@@ -62,7 +62,7 @@ def open_cmd(
     c: Ctx = ctx.obj
     when = parse_instant(discovered_at, c.zone)
     # Facts are checked in full before anything is written.
-    facts = facts_to_dict(merge_facts({}, collect_facts(pairs, facts_file)))
+    facts = facts_to_dict(merge_facts({}, collect_facts(pairs, facts_file, c.zone)))
     store = c.store()
     source = PlaybookCatalog(c.workspace).get(playbook)
     incident = open_incident(

@@ -61,49 +61,153 @@ def _split(values: list[str] | None) -> list[str] | None:
     return parts or None
 
 
+def _read_content(file: Path) -> Any:
+    """The content file, read within the workspace's size limits, parsed and validated."""
+    from engine.files.reading import read_text
+    from engine.files.structured import load_yaml
+    from engine.notices.contexts import NoticeContent
+
+    text = read_text(file, what="notice content file", encoding="utf-8-sig")
+    return NoticeContent.parse(load_yaml(text, str(file)), str(file))
+
+
 @notices_app.command("content")
 def content_cmd(
     ctx: typer.Context,
     incident_id: str,
-    file: Annotated[
-        Path | None, typer.Argument(help="YAML or JSON; without it, print the current content.")
-    ] = None,
+    file: Annotated[Path | None, typer.Argument(help="YAML or JSON; without it, show the content.")] = None,
+    show: Annotated[
+        bool,
+        typer.Option("--show", help="Show the content in force and every field, marking what is missing."),
+    ] = False,
     actor: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Set what the notices state (cause, harm, measures, remedies, contact page), until the first render."""
-    import yaml
-
-    from engine.incidents.repository import get_incident
-    from engine.notices.content import CONTENT, set_content
-    from engine.notices.contexts import NoticeContent
+    """Set what the notices state (cause, harm, measures, remedies), until the first notice goes out."""
+    from engine.notices.content import set_content
 
     c: Ctx = ctx.obj
     store = c.store()
-    if file is None:
-        from sqlalchemy import select
+    if file is None or show:
+        if file is not None:
+            raise BadInput("give a FILE to set the content, or --show to see it, not both")
+        _show_content(c, incident_id, as_json)
+        return
+    digest = set_content(store, incident_id, _read_content(file), actor=c.actor(actor))
+    print(
+        f"{incident_id}: notice content set (sha256 {digest[:16]}…); it can change until the first notice "
+        f"goes out. Next: breach notices render {incident_id}"
+    )
 
-        with store.read() as session:
-            get_incident(session, incident_id)
-            row = (
-                session.execute(select(CONTENT).where(CONTENT.c.incident_id == incident_id))
-                .mappings()
-                .first()
+
+def _show_content(c: Ctx, incident_id: str, as_json: bool) -> None:
+    """The content in force, its version, and each documented field with its value or what is missing."""
+    from sqlalchemy import select
+
+    from engine.incidents.repository import get_incident
+    from engine.notices.content import CONTENT, reached_count
+    from engine.notices.fields import CONTENT_FIELDS, field_value, missing_fields
+    from engine.notices.people import PERSON
+
+    store = c.store()
+    with store.read() as session:
+        get_incident(session, incident_id)
+        row = session.execute(select(CONTENT).where(CONTENT.c.incident_id == incident_id)).mappings().first()
+        reached = reached_count(session, incident_id)
+        locales = {
+            str(r[0])
+            for r in session.execute(
+                select(PERSON.c.locale).where(PERSON.c.incident_id == incident_id).distinct()
             )
+        }
+    content = dict(row["content"]) if row else {}
+    missing = missing_fields(content, c.workspace.settings.get("firm", {}), locales)
+    fields = [
+        {
+            "field": f.path,
+            "label": f.zh,
+            "required": f.required,
+            "value": field_value(content, f.path),
+            "meaning": f.meaning,
+        }
+        for f in CONTENT_FIELDS
+    ]
+    result = {
+        "incident": incident_id,
+        "version": row["version"] if row else None,
+        "content": content,
+        "sha256": row["content_sha256"] if row else None,
+        "notices_sent": reached,
+        "missing": missing,
+        "fields": fields,
+    }
+    if as_json:
+        emit_json(result)
+        return
+    state = (
+        f"version {row['version']}, {reached} notices went out: change it only with breach notices correct"
+        if row and reached
+        else "not set yet"
+        if not row
+        else f"version {row['version']}, nothing sent yet: it can still change"
+    )
+    print(f"{incident_id} notice content: {state}")
+    for f in fields:
+        value = f["value"]
+        shown = "—" if value in (None, "", [], {}) else _one_line(value)
+        mark = "required" if f["required"] else "optional"
+        print(f"  {f['field']:<26} {mark:<9} {f['label']}: {shown}")
+    if missing:
+        print(f"missing before notices can be rendered: {', '.join(missing)}")
+        print(
+            "fill them in a copy of notice-content.example.yaml (in the workspace), then: "
+            f"breach notices content {incident_id} FILE"
+        )
+    else:
+        print(f"complete. Next: breach notices render {incident_id}")
+
+
+def _one_line(value: Any) -> str:
+    """A value on one line, every word kept (an operator copies from here)."""
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return " ".join(str(text).split())
+
+
+@notices_app.command("correct")
+def correct_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    file: Annotated[Path, typer.Argument(help="The corrected content (YAML or JSON), whole.")],
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Correct notices that went out: a new content version and a correction notice to everyone notified."""
+    from engine.cli.people_cmd import template_locales
+    from engine.notices.correction import correct_content
+
+    c: Ctx = ctx.obj
+    locales, _default = template_locales(c)
+    done = correct_content(c.store(), incident_id, _read_content(file), actor=c.actor(actor), locales=locales)
+    if as_json:
         emit_json(
             {
                 "incident": incident_id,
-                "content": dict(row["content"]) if row else {},
-                "sha256": row["content_sha256"] if row else None,
-                "frozen_at": c.fmt_time(row["generated_at"]) or None if row else None,
+                "version": done.version,
+                "changed": done.changed,
+                "recipients": done.recipients,
+                "discarded_documents": done.discarded,
+                "sha256": done.sha256,
             }
         )
         return
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise BadInput(f"cannot read {file}: {exc}") from None
-    digest = set_content(store, incident_id, NoticeContent.parse(raw, str(file)), actor=c.actor(actor))
-    print(f"{incident_id}: notice content set (sha256 {digest[:16]}…); it is frozen by the first render")
+    print(
+        f"{incident_id}: notice content version {done.version} corrects {', '.join(done.changed)}; "
+        f"a correction notice is owed to {done.recipients} recipients already notified"
+        + (f"; {done.discarded} unsent notices will be rendered again" if done.discarded else "")
+    )
+    print(f"next: breach notices render {incident_id}, then breach notices send {incident_id}")
 
 
 @notices_app.command("render")
@@ -144,6 +248,8 @@ def render_cmd(
     done = ", ".join(f"{k} {n}" for k, n in report.rendered.items()) or "nothing new"
     kept = sum(report.already.values())
     print(f"{incident_id}: rendered {done}; {kept} already rendered; files in {report.out_dir}")
+    if report.sms_messages:
+        print(f"sms: {report.sms_messages} texts, {report.sms_segments} segments in all")
     for label, count in report.template_changed.items():
         print(f"note: {count} {label} documents were rendered earlier with other templates", file=sys.stderr)
 
@@ -302,9 +408,14 @@ def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -
             .where(x.incident_id == incident_id, x.status.in_(("failed", "in_doubt", "pending")))
             .order_by(x.id)
         ).all()
+        texts = session.execute(
+            select(d.kind, d.path).where(d.incident_id == incident_id, d.fmt == "sms").order_by(d.id)
+        ).all()
+    sms = _sms_cost(texts)
     result: dict[str, Any] = {
         "incident": incident_id,
         "documents": {f"{k}/{f}": int(n) for k, f, n in docs},
+        "sms": sms,
         "deliveries": deliveries,
         "problems": [{"customer_id": cid, "status": st, "reason": err} for cid, st, err in problems],
     }
@@ -313,10 +424,27 @@ def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -
         return
     for label, count in result["documents"].items():
         print(f"document {label}: {count}")
+    for kind, cost in sms.items():
+        print(f"sms {kind}: {cost['messages']} texts, {cost['segments']} segments")
     for kind, counts in deliveries.items():
         print(f"delivery {kind}: " + ", ".join(f"{st} {n}" for st, n in sorted(counts.items())))
     for item in result["problems"]:
         print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+
+
+def _sms_cost(texts: Any) -> dict[str, dict[str, int]]:
+    """Texts and segments of the rendered SMS documents, per kind (a file gone counts no segment)."""
+    from engine.documents.sms import sms_segments
+
+    cost: dict[str, dict[str, int]] = {}
+    for kind, path in texts:
+        entry = cost.setdefault(kind, {"messages": 0, "segments": 0})
+        entry["messages"] += 1
+        try:
+            entry["segments"] += sms_segments(Path(path).read_text(encoding="utf-8"))[0]
+        except OSError:
+            continue
+    return cost
 
 
 @templates_app.command("list")

@@ -46,7 +46,8 @@ def import_cmd(
     Columns: customer_id, name, channel (email|sms|post|public), categories (codes joined by ';'),
     and optionally type (person|company), email, phone, locale, employer (a company's customer_id),
     employer_name, department, contact_name and contact_title (company rows), id_number and
-    bank_account (stored masked only).
+    bank_account (stored masked only), country (ISO 3166 code such as DE or US-CA: the place whose
+    notification clocks apply; counted into the incident's residents).
     """
     from engine.notices.people import ImportRejected, import_people
 
@@ -54,7 +55,13 @@ def import_cmd(
     locales, default = template_locales(c)
     try:
         report = import_people(
-            c.store(), incident_id, file, actor=c.actor(actor), locales=locales, default_locale=default
+            c.store(),
+            incident_id,
+            file,
+            actor=c.actor(actor),
+            locales=locales,
+            default_locale=default,
+            hooks=c.hooks(),
         )
     except ImportRejected as exc:
         for problem in exc.problems:

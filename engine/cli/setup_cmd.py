@@ -27,6 +27,7 @@ def init_workspace(home: Path, db_url: str | None = None) -> Workspace:
     out.mkdir(exist_ok=True)
     out.chmod(0o700)  # generated notices are personal data
     workspace = Workspace.resolve(home, db_url)
+    _write_examples(workspace)
     from engine.migrations.migrate import upgrade
     from engine.store.db import Store
 
@@ -38,6 +39,20 @@ def init_workspace(home: Path, db_url: str | None = None) -> Workspace:
     if workspace.db_url_override is None:
         workspace.db_path.chmod(0o600)
     return workspace
+
+
+EXAMPLES = ("notice-content.example.yaml",)
+
+
+def _write_examples(workspace: Workspace) -> None:
+    """Copy the documented example files into the workspace (an edited copy is never overwritten)."""
+    from engine.documents.render import write_private
+    from engine.workspace import builtin_root
+
+    for name in EXAMPLES:
+        if not (workspace.home / name).exists():
+            source = builtin_root() / "templates" / name
+            write_private(workspace.home, name, source.read_bytes())
 
 
 def register(app: typer.Typer) -> None:
@@ -57,6 +72,10 @@ def register(app: typer.Typer) -> None:
         workspace = init_workspace(home.expanduser().resolve(), c.db)
         where = workspace.db_url_override or str(workspace.db_path)
         print(f"workspace ready at {workspace.home} (database: {_redact(where)})")
+        print(
+            "next: set [firm] in config/settings.toml; the fields of notice content are in "
+            "notice-content.example.yaml"
+        )
 
     @db_app.command("upgrade")
     def db_upgrade(ctx: typer.Context) -> None:

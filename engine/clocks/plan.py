@@ -19,8 +19,9 @@ from engine.clocks.rules import DeadlineRule
 from engine.errors import BadInput
 from engine.legal.data import LegalData
 from engine.legal.facts import GRADES
+from engine.legal.jurisdictions import Jurisdictions
 
-__all__ = ["IncidentView", "Plan", "PlanContext", "plan_rules"]
+__all__ = ["IncidentView", "Plan", "PlanContext", "plan_rules", "warning_moments"]
 
 POLICY_NOTE = "internal policy, not law"
 
@@ -65,6 +66,8 @@ class PlanContext:
     calendar: Callable[[str], Calendar]
     # settings.toml [deadlines.policy]: rule id -> duration, for internal targets only
     policy_durations: dict[str, str] = field(default_factory=dict)
+    # config/legal/jurisdictions: the clocks of the places an incident touches (engine.clocks.intl)
+    jurisdictions: Jurisdictions | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ def _duration_text(rule: DeadlineRule, view: IncidentView, ctx: PlanContext) -> 
     return str(rule.duration), []
 
 
-def _warnings(rule: DeadlineRule, start: datetime, due: datetime) -> list[tuple[str, datetime]]:
+def warning_moments(rule: DeadlineRule, start: datetime, due: datetime) -> list[tuple[str, datetime]]:
     """Warning moments strictly inside the window, earliest first."""
     window = due - start
     found: list[tuple[str, datetime]] = []
@@ -224,7 +227,7 @@ def _plan_incident_rule(rule: DeadlineRule, view: IncidentView, ctx: PlanContext
         due=due,
         calendar_version=calendar.version if due.calendar != "none" else "none",
         explain=explain,
-        warnings=_warnings(rule, start, due.due_at),
+        warnings=warning_moments(rule, start, due.due_at),
         basis=basis,
     )
 
@@ -261,7 +264,7 @@ def _plan_record(rule: DeadlineRule, entry: dict[str, Any], view: IncidentView, 
         due=due,
         calendar_version=version,
         explain=[f"{rule.id}: {subject}{ref}", *due.explain],
-        warnings=_warnings(rule, start, due.due_at),
+        warnings=warning_moments(rule, start, due.due_at),
         basis=basis,
         entry=entry,
     )

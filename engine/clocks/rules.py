@@ -110,18 +110,25 @@ def parse_warning(text: str) -> WarningPoint:
 
 
 class MetBy(_Strict):
-    """What fulfils a deadline: a task of the playbook being done, or a trigger firing."""
+    """What fulfils a deadline: a task of the playbook being done, a trigger firing, or a filing recorded.
+
+    ``filing`` (``RULE:clock``) is what a jurisdiction clock is met by: the operator records when the
+    report went out (``breach incident filed``).
+    """
 
     task: Ident | None = None
     trigger: Ident | None = None
+    filing: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9-]*:[a-z][a-z0-9_]*$", max_length=96)] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> MetBy:
-        if (self.task is None) == (self.trigger is None):
+        if sum(v is not None for v in (self.task, self.trigger, self.filing)) != 1:
             raise ValueError("met_by entries name exactly one of task or trigger")
         return self
 
     def __str__(self) -> str:
+        if self.filing:
+            return f"filing:{self.filing}"
         return f"task:{self.task}" if self.task else f"trigger:{self.trigger}"
 
 

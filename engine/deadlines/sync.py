@@ -42,6 +42,7 @@ from engine.workspace import Workspace
 __all__ = [
     "ACTIVE",
     "DeadlineHook",
+    "all_plans",
     "deadline_context",
     "recompute_deadlines",
     "rules_not_running",
@@ -75,7 +76,25 @@ def deadline_context(workspace: Workspace, legal: Callable[[], LegalData] | None
         data = load_legal(config)
     else:
         data = legal()
-    return PlanContext(legal=data, zone=workspace.timezone, calendar=calendar, policy_durations=dict(policy))
+    from engine.clocks.intl import load_rules
+
+    return PlanContext(
+        legal=data,
+        zone=workspace.timezone,
+        calendar=calendar,
+        policy_durations=dict(policy),
+        jurisdictions=load_rules(config),
+    )
+
+
+def all_plans(rules: list[DeadlineRule], view: IncidentView, ctx: PlanContext) -> list[Plan]:
+    """The playbook's deadlines, then the clocks of every jurisdiction the incident touches."""
+    plans = plan_rules(rules, view, ctx)
+    if ctx.jurisdictions is not None:
+        from engine.clocks.intl import plan_jurisdictions
+
+        plans += plan_jurisdictions(ctx.jurisdictions, view, ctx)
+    return plans
 
 
 class DeadlineHook:
@@ -97,8 +116,9 @@ class DeadlineHook:
         """Bring the incident's deadlines in line with its rules (see :func:`sync_deadlines`)."""
         session = step.session
         rules = step.playbook.playbook.deadlines
-        if not rules:
-            return
+        facts = step.incident.facts or {}
+        if not rules and not facts.get("countries") and not facts.get("residents"):
+            return  # no clock can apply: skip loading the legal data
         if not self._schema_checked:
             # A database from before this release would fail mid-transaction with a driver error.
             from sqlalchemy import inspect
@@ -137,7 +157,11 @@ def _met(
             return when, f"{plan.subject} closed"
         return None
     for met in rule.met_by:
-        if met.task:
+        if met.filing:
+            filing = (incident.facts or {}).get("filings", {}).get(met.filing)
+            if isinstance(filing, dict) and filing.get("at"):
+                return datetime.fromisoformat(str(filing["at"])), str(met)
+        elif met.task:
             task = tasks.get(met.task)
             if task is not None and task.status == "done" and task.done_at is not None:
                 return task.done_at, str(met)
@@ -261,7 +285,7 @@ def sync_deadlines(
 
     Runs inside the caller's transaction; recomputed due times are appended to the audit trail.
     """
-    plans = plan_rules(rules, IncidentView.of(incident), ctx)
+    plans = all_plans(rules, IncidentView.of(incident), ctx)
     rows = _locked_rows(session, incident.id)
     tasks = {t.key: t for t in session.exec(select(Task).where(Task.incident_id == incident.id))}
     report = SyncReport()
@@ -340,11 +364,12 @@ def rules_not_running(session: Session, incident: Incident, ctx: PlanContext) ->
     from engine.incidents.repository import incident_playbook
 
     rules = incident_playbook(session, incident).playbook.deadlines
-    started = {r.rule_id for r in session.exec(select(Deadline).where(Deadline.incident_id == incident.id))}
+    rows = session.exec(select(Deadline).where(Deadline.incident_id == incident.id))
+    started = {(r.rule_id, r.subject) for r in rows}
     return [
-        (plan.rule.id, plan.why_not or "")
-        for plan in plan_rules(rules, IncidentView.of(incident), ctx)
-        if not plan.applies and plan.rule.id not in started
+        (plan.rule.id + (f" {plan.subject}" if plan.subject else ""), plan.why_not or "")
+        for plan in all_plans(rules, IncidentView.of(incident), ctx)
+        if not plan.applies and plan.key not in started
     ]
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Index, Table, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, Table, UniqueConstraint
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel
@@ -50,6 +50,8 @@ class Document(SQLModel, table=True):
     template: str
     template_sha256: str = Field(max_length=64)
     message_id: str | None = Field(default=None, max_length=200)
+    # The notice content version a notice was rendered from (a correction notice: its correction's).
+    version: int = Field(default=1, sa_column=Column(Integer(), nullable=False, server_default="1"))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     created_by: str
 
@@ -73,6 +75,7 @@ def document_values(
     subject: str = "",
     person_id: int | None = None,
     person_ref: str | None = None,
+    version: int = 1,
 ) -> dict[str, Any]:
     """The ``document`` row of a written document (an email's Message-ID read from its header)."""
     found = _MESSAGE_ID.search(rendered.content.split(b"\r\n\r\n", 1)[0]) if rendered.fmt == "eml" else None
@@ -90,6 +93,7 @@ def document_values(
         "message_id": found.group(1).decode() if found else None,
         "created_at": at,
         "created_by": actor,
+        "version": version,
     }
 
 

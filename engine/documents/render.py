@@ -60,6 +60,9 @@ class DocumentKind:
     formats: tuple[str, ...]
     filename_fields: tuple[str, ...]
     recipient: tuple[str, str] | None = None  # context paths of the To display name and address
+    # The locales it is written in; None for every locale. Jurisdiction documents are English only
+    # (with a slot for the authority's language): a Chinese version would be no one's legal text.
+    locales: tuple[str, ...] | None = None
 
 
 KINDS: dict[str, DocumentKind] = {
@@ -74,6 +77,14 @@ KINDS: dict[str, DocumentKind] = {
         DocumentKind(
             "client_notice", ("md", "html", "eml"), ("client.name",), ("client.contact_name", "client.email")
         ),
+        DocumentKind(
+            "correction_notice",
+            ("md", "html", "eml", "sms"),
+            ("recipient.name", "recipient.id"),
+            ("recipient.display", "recipient.email"),
+        ),
+        # The public announcement: one per incident, content version and language; it names no one.
+        DocumentKind("public_notice", ("md", "html"), ("incident.id",)),
         DocumentKind("regulator_initial_report", _FORMAL, ("incident.id",)),
         DocumentKind("regulator_supplementary_report", _FORMAL, ("incident.id", "supplement.sequence")),
         DocumentKind("regulator_summary_report", _FORMAL, ("incident.id",)),
@@ -82,6 +93,10 @@ KINDS: dict[str, DocumentKind] = {
         DocumentKind("remediation_report", _FORMAL, ("incident.id",)),
         # HTML and PDF through the formal layout; no Word template (build_docx_templates.py lists its kinds).
         DocumentKind("assessment_report", ("md", "html", "pdf"), ("incident.id",)),
+        # Jurisdiction rules' documents, in English with a slot for the authority's language.
+        DocumentKind("gdpr33_notification", ("md",), ("incident.id", "phase"), locales=("en",)),
+        DocumentKind("gdpr34_communication", ("md",), ("incident.id",), locales=("en",)),
+        DocumentKind("hipaa404_notice", ("md",), ("incident.id",), locales=("en",)),
     )
 }
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlmodel import Session
 
+from engine.access import RoleMap
 from engine.documents.filters import datetime_local, to_follow
 from engine.formal.responsible import RESPONSIBILITY, RESPONSIBLE, SANCTION, compensation_text, word
 from engine.incidents.tables import Task
@@ -68,6 +69,7 @@ class Sources:
     persons: list[dict[str, Any]]
     locale: str
     zone: str
+    team: RoleMap  # the workspace's members: documents name who acted from here, never the OS account
 
 
 def read_sources(
@@ -75,7 +77,7 @@ def read_sources(
 ) -> Sources:
     """Everything the contexts are read from, once per step (``settings``: the ``[documents]`` table)."""
     from engine.notices.content import CONTENT
-    from engine.notices.render import _stats
+    from engine.notices.passes import recipient_stats
 
     raw = session.execute(select(CONTENT.c.content).where(CONTENT.c.incident_id == incident.id)).scalar()
     task = Task.__table__.c  # type: ignore[attr-defined]
@@ -100,11 +102,12 @@ def read_sources(
         firm=firm,
         settings=settings,
         content=NoticeContent.parse(raw or {}, "notice content"),
-        stats=_stats(session, incident.id),
+        stats=recipient_stats(session, incident.id),
         tasks=tasks,
         persons=persons,
         locale=locale,
         zone=workspace.timezone,
+        team=RoleMap.from_settings(workspace.settings),
     )
 
 
@@ -153,7 +156,7 @@ def _record_lines(src: Sources) -> list[str]:
                         parts.append(f"{zh_word if zh else en_word} {entry[key]}")
                 if entry.get("due_at"):
                     due = datetime.fromisoformat(str(entry["due_at"]))
-                    parts.append(("期限 " if zh else "due ") + datetime_local(due, src.zone, src.locale))
+                    parts.append(("期限 " if zh else "due ") + _due_text(due, src))
                 if entry.get("status"):
                     closed = entry["status"] == "closed"
                     parts.append(("已办结" if closed else "办理中") if zh else ("done" if closed else "open"))
@@ -162,6 +165,16 @@ def _record_lines(src: Sources) -> list[str]:
                 sep = "：" if zh else ": "
                 lines.append(f"{when} {t.label(src.locale)}" + (sep + detail if detail else ""))
     return lines
+
+
+def _due_text(due: datetime, src: Sources) -> str:
+    """A due moment as the clock reads it: a date given without a time is due at 24:00 of that day
+    (Civil Code Art 203), so it prints as that day's 24:00, never as the midnight that begins it."""
+    local = due.astimezone(ZoneInfo(src.zone))
+    if (local.hour, local.minute, local.second) != (0, 0, 0):
+        return datetime_local(due, src.zone, src.locale)
+    shown = datetime_local(due, src.zone, src.locale)  # "2026年12月20日 00:00（北京时间，UTC+08:00）"
+    return shown.replace(" 00:00", " 24:00", 1).replace(", 00:00", ", 24:00", 1)
 
 
 def _incident(src: Sources, generated_at: datetime) -> dict[str, Any]:
@@ -236,6 +249,18 @@ def _accountability_text(src: Sources) -> str:
     return ("；".join(parts) + "。") if _zh(src.locale) else ("; ".join(parts) + ".")
 
 
+def _who(src: Sources, account: str | None) -> str | None:
+    """How a document names the member who acted under ``account``; None when they are not a member
+    (the machine's account name is never printed)."""
+    member = src.team.member(account or "")
+    if member is None:
+        return None
+    if _zh(src.locale):
+        return member.described
+    detail = ", ".join(part for part in (member.department, member.position) if part)
+    return f"{member.name} ({detail})" if detail else member.name
+
+
 def _lines(note: str | None) -> list[str]:
     """The non-empty lines of a task's note: each line is one item of a list."""
     return [line.strip() for line in (note or "").splitlines() if line.strip()]
@@ -259,7 +284,7 @@ def _sections(rule: DocumentRule | None, kind: str, src: Sources) -> dict[str, l
                 for text in _lines(task["note"]) or [src.playbook.task(key)[1].label(src.locale)]:
                     status = "已完成" if zh else "done"
                     filled[name].append(
-                        {"action": text, "owner": task["done_by"], "due": day, "status": status}
+                        {"action": text, "owner": _who(src, task["done_by"]), "due": day, "status": status}
                     )
             else:
                 label = src.playbook.task(key)[1].label(src.locale)
@@ -282,6 +307,7 @@ def _report(kind: str, issue: dict[str, Any], src: Sources) -> dict[str, Any]:
         issuer=issuer,
         addressee=addressee or None,
         signatory=src.settings.signatory or src.firm.legal_representative,
+        header=src.settings.header or None,
     )
 
 
@@ -344,6 +370,7 @@ def formal_context(
             "position": person["position"],
         }
         days = src.settings.appeal_days
+        ctx["draft"] = bool(person.get("draft"))
         ctx["decision"] = {
             "facts": person["facts"] or tbd,
             "rules_broken": list(person["rules"] or []),

@@ -20,6 +20,7 @@ from sqlalchemy import event, insert, select, update
 from sqlmodel import Session
 
 from engine.errors import BadInput, NotAllowed
+from engine.formal.numbers import NumberTaken, next_number
 from engine.formal.responsible import ISSUE, next_issue_seq
 from engine.playbooks.document_rules import DocumentRule
 
@@ -71,14 +72,20 @@ class Job:
 
 
 def issue_for(
-    session: Session, incident: Any, kind: str, subject: str, src: Any, at: datetime, taken: list[int]
+    session: Session,
+    incident: Any,
+    kind: str,
+    subject: str,
+    src: Any,
+    at: datetime,
+    taken: list[int],
+    numbers: NumberTaken,
 ) -> dict[str, Any]:
     """The document's register row: found, or a new number and date (not inserted yet: ``new`` says so).
 
-    ``taken`` holds the numbers given to this step's other new documents, which are inserted later.
+    ``taken`` and ``numbers`` hold the counters and numbers given to this step's other new documents,
+    which are inserted later.
     """
-    from engine.documents.templating import cn_doc_number
-
     row = session.execute(
         select(ISSUE).where(
             ISSUE.c.incident_id == incident.id, ISSUE.c.kind == kind, ISSUE.c.subject == subject
@@ -89,8 +96,19 @@ def issue_for(
     seq = max([next_issue_seq(session, incident.id), *(n + 1 for n in taken)])
     taken.append(seq)
     day = at.astimezone(ZoneInfo(src.zone)).date()
-    number = cn_doc_number(seq, day.year, src.settings.number_prefix or incident.id)
-    return {"seq": seq, "number": number, "issued_on": day, "created_at": at, "stated": {}, "new": True}
+    number, register, serial = next_number(
+        session, src.settings.number_prefix or incident.id, day.year, numbers
+    )
+    return {
+        "seq": seq,
+        "number": number,
+        "number_register": register,
+        "serial": serial,
+        "issued_on": day,
+        "created_at": at,
+        "stated": {},
+        "new": True,
+    }
 
 
 def previous_report(session: Session, incident: Any, before_seq: int | None) -> dict[str, Any]:
@@ -143,6 +161,7 @@ def store_document(
     kind = job.rule.kind
     values = {k: issue[k] for k in ("seq", "number", "issued_on", "stated")}
     if issue.pop("new"):
+        values.update(number_register=issue["number_register"], serial=issue["serial"])
         session.execute(
             insert(ISSUE).values(
                 incident_id=incident.id,

@@ -17,7 +17,20 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Date, Table, UniqueConstraint, func, insert, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Table,
+    UniqueConstraint,
+    false,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Session, SQLModel
 
@@ -76,6 +89,8 @@ class ResponsiblePerson(SQLModel, table=True):
     compensation_basis: str | None = None
     facts: str | None = None
     rules: list[str] = Field(default_factory=list, sa_column=Column(_JSON, nullable=False))
+    # A draft decision may lack its facts or the rule broken; it is marked 草稿 on every page.
+    draft: bool = Field(default=False, sa_column=Column(Boolean(), nullable=False, server_default=false()))
     recorded_by: str
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -87,6 +102,8 @@ class FormalIssue(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("incident_id", "kind", "subject"),
         UniqueConstraint("incident_id", "seq"),
+        # A number is the register's (prefix and year) and its serial: unique across kinds and incidents.
+        UniqueConstraint("number_register", "serial"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -95,6 +112,8 @@ class FormalIssue(SQLModel, table=True):
     subject: str = Field(default="", max_length=96)
     seq: int  # the per-incident counter behind the number
     number: str = Field(max_length=200)
+    number_register: str | None = Field(default=None, max_length=200)  # 示例财税〔2026〕; null: older rows
+    serial: int | None = None
     issued_on: date = Field(sa_column=Column(Date(), nullable=False))
     # What a regulator report stated, item by item (null: to follow), for the next supplement's changes.
     stated: dict[str, Any] = Field(default_factory=dict, sa_column=Column(_JSON, nullable=False))
@@ -210,12 +229,17 @@ def record_responsible(
     compensation_basis: str | None = None,
     facts: str | None = None,
     rules: list[str] | None = None,
+    draft: bool = False,
 ) -> Recorded:
     """Check and record one responsible person, with an audit event, while accountability is open.
 
+    A decision states the facts found and the rule broken; without them the person is recorded only as
+    a ``draft``, whose decision says 草稿 on every page. Recording a draft person again (same name,
+    department and position) replaces the draft, so the decision can be completed.
+
     :raises BadInput: a value that is missing or malformed (nothing is written).
     :raises NotAllowed: the incident is not in the state where persons are recorded, or the person
-        is recorded already.
+        is recorded already (and not as a draft).
     """
     from engine.incidents.repository import incident_playbook
 
@@ -232,6 +256,13 @@ def record_responsible(
     }
     if len(values["rules"]) > 20:
         raise BadInput("at most 20 --rule values")
+    lacking = [o for o, v in (("--facts", values["facts"]), ("--rule", values["rules"])) if not v]
+    if lacking and not draft:
+        raise BadInput(
+            f"a disciplinary decision needs {' and '.join(lacking)} (the facts found and the rule broken); "
+            "give them, or record the person with --draft: the decision then says 草稿 on every page"
+        )
+    values["draft"] = bool(draft)
     if (values["compensation_fen"] is None) != (values["compensation_basis"] is None):
         raise BadInput(
             "--compensation and --compensation-basis go together (the amount and the rule allowing it)"
@@ -247,20 +278,28 @@ def record_responsible(
                 f"{incident_id} is in {incident.state} ({playbook.state(incident.state).label('zh-CN')}); "
                 f"responsible persons are recorded in {where}, where their disciplinary decisions are issued"
             )
-        same = session.execute(
-            select(RESPONSIBLE.c.id).where(
+        same_row = session.execute(
+            select(RESPONSIBLE.c.id, RESPONSIBLE.c.draft).where(
                 RESPONSIBLE.c.incident_id == incident_id,
                 RESPONSIBLE.c.name == values["name"],
                 RESPONSIBLE.c.department == values["department"],
                 RESPONSIBLE.c.position == values["position"],
             )
-        ).scalar_one_or_none()
-        if same is not None:
+        ).first()
+        if same_row is not None and not same_row.draft:
             who = f"{values['name']} ({values['department']}, {values['position']})"
-            raise NotAllowed(f"{who} is recorded already as #{same}")
+            raise NotAllowed(f"{who} is recorded already as #{same_row.id}")
         row = {"incident_id": incident_id, **values, "recorded_by": actor, "recorded_at": now}
-        new_id = session.execute(insert(RESPONSIBLE).values(**row).returning(RESPONSIBLE.c.id)).scalar_one()
-        shown = {k: v for k, v in values.items() if v not in (None, [])}
+        if same_row is None:
+            new_id = session.execute(
+                insert(RESPONSIBLE).values(**row).returning(RESPONSIBLE.c.id)
+            ).scalar_one()
+        else:  # the draft is completed (or redrafted): the same person, the same decision number
+            new_id = same_row.id
+            session.execute(update(RESPONSIBLE).where(RESPONSIBLE.c.id == new_id).values(**row))
+        shown = {k: v for k, v in values.items() if v not in (None, [], False)}
+        if same_row is not None:
+            shown["replaces_draft"] = True
         event = next_event(
             incident,
             kind="responsible_recorded",

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from engine.errors import BadInput, NotAllowed, NotFound
+from engine.formal.numbers import NumberTaken
 from engine.formal.records import Job, Produced, audit_document, issue_for, previous_report, store_document
 from engine.formal.responsible import ISSUE, RESPONSIBLE
 from engine.incidents.hooks import Step
@@ -62,6 +63,9 @@ class DocumentSettings(BaseModel):
     appeal_to: str = ""  # who hears an appeal against a decision (else the internal issuer)
     appeal_days: int = PField(default=15, ge=1, le=365)
     locale: str = ""  # language of formal documents (else [workspace] locale)
+    header: str = PField(
+        default="", max_length=60
+    )  # red issuer mark, e.g. 示例财税服务有限公司文件 (else none)
 
 
 def document_settings(settings: dict[str, Any]) -> DocumentSettings:
@@ -241,9 +245,10 @@ def _produce(
     src = read_sources(session, workspace, incident, playbook, firm, document_settings(workspace.settings))
     rendered: list[tuple[Job, dict[str, Any], list[Any]]] = []
     taken: list[int] = []
+    numbers = NumberTaken()
     for job in jobs:
         kind = job.rule.kind
-        issue = issue_for(session, incident, kind, job.subject, src, at, taken)
+        issue = issue_for(session, incident, kind, job.subject, src, at, taken, numbers)
         supplement = None
         if kind == "regulator_supplementary_report":
             previous = previous_report(session, incident, None if issue["new"] else issue["seq"])
@@ -324,6 +329,26 @@ def render_document(
     return produced
 
 
+def _steps_taken(session: Session, incident_id: str) -> set[str]:
+    """The causes a document rule may name that already happened: ``task:X`` done, ``trigger:X`` fired,
+    ``state:X`` entered."""
+    from engine.incidents.tables import Event, Task
+
+    e = Event.__table__.c  # type: ignore[attr-defined]
+    t = Task.__table__.c  # type: ignore[attr-defined]
+    taken: set[str] = set()
+    for trigger, to_state in session.execute(
+        select(e.trigger, e.to_state).where(e.incident_id == incident_id).distinct()
+    ):
+        if trigger:
+            taken.add(f"trigger:{trigger}")
+        if to_state:
+            taken.add(f"state:{to_state}")
+    for (key,) in session.execute(select(t.key).where(t.incident_id == incident_id, t.status == "done")):
+        taken.add(f"task:{key}")
+    return taken
+
+
 def list_documents(store: Store, incident_id: str) -> dict[str, Any]:
     """The incident's formal documents with number, path and hash, and what its playbook still owes."""
     from engine.documents.registry import DOCUMENT
@@ -364,15 +389,38 @@ def list_documents(store: Store, incident_id: str) -> dict[str, Any]:
                 select(d.kind, func.count()).where(d.incident_id == incident_id).group_by(d.kind)
             ).all()
         )
-    owed = [
-        {
-            "kind": r.kind,
-            "on": [str(o) for o in r.on],
-            "formats": list(r.formats),
-            "produced": bool(counts.get(r.kind)),
+        happened = _steps_taken(session, incident_id)
+        persons = {
+            str(pid)
+            for (pid,) in session.execute(
+                select(RESPONSIBLE.c.id).where(RESPONSIBLE.c.incident_id == incident_id)
+            )
         }
-        for r in playbook.documents
-    ]
+        decided = {
+            str(subject)
+            for (subject,) in session.execute(
+                select(d.subject).where(d.incident_id == incident_id, d.kind == "disciplinary_decision")
+            )
+        }
+    owed = []
+    for r in playbook.documents:
+        due = [str(o) for o in r.on if str(o) in happened]
+        produced = bool(counts.get(r.kind))
+        missing = sorted(persons - decided) if r.kind == "disciplinary_decision" else []
+        if r.kind == "disciplinary_decision":
+            status = "owed" if due and missing else "produced" if produced else "not yet due"
+        else:
+            status = "produced" if produced else "owed" if due else "not yet due"
+        owed.append(
+            {
+                "kind": r.kind,
+                "on": [str(o) for o in r.on],
+                "formats": list(r.formats),
+                "produced": produced,
+                "status": status,
+                "subjects_missing": missing if status == "owed" else [],
+            }
+        )
     return {
         "incident": incident_id,
         "drill": bool(incident.drill),

@@ -361,7 +361,8 @@ def _spc_2017(facts: Facts, legal: LegalData, counts: dict[str, int]) -> Finding
     flags = (
         (facts.sold_tracks_used_in_crime, numbers.sold_tracks_used_in_crime),
         (facts.knew_buyer_criminal, numbers.knew_buyer_criminal),
-        (facts.prior_penalty_within_2y, numbers.prior_penalty),
+        # Item 9: a conviction for this crime at any time, or an administrative penalty within two years.
+        (facts.prior_conviction or facts.prior_penalty_within_2y, numbers.prior_penalty),
     )
     for present, number in flags:
         if present:
@@ -401,8 +402,8 @@ def _spc_2017(facts: Facts, legal: LegalData, counts: dict[str, int]) -> Finding
     harms = [h for h in facts.harms if h in rule.especially_serious_harms]
     for harm in harms:
         lines.add(
-            f"harm {harm}: especially serious by itself (Art 6)",
-            f"{legal.criminal.harm_labels[harm]}：本身即属情节特别严重（第六条）",
+            f"harm {harm}: especially serious by itself (Art 5 ¶2)",
+            f"{legal.criminal.harm_labels[harm]}：本身即属情节特别严重（第五条第二款）",
         )
     outcome_index = 2 if top_met or harms else 1 if items else 0
     outcome = _conclude(lines, rule.outcomes[outcome_index])

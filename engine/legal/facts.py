@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import BadInput
+from engine.legal.intl_facts import Determination, Filing, FilingKey, Moment, Place, convert_intl, is_intl_key
 from engine.workspace import deep_merge
 
 __all__ = [
@@ -97,6 +98,23 @@ class Facts(BaseModel):
     knew_buyer_criminal: bool = False
     recorded_grade: RecordedGrade | None = None
     recorded_grade_reason: str | None = None
+    # A criminal conviction for this crime at any time (法释〔2017〕10号 Art 5 ¶1 item 9, with the
+    # administrative penalty within two years above).
+    prior_conviction: bool = False
+    # Jurisdiction clocks (engine.legal.intl_facts, config/legal/jurisdictions).
+    countries: list[Place] = Field(default_factory=list)
+    residents: dict[Place, Count] = Field(default_factory=dict)
+    entity_types: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=48)]] = Field(
+        default_factory=list
+    )
+    aware_at: Moment | None = None
+    determined_at: Moment | None = None
+    assessed_at: Moment | None = None
+    suspected_at: Moment | None = None
+    determinations: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Determination] = Field(
+        default_factory=dict
+    )
+    filings: dict[FilingKey, Filing] = Field(default_factory=dict)
 
     @field_validator("harms")
     @classmethod
@@ -119,6 +137,8 @@ _COUNT_KEYS = frozenset({"people_affected", *(f"records.{c}" for c in RECORD_CAT
 _AMOUNT_KEYS = frozenset({"illegal_gains_rmb", "economic_loss_rmb"})
 _BOOL_KEYS = frozenset(name for name, field in Facts.model_fields.items() if field.annotation is bool)
 _LIST_KEYS = frozenset({"harms"})
+# Written by their own commands (breach incident determine / filed), with a reason or a reference.
+_RECORD_KEYS = frozenset({"determinations", "filings", "residents"})
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 # Plain ASCII digits, or digits grouped by thousands with commas ("8,000"): Python's int() would
@@ -133,7 +153,9 @@ def known_keys() -> list[str]:
     for name in Facts.model_fields:
         if name == "records":
             keys.extend(f"records.{c}" for c in RECORD_CATEGORIES)
-        else:
+        elif name == "residents":
+            keys.append("residents.<COUNTRY>")
+        elif name not in _RECORD_KEYS:
             keys.append(name)
     return keys
 
@@ -144,11 +166,13 @@ def _unknown_key(key: str) -> BadInput:
     return BadInput(f"unknown fact '{key}'{hint}: known keys are {', '.join(known_keys())}")
 
 
-def _convert(key: str, raw: str) -> Any:
+def _convert(key: str, raw: str, zone: str) -> Any:
     """Turn the text of one ``key=value`` into the value the model expects."""
     text = raw.strip()
     if text == "":
         return None  # an empty value clears the key back to its default
+    if is_intl_key(key):
+        return convert_intl(key, text, zone)
     if key in _COUNT_KEYS:
         if not _WHOLE.fullmatch(text):
             raise BadInput(f"{key} must be a whole number ≥ 0, got {raw!r}")
@@ -169,10 +193,11 @@ def _convert(key: str, raw: str) -> Any:
     return text
 
 
-def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+def parse_assignments(pairs: list[str], zone: str = "UTC") -> dict[str, Any]:
     """Parse ``key=value`` pairs from the command line into a nested update.
 
-    ``records.property=16000`` nests under ``records``; ``harms=a,b`` is a list; an empty value
+    ``records.property=16000`` nests under ``records`` (``residents.US-CA=600`` under ``residents``);
+    ``harms=a,b`` is a list; a time without an offset is read in ``zone``; an empty value
     (``people_affected=``) becomes None, which :func:`merge_facts` reads as "back to the default".
     Names and formats are checked here; ranges and choices are checked by :func:`merge_facts`.
 
@@ -187,14 +212,18 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
             raise BadInput(f"expected key=value, got {pair!r} (for example people_affected=8000)")
         if key == "records":
             raise BadInput("records is a group: set one category, e.g. records.property=16000")
-        if key not in known_keys():
+        if key in _RECORD_KEYS - {"residents"}:
+            command = "determine" if key == "determinations" else "filed"
+            raise BadInput(f"{key} are recorded with their reason: use breach incident {command}")
+        if key not in known_keys() and not key.startswith("residents."):
             raise _unknown_key(key)
         if key in seen:
             raise BadInput(f"fact '{key}' is given twice: give each key once")
         seen.add(key)
-        value = _convert(key, raw)
-        if key.startswith("records."):
-            update.setdefault("records", {})[key.split(".", 1)[1]] = value
+        value = _convert(key, raw, zone)
+        if key.startswith(("records.", "residents.")):
+            group, name = key.split(".", 1)
+            update.setdefault(group, {})[name.upper() if group == "residents" else name] = value
         else:
             update[key] = value
     return update
@@ -305,9 +334,14 @@ def _json_value(value: Any) -> Any:
 def facts_to_dict(facts: Facts) -> dict[str, Any]:
     """The facts as a JSON-safe mapping, without optional keys that are not set."""
     result: dict[str, Any] = _json_value(facts.model_dump(exclude_none=True))
-    return result
+    # Facts added after incidents were stored stay absent while unset, so an older incident's next
+    # update does not report them as changed.
+    return {k: v for k, v in result.items() if k not in _OMIT_WHEN_EMPTY or v}
 
 
+_OMIT_WHEN_EMPTY = frozenset(
+    {"prior_conviction", "countries", "residents", "entity_types", "determinations", "filings"}
+)
 _MISSING = object()  # tells "key absent" from "key set to None" when diffing
 
 

@@ -15,6 +15,7 @@ from engine.formal.responsible import FormalIssue, ResponsiblePerson
 from engine.incidents.tables import Event, Incident, IncidentCounter, PlaybookSnapshot, Task
 from engine.incidents.worklog import WorkspaceLog
 from engine.notices.content import NoticeContentRecord
+from engine.notices.correction import NoticeCorrection, NoticeRevision
 from engine.notices.delivery import Delivery
 from engine.notices.people import Person
 from engine.store.db import Store
@@ -34,6 +35,8 @@ TABLES: tuple[type[SQLModel], ...] = (
     EscalationDelivery,
     Person,
     NoticeContentRecord,
+    NoticeRevision,
+    NoticeCorrection,
     Document,
     Delivery,
     ResponsiblePerson,

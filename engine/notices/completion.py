@@ -17,8 +17,8 @@ from engine.incidents.flow import complete_task
 from engine.incidents.hooks import Hooks
 from engine.incidents.tables import Task
 from engine.notices.delivery import DELIVERY, DONE, TASKS
+from engine.notices.passes import AUDIENCE
 from engine.notices.people import PERSON
-from engine.notices.render import AUDIENCE
 from engine.store.db import Store
 
 __all__ = ["complete_notice_tasks", "missing_by_channel"]

@@ -61,6 +61,8 @@ class FirmSettings(_Model):
     contact_hours: str = Field(min_length=1)
     seal_text: str = "（盖章）"
     website: str | None = None
+    # The personal-information protection officer or department (PIPL Art 52) notices name.
+    protection_officer: str | None = None
 
 
 def firm_settings(settings: Mapping[str, Any]) -> FirmSettings:
@@ -111,9 +113,9 @@ class NoticePart(_Model):
 
 
 class ClientPart(_Model):
-    """The letter to client companies: its document number and what the firm offers."""
+    """The letter to client companies: who signs it and what the firm offers (its number comes from
+    the firm's register, like every formal document's)."""
 
-    number: Text | None = None
     signatory: str | None = None
     notify_on_behalf: bool = True
     supply_list: bool = True
@@ -217,6 +219,7 @@ def base_context(
     """
     return {
         "drill": bool(incident.drill),
+        "draft": False,
         "generated_at": generated_at,
         "locale": locale,
         "timezone": zone,
@@ -226,10 +229,23 @@ def base_context(
 
 
 def report_block(
-    *, number: str, day: date, issuer: str, addressee: str | None = None, signatory: str | None = None
+    *,
+    number: str,
+    day: date,
+    issuer: str,
+    addressee: str | None = None,
+    signatory: str | None = None,
+    header: str | None = None,
 ) -> dict[str, Any]:
-    """The ``report`` block of a formal document or client letter."""
-    return {"number": number, "date": day, "addressee": addressee, "issuer": issuer, "signatory": signatory}
+    """The ``report`` block of a formal document or client letter (``header``: the red issuer mark)."""
+    return {
+        "number": number,
+        "date": day,
+        "addressee": addressee,
+        "issuer": issuer,
+        "signatory": signatory,
+        "header": header,
+    }
 
 
 def check_context(kind: str, context: dict[str, Any]) -> None:
@@ -257,7 +273,8 @@ class NoticeContexts:
     _base: dict[str, dict[str, Any]] = field(default_factory=dict)
     _remedies: dict[str, list[str]] = field(default_factory=dict)
 
-    def _shared(self, locale: str) -> dict[str, Any]:
+    def shared(self, locale: str) -> dict[str, Any]:
+        """The variables every notice of ``locale`` shares (built once per locale)."""
         shared = self._base.get(locale)
         if shared is None:
             shared = base_context(
@@ -273,50 +290,73 @@ class NoticeContexts:
             self._base[locale] = shared
         return shared
 
-    def customer(self, person: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``customer_notice`` context for one person row (a mapping of the person columns)."""
+    def notice_remedies(self, locale: str) -> list[str]:
+        """The help the firm offers, in ``locale``."""
+        self.shared(locale)
+        return self._remedies[locale]
+
+    def person_block(self, person: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``person`` block of a person row: this person's categories and masked identifiers."""
         locale = person["locale"]
-        shared = self._shared(locale)
         codes = [c for c in (person["categories"] or "").split(";") if c]
         identifiers = person["identifiers"] or []
         return {
-            **shared,
-            "person": {
-                "id": person["customer_id"],
-                "name": person["name"],
-                "locale": locale,
-                "email": person["email"],
-                "employer": person["employer_name"],
-                "categories": [category_label(c, locale) for c in codes],
-                "category_codes": codes,
-                "identifiers": [
-                    {"label": category_label(i["code"], locale), "masked": i["masked"]} for i in identifiers
-                ],
-            },
-            "notice": {
-                "reference": (self.content.notice.reference_prefix or f"{self.incident.id}-")
-                + person["customer_id"],
-                "remedies": self._remedies[locale],
-                "url": self.content.notice.url,
-            },
+            "id": person["customer_id"],
+            "name": person["name"],
+            "locale": locale,
+            "email": person["email"],
+            "employer": person["employer_name"],
+            "address": person["address"],
+            "categories": [category_label(c, locale) for c in codes],
+            "category_codes": codes,
+            "identifiers": [
+                {"label": category_label(i["code"], locale), "masked": i["masked"]} for i in identifiers
+            ],
         }
 
-    def client(self, company: Mapping[str, Any], employees: list[Mapping[str, Any]]) -> dict[str, Any]:
-        """The ``client_notice`` context for one company row and the person rows naming it as employer."""
+    def notice_block(self, person: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``notice`` block: the reference the person quotes, the help offered, the web page."""
+        return {
+            "reference": (self.content.notice.reference_prefix or f"{self.incident.id}-")
+            + person["customer_id"],
+            "remedies": self.notice_remedies(person["locale"]),
+            "url": self.content.notice.url,
+        }
+
+    def customer(self, person: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``customer_notice`` context for one person row (a mapping of the person columns)."""
+        return {
+            **self.shared(person["locale"]),
+            "person": self.person_block(person),
+            "notice": self.notice_block(person),
+        }
+
+    def client(
+        self, company: Mapping[str, Any], employees: list[Mapping[str, Any]], number: str
+    ) -> dict[str, Any]:
+        """The ``client_notice`` context for one company row, the person rows naming it as employer,
+        and the letter's number from the register.
+
+        The company's own categories are what the letter lists; the people counted against each are
+        its employees' rows, or, when the file lists none, the company row's ``people_count``.
+        """
         locale = company["locale"]
-        shared = self._shared(locale)
+        shared = self.shared(locale)
         part = self.content.client
         counts: dict[str, int] = {}
         for person in employees:
             for code in (person["categories"] or "").split(";"):
                 if code:
                     counts[code] = counts.get(code, 0) + 1
+        own = [c for c in (company["categories"] or "").split(";") if c]
+        codes = list(dict.fromkeys([*own, *counts]))
         listed = len(employees) <= part.list_people
         day = self.generated_at.astimezone(ZoneInfo(self.zone)).date()
+        people = len(employees) if employees else company["people_count"]
         return {
             **shared,
             "report": report_block(
-                number=localize(part.number, locale) or f"{self.incident.id}",
+                number=number,
                 day=day,
                 issuer=self.firm.name,
                 addressee=company["name"],
@@ -327,10 +367,15 @@ class NoticeContexts:
                 "contact_name": company["contact_name"],
                 "contact_title": company["contact_title"],
                 "email": company["email"] or "",
-                "people_count": len(employees),
+                "address": company["address"],
+                "people_count": people,
                 "record_count": None,
                 "categories": [
-                    {"label": category_label(code, locale), "people": n} for code, n in counts.items()
+                    {
+                        "label": category_label(code, locale),
+                        "people": counts.get(code) if employees else None,
+                    }
+                    for code in codes
                 ],
                 "people": [
                     {

@@ -29,33 +29,37 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
 from email.headerregistry import Address
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, Table, UniqueConstraint, func, select, update
+from sqlalchemy import Boolean, Column, Index, Integer, Table, UniqueConstraint, func, select, update
 from sqlmodel import Field, SQLModel
 
 from engine.deadlines.escalation import FAILPOINT_ENV
 from engine.documents.registry import DOCUMENT
 from engine.notices.people import PERSON
-from engine.notices.render import NoticeSettings
+from engine.notices.settings import NoticeSettings
 from engine.outbox.channels import DeliveryFailed, LeaseLost
 from engine.outbox.leases import NOW, fenced_update
 from engine.outbox.smtp import Mailer, Pace
 from engine.store.db import Store, UTCDateTime
 
-__all__ = ["DELIVERY", "DONE", "TASKS", "Delivery", "SendReport", "Sender"]
+__all__ = ["DELIVERY", "DONE", "EMAILED", "TASKS", "Delivery", "SendReport", "Sender"]
 
 # The playbook task each notice kind fulfils once every recipient of it has been notified.
 TASKS = {"customer_notice": "notify_individuals", "client_notice": "notify_client_companies"}
+# Kinds delivered one per recipient by email: the notices, and correction notices (version 2 onward).
+EMAILED = (*TASKS, "correction_notice")
 DONE = ("sent", "drill_skipped")
 _HOST = socket.gethostname()[:40]
 
@@ -65,7 +69,8 @@ class Delivery(SQLModel, table=True):
 
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("incident_id", "person_id", "channel"),
+        # One delivery per recipient, channel and content version (a correction is version 2 onward).
+        UniqueConstraint("incident_id", "person_id", "channel", "version"),
         Index("ix_delivery_incident_status", "incident_id", "status", "next_attempt_at"),
     )
 
@@ -75,6 +80,7 @@ class Delivery(SQLModel, table=True):
     document_id: int = Field(foreign_key="document.id")
     kind: str = Field(max_length=48)
     channel: str = Field(default="email", max_length=8)
+    version: int = Field(default=1, sa_column=Column(Integer(), nullable=False, server_default="1"))
     message_id: str = Field(max_length=200, unique=True)
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
@@ -143,6 +149,20 @@ def _dead_local_owner(token: str | None) -> bool:
     except PermissionError:
         return False
     return False
+
+
+_DATE_HEADER = re.compile(rb"\r\nDate: [^\r\n]*\r\n")
+
+
+def _dated_now(content: bytes) -> bytes:
+    """The message with ``Date`` set to now: a reader sees when it was sent, not when it was rendered
+    (the recorded file keeps its render date and hash; the delivery records the hash of what was sent)."""
+    head, sep, body = content.partition(b"\r\n\r\n")
+    now = format_datetime(datetime.now(UTC)).encode("ascii")
+    dated, count = _DATE_HEADER.subn(b"\r\nDate: " + now + b"\r\n", b"\r\n" + head + b"\r\n", count=1)
+    if not count:
+        return content
+    return dated[2:-2] + sep + body
 
 
 class Sender:
@@ -317,6 +337,7 @@ class Sender:
             raise DeliveryFailed(
                 "document file changed since it was rendered (hash differs); not sent", transient=False
             )
+        content = _dated_now(content)
         if not (self.drill or item.in_doubt):
             return content, item.email
         message = message_from_bytes(content, policy=email_policy.default)

@@ -22,7 +22,9 @@ from sqlmodel import Field, Session, SQLModel
 
 from engine.errors import BadInput, NotAllowed
 from engine.incidents.audit import append_event
-from engine.incidents.repository import flush_or_conflict, get_incident
+from engine.incidents.hooks import NO_HOOKS, Hooks, Step
+from engine.incidents.repository import flush_or_conflict, get_incident, incident_playbook
+from engine.notices.people_cells import cell_text, free_text, masked_identifiers, residence, template_locale
 from engine.notices.people_csv import MISMATCH, decode, header_problems, rows
 from engine.notices.people_csv import Rejected as ImportRejected
 from engine.store.db import Store, UTCDateTime, utcnow
@@ -67,6 +69,9 @@ COLUMNS = (
     "contact_title",
     "id_number",
     "bank_account",
+    "address",
+    "people_count",
+    "country",
 )
 _CHUNK = 1000  # rows per INSERT statement: bounded memory, few round trips
 # A customer id is part of every file name: letters and digits with single "-" or "." inside survive
@@ -76,7 +81,6 @@ _EMAIL = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Person(SQLModel, table=True):
@@ -105,10 +109,13 @@ class Person(SQLModel, table=True):
     channel: str = Field(max_length=8)
     categories: str = ""  # codes joined by ";", in the order the file gave them
     employer: str | None = Field(default=None, max_length=64)  # a company row's customer_id
+    country: str | None = Field(default=None, max_length=6)  # ISO 3166 code: whose clocks the person is under
     employer_name: str | None = None
     department: str | None = None
     contact_name: str | None = None
     contact_title: str | None = None
+    address: str | None = None  # the postal address a letter goes to (required for the post channel)
+    people_count: int | None = None  # a company row: its people affected, when they are not listed
     identifiers: list[dict[str, str]] = Field(
         default_factory=list, sa_column=Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False)
     )
@@ -137,55 +144,6 @@ class _Known:
     companies: dict[str, str] = field(default_factory=dict)  # customer_id -> name
 
 
-def _text(row: dict[str, str | None], column: str) -> str:
-    return (row.get(column) or "").strip()
-
-
-def _one(row: dict[str, str | None], column: str, problems: list[str], *, limit: int = 200) -> str | None:
-    """A free-text cell: empty is None; control characters and overlong values are refused."""
-    value = _text(row, column)
-    if not value:
-        return None
-    if _CONTROL.search(value):
-        problems.append(f"{column} contains control characters")
-    elif len(value) > limit:
-        problems.append(f"{column} is longer than {limit} characters")
-    return value
-
-
-def _locale(value: str, locales: tuple[str, ...], default: str) -> str | None:
-    """The template locale a cell names (case and ``_`` forgiven; ``en-GB`` reads ``en``), or None."""
-    if not value:
-        return default
-    tag = value.replace("_", "-").lower()
-    by_lower = {known.lower(): known for known in locales}
-    return (
-        by_lower.get(tag)
-        or by_lower.get(tag.split("-")[0])
-        or next((known for known in locales if known.lower().split("-")[0] == tag.split("-")[0]), None)
-    )
-
-
-def _identifiers(row: dict[str, str | None], problems: list[str]) -> list[dict[str, str]]:
-    """Masked ID number and bank account, when the file gives them; the raw values go no further."""
-    from engine.documents.templating import mask_account, mask_id
-
-    found: list[dict[str, str]] = []
-    id_number = _text(row, "id_number").upper()
-    if id_number:
-        if re.fullmatch(r"\d{15}|\d{17}[\dX]", id_number):
-            found.append({"code": "id_number", "masked": mask_id(id_number)})
-        else:
-            problems.append("id_number must be 15 digits, or 17 digits and a digit or X")
-    account = re.sub(r"[\s-]", "", _text(row, "bank_account"))
-    if account:
-        if re.fullmatch(r"\d{8,30}", account):
-            found.append({"code": "bank_account", "masked": mask_account(account)})
-        else:
-            problems.append("bank_account must be 8 to 30 digits")
-    return found
-
-
 def _check_row(
     row: dict[str, str | None], line: int, known: _Known, locales: tuple[str, ...], default_locale: str
 ) -> tuple[dict[str, Any], list[str]]:
@@ -193,7 +151,7 @@ def _check_row(
     problems: list[str] = []
     if MISMATCH in row:
         problems.append("the number of cells differs from the header")
-    customer_id = _text(row, "customer_id")
+    customer_id = cell_text(row, "customer_id")
     if not customer_id:
         problems.append("customer_id is empty")
     elif len(customer_id) > 64 or not _CUSTOMER_ID.fullmatch(customer_id):
@@ -209,37 +167,51 @@ def _check_row(
         )
     else:
         known.ids[customer_id] = line
-    kind = _text(row, "type").lower() or "person"
+    kind = cell_text(row, "type").lower() or "person"
     if kind not in TYPES:
         problems.append(f"type {kind!r} is not one of: {', '.join(TYPES)}")
-    name = _one(row, "name", problems, limit=1000)
+    name = free_text(row, "name", problems, limit=1000)
     if name is None:
         problems.append("name is empty")
-    channel = _text(row, "channel").lower()
+    channel = cell_text(row, "channel").lower()
     allowed = CHANNELS if kind != "company" else ("email", "post")
     if channel not in allowed:
         problems.append(f"channel {channel!r} is not one of: {', '.join(allowed)}")
-    email = _text(row, "email") or None
+    email = cell_text(row, "email") or None
     if email is not None and (len(email) > 254 or not _EMAIL.fullmatch(email)):
         problems.append(f"email {email[:80]!r} is not a valid address")
     elif email is None and channel == "email":
         problems.append("channel is email but email is empty")
-    phone = re.sub(r"[\s()-]", "", _text(row, "phone")) or None
+    phone = re.sub(r"[\s()-]", "", cell_text(row, "phone")) or None
     if phone is not None and not re.fullmatch(r"\+?\d{5,20}", phone):
-        problems.append(f"phone {_text(row, 'phone')[:40]!r} is not a phone number")
+        problems.append(f"phone {cell_text(row, 'phone')[:40]!r} is not a phone number")
     elif phone is None and channel == "sms":
         problems.append("channel is sms but phone is empty")
-    locale = _locale(_text(row, "locale"), locales, default_locale)
+    locale = template_locale(cell_text(row, "locale"), locales, default_locale)
     if locale is None:
-        problems.append(f"locale {_text(row, 'locale')[:20]!r} is not one of: {', '.join(locales)}")
-    codes = list(dict.fromkeys(c.strip().lower() for c in _text(row, "categories").split(";") if c.strip()))
+        problems.append(f"locale {cell_text(row, 'locale')[:20]!r} is not one of: {', '.join(locales)}")
+    codes = list(
+        dict.fromkeys(c.strip().lower() for c in cell_text(row, "categories").split(";") if c.strip())
+    )
     unknown = [c for c in codes if c not in CATEGORY_LABELS]
     if unknown:
         problems.append(f"unknown category {', '.join(unknown)} (known: {', '.join(CATEGORY_LABELS)})")
     elif not codes and kind == "person":
         problems.append("categories is empty: name what leaked, e.g. name;id_number")
-    employer = _text(row, "employer") or None
-    contact_name = _one(row, "contact_name", problems)
+    address = free_text(row, "address", problems, limit=500)
+    if address is None and channel == "post":
+        problems.append("channel is post but address is empty (a letter needs the postal address)")
+    employer = cell_text(row, "employer") or None
+    contact_name = free_text(row, "contact_name", problems)
+    people_count = None
+    count_text = cell_text(row, "people_count")
+    if count_text:
+        if kind != "company":
+            problems.append("people_count is for a company row (how many of its people are affected)")
+        elif not count_text.isdigit() or len(count_text) > 9:
+            problems.append(f"people_count {count_text[:20]!r} is not a whole number")
+        else:
+            people_count = int(count_text)
     if kind == "company":
         if contact_name is None:
             problems.append("a company row needs contact_name (its legal representative or contact)")
@@ -259,19 +231,32 @@ def _check_row(
         "channel": channel,
         "categories": ";".join(codes),
         "employer": employer,
-        "employer_name": _one(row, "employer_name", problems) or known.companies.get(employer or ""),
-        "department": _one(row, "department", problems),
+        "employer_name": free_text(row, "employer_name", problems) or known.companies.get(employer or ""),
+        "department": free_text(row, "department", problems),
         "contact_name": contact_name,
-        "contact_title": _one(row, "contact_title", problems),
-        "identifiers": _identifiers(row, problems),
+        "contact_title": free_text(row, "contact_title", problems),
+        "address": address,
+        "people_count": people_count,
+        "identifiers": masked_identifiers(row, problems),
+        "country": residence(row, problems),
     }
     return values, problems
 
 
 def import_people(
-    store: Store, incident_id: str, path: Path, *, actor: str, locales: tuple[str, ...], default_locale: str
+    store: Store,
+    incident_id: str,
+    path: Path,
+    *,
+    actor: str,
+    locales: tuple[str, ...],
+    default_locale: str,
+    hooks: Hooks = NO_HOOKS,
 ) -> ImportReport:
     """Import the recipients in ``path`` for ``incident_id``: every row or none.
+
+    People with a ``country`` add to the incident's ``residents`` counts in the same transaction, and
+    ``hooks`` (the deadlines) run, so the clocks of the places they live in start with the import.
 
     :raises ImportRejected: with every bad row (line and reason) when anything is wrong.
     """
@@ -299,8 +284,12 @@ def import_people(
                 known.companies[customer_id] = name
     # Companies first, so that a person may name an employer listed further down.
     for _line, row in rows(text):
-        if _text(row, "type").lower() == "company" and _text(row, "customer_id") and _text(row, "name"):
-            known.companies.setdefault(_text(row, "customer_id"), _text(row, "name"))
+        if (
+            cell_text(row, "type").lower() == "company"
+            and cell_text(row, "customer_id")
+            and cell_text(row, "name")
+        ):
+            known.companies.setdefault(cell_text(row, "customer_id"), cell_text(row, "name"))
     # Then every row, keeping only what later rows need (ids seen).
     count = 0
     for line, row in rows(text):
@@ -310,7 +299,7 @@ def import_people(
         problems.append("line 2: no data rows below the header")
     if problems:
         raise ImportRejected(f"{path.name}: {len(problems)} problem(s); nothing imported", problems)
-    return _write(store, incident_id, text, known, digest, actor, locales, default_locale)
+    return _write(store, incident_id, text, known, digest, actor, (locales, default_locale), hooks)
 
 
 def _write(
@@ -320,12 +309,14 @@ def _write(
     known: _Known,
     digest: str,
     actor: str,
-    locales: tuple[str, ...],
-    default_locale: str,
+    locale_choice: tuple[tuple[str, ...], str],
+    hooks: Hooks,
 ) -> ImportReport:
     """Pass two: the clean rows, in chunks, in one transaction with the audit event."""
+    locales, default_locale = locale_choice
     now = utcnow()
     counts = {"person": 0, "company": 0}
+    residents: dict[str, int] = {}
     seen = _Known(companies=dict(known.companies), ids={k: v for k, v in known.ids.items() if v == 0})
     try:
         with store.write() as session:
@@ -333,6 +324,12 @@ def _write(
             for line, row in rows(text):
                 values, _ = _check_row(row, line, seen, locales, default_locale)
                 counts[values["type"]] += 1
+                if "country" not in row:
+                    # A file without the column writes none, so it imports into a database of any
+                    # release since 0004 (upgrades run before, not during, an operator's work).
+                    values.pop("country")
+                if values.get("country") and values["type"] == "person":
+                    residents[values["country"]] = residents.get(values["country"], 0) + 1
                 chunk.append(
                     {**values, "incident_id": incident_id, "imported_at": now, "import_sha256": digest}
                 )
@@ -341,7 +338,7 @@ def _write(
                     chunk = []
             if chunk:
                 session.execute(insert(PERSON), chunk)
-            _audit(session, incident_id, actor, now, counts, digest)
+            _audit(session, incident_id, actor, now, counts, digest, residents, hooks)
     except IntegrityError:
         raise BadInput(
             f"some of these customer ids were imported for {incident_id} meanwhile by someone "
@@ -351,10 +348,25 @@ def _write(
 
 
 def _audit(
-    session: Session, incident_id: str, actor: str, at: datetime, counts: dict[str, int], digest: str
+    session: Session,
+    incident_id: str,
+    actor: str,
+    at: datetime,
+    counts: dict[str, int],
+    digest: str,
+    residents: dict[str, int],
+    hooks: Hooks,
 ) -> None:
     """The import on the incident's trail: counts and the file's hash, never a name or an address."""
+    from engine.legal.facts import facts_to_dict, merge_facts
+
     incident = get_incident(session, incident_id)
+    if residents:
+        facts = dict(incident.facts or {})
+        merged = dict(facts.get("residents") or {})
+        for code, number in residents.items():
+            merged[code] = merged.get(code, 0) + number
+        incident.facts = facts_to_dict(merge_facts(facts, {"residents": merged}))
     append_event(
         session,
         incident,
@@ -368,6 +380,10 @@ def _audit(
             "persons": counts["person"],
             "companies": counts["company"],
             "file_sha256": digest,
+            **({"residents": dict(sorted(residents.items()))} if residents else {}),
         },
     )
+    if residents:
+        step = Step(session, incident, incident_playbook(session, incident), at, "people_imported", actor)
+        hooks.run_after_change(step)
     flush_or_conflict(session, incident_id)

@@ -31,8 +31,8 @@ from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.tables import Incident
 from engine.notices.completion import complete_notice_tasks
 from engine.notices.delivery import DELIVERY, DONE
+from engine.notices.passes import AUDIENCE, CHANNEL_FORMATS
 from engine.notices.people import PERSON
-from engine.notices.render import AUDIENCE, CHANNEL_FORMATS
 from engine.store.db import Store
 
 __all__ = ["OUTCOMES", "RECORDABLE", "Recorded", "record_deliveries", "resolve_deliveries"]
@@ -86,7 +86,7 @@ def _people(
 ) -> list[Any]:
     """The recipients asked for, by customer id, or every recipient of ``channel``; unknown ids refused."""
     p = PERSON.c
-    query = select(p.id, p.customer_id, p.type, p.channel).where(p.incident_id == incident_id)
+    query = select(p.id, p.customer_id, p.type, p.channel, p.locale).where(p.incident_id == incident_id)
     if customers:
         wanted = list(dict.fromkeys(c.strip() for c in customers if c.strip()))
         rows = session.execute(query.where(p.customer_id.in_(wanted))).all()
@@ -119,6 +119,44 @@ def _audit(
     flush_or_conflict(session, incident.id)
 
 
+def _open(delivery: Any) -> bool:
+    """Whether a notice still has to be recorded: no delivery yet, or one not done."""
+    return delivery is None or delivery.status not in DONE
+
+
+def _documents(
+    session: Session, incident_id: str, channel: str, fmt: str, people: list[Any]
+) -> dict[int, list[Any]]:
+    """The documents each recipient is sent by ``channel``: their notice and any correction notices, or,
+    for the public channel, the latest announcement in their language (the workspace's when none)."""
+    d = DOCUMENT.c
+    found: dict[int, list[Any]] = {}
+    if channel == "public":
+        rows = session.execute(
+            select(d.id, d.kind, d.sha256, d.version, d.subject)
+            .where(d.incident_id == incident_id, d.kind == "public_notice", d.fmt == fmt)
+            .order_by(d.version.desc(), d.id)
+        ).all()
+        if rows:
+            latest = [r for r in rows if r.version == rows[0].version]
+            for person in people:
+                mine = [r for r in latest if r.subject.endswith(f"-{person.locale}")] or latest[:1]
+                found[person.id] = mine
+        return found
+    for row in session.execute(
+        select(d.id, d.kind, d.sha256, d.version, d.person_id)
+        .where(
+            d.incident_id == incident_id,
+            d.fmt == fmt,
+            d.kind.in_((*KIND_OF.values(), "correction_notice")),
+            d.person_id.in_([r.id for r in people]),
+        )
+        .order_by(d.version, d.id)
+    ):
+        found.setdefault(int(row.person_id), []).append(row)
+    return found
+
+
 def record_deliveries(
     store: Store,
     incident_id: str,
@@ -144,28 +182,22 @@ def record_deliveries(
     reason = _text(failed, "--failed", 500, required=False)
     fmt = CHANNEL_FORMATS[channel]
     action = "notices_recorded"
-    d, c = DOCUMENT.c, DELIVERY.c
+    c = DELIVERY.c
     with store.write() as session, session.no_autoflush:
         incident = get_incident(session, incident_id)
         people = _people(session, incident_id, customers, channel)
-        docs = {
-            (person_id, kind): (doc_id, sha)
-            for person_id, kind, doc_id, sha in session.execute(
-                select(d.person_id, d.kind, d.id, d.sha256).where(
-                    d.incident_id == incident_id, d.fmt == fmt, d.person_id.in_([r.id for r in people])
-                )
-            )
-        }
-        unrendered = [r.customer_id for r in people if (r.id, KIND_OF[r.type]) not in docs]
+        docs = _documents(session, incident_id, channel, fmt, people)
+        unrendered = [r.customer_id for r in people if not docs.get(r.id)]
         if unrendered:
+            kind = "--kind public_notice " if channel == "public" else ""
             raise BadInput(
                 f"no {fmt} notice rendered for {_named(unrendered)}: run "
-                f"'breach notices render {incident_id} --format {fmt}' first"
+                f"'breach notices render {incident_id} {kind}--format {fmt}' first"
             )
         existing = {
-            row.person_id: row
+            (row.person_id, row.version): row
             for row in session.execute(
-                select(c.id, c.person_id, c.status).where(
+                select(c.id, c.person_id, c.status, c.version).where(
                     c.incident_id == incident_id,
                     c.channel == channel,
                     c.person_id.in_([r.id for r in people]),
@@ -176,45 +208,48 @@ def record_deliveries(
         outcome = Recorded(incident_id, action)
         status = "failed" if reason else "sent"
         for person in people:
-            kind = KIND_OF[person.type]
-            doc_id, sha = docs[(person.id, kind)]
-            before = existing.get(person.id)
-            if before is not None and before.status in DONE:
+            owed = [doc for doc in docs[person.id] if _open(existing.get((person.id, doc.version)))]
+            if not owed:
                 outcome.unchanged.append(person.customer_id)
                 continue
-            values: dict[str, Any] = {
-                "status": status,
-                "sent_at": None if reason else now,
-                "sent_to": None if reason else ("drill" if incident.drill else "recipient"),
-                "sent_sha256": None if reason else sha,
-                "last_error": reason,
-                "reference": ref,
-                "recorded_by": actor[:64],
-                "document_id": doc_id,
-            }
-            if before is None:
-                session.execute(
-                    insert(DELIVERY).values(
-                        incident_id=incident_id,
-                        person_id=person.id,
-                        kind=kind,
-                        channel=channel,
-                        message_id=f"<{channel}.{person.id}.{incident_id}@breach.invalid>",
-                        attempts=1,
-                        in_doubt=False,
-                        next_attempt_at=now,
-                        created_at=now,
-                        **values,
+            for doc in owed:
+                before = existing.get((person.id, doc.version))
+                values: dict[str, Any] = {
+                    "status": status,
+                    "sent_at": None if reason else now,
+                    "sent_to": None if reason else ("drill" if incident.drill else "recipient"),
+                    "sent_sha256": None if reason else doc.sha256,
+                    "last_error": reason,
+                    "reference": ref,
+                    "recorded_by": actor[:64],
+                    "document_id": doc.id,
+                }
+                if before is None:
+                    tag = "" if doc.version == 1 else f".v{doc.version}"
+                    session.execute(
+                        insert(DELIVERY).values(
+                            incident_id=incident_id,
+                            person_id=person.id,
+                            # The announcement is how these people get their notice: it fulfils that task.
+                            kind=KIND_OF[person.type] if doc.kind == "public_notice" else doc.kind,
+                            channel=channel,
+                            version=doc.version,
+                            message_id=f"<{channel}.{person.id}{tag}.{incident_id}@breach.invalid>",
+                            attempts=1,
+                            in_doubt=False,
+                            next_attempt_at=now,
+                            created_at=now,
+                            **values,
+                        )
                     )
-                )
-            else:
-                changed = session.execute(
-                    update(DELIVERY)
-                    .where(c.id == before.id, c.status == before.status)
-                    .values(attempts=c.attempts + 1, **values)
-                ).rowcount
-                if changed != 1:
-                    raise Conflict(f"a delivery of {incident_id} changed meanwhile: try again")
+                else:
+                    changed = session.execute(
+                        update(DELIVERY)
+                        .where(c.id == before.id, c.status == before.status)
+                        .values(attempts=c.attempts + 1, **values)
+                    ).rowcount
+                    if changed != 1:
+                        raise Conflict(f"a delivery of {incident_id} changed meanwhile: try again")
             outcome.changed.append(person.customer_id)
         if outcome.changed:
             inputs = {

@@ -1,5 +1,12 @@
 """Per-person notices rendered from the database, streaming, resumable, each recorded with its hash.
 
+Before anything is rendered, the content must say what every notice needs (the cause, the possible
+harm, the measures taken and still to be taken, :mod:`engine.notices.fields`), and ``[firm]`` must
+name the personal-information protection officer: a notice with an empty section is refused, naming
+what is missing. People reachable only by public announcement get one aggregate announcement per
+locale (``public_notice``, naming no one); after a correction, everyone it lists gets a correction
+notice (:mod:`engine.notices.correction`).
+
 How a run stays correct when it is killed and run again
 -------------------------------------------------------
 People are read in batches by keyset (``WHERE id > :last ORDER BY id LIMIT :n``), only those without
@@ -10,8 +17,8 @@ the batch's ``document`` rows are inserted afterwards in one short transaction, 
 
 - a row exists only for a file that was completely written: no one is recorded and missing;
 - a file written but not recorded (killed between the two) is rendered again on the next run and
-  replaced atomically with the same bytes: rendering is deterministic, because the notice content and
-  its ``generated_at`` are frozen in ``notice_content`` by the first run;
+  replaced atomically with the same bytes: rendering is deterministic, because the notice content of a
+  version and its ``generated_at`` are fixed in ``notice_content`` by the version's first run;
 - a person with a row is never rendered again: no one twice, even with two renders at once
   (``INSERT ... ON CONFLICT DO NOTHING``; both wrote the same bytes).
 Temporary files of a killed run (``.<name>.<pid>.<n>.tmp``) are removed by the next run.
@@ -19,196 +26,144 @@ Temporary files of a killed run (``.<name>.<pid>.<n>.tmp``) are removed by the n
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic import Field as PField
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from engine.documents.registry import DOCUMENT, Document, document_values, insert_ignore
+from engine.documents.registry import DOCUMENT, document_values, insert_ignore
 from engine.documents.render import DocumentRenderer, clean_temporaries, safe_filename, write_private
+from engine.documents.sms import sms_segments
 from engine.errors import BadInput, Conflict
+from engine.formal.numbers import issue_numbers
 from engine.incidents.audit import append_event
 from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.tables import Event
-from engine.notices.content import NoticeContentRecord, set_content
-from engine.notices.contexts import IncidentStats, NoticeContent, NoticeContexts, firm_settings
-from engine.notices.people import CATEGORY_LABELS, PERSON
+from engine.notices.announcement import announcements_owed, render_announcements
+from engine.notices.content import NoticeContentRecord
+from engine.notices.contexts import NoticeContent, NoticeContexts, firm_settings
+from engine.notices.correction import correction_changes, correction_context
+from engine.notices.fields import missing_fields
+from engine.notices.passes import Pass, eligible, plan, recipient_stats, todo
+from engine.notices.people import PERSON
+from engine.notices.settings import NoticeSettings, notice_settings
 from engine.store.db import Store, utcnow
 from engine.workspace import Workspace
 
 __all__ = [
-    "DOCUMENT",
-    "Document",
-    "NoticeContentRecord",
     "NoticeSettings",
     "RenderReport",
     "clean_temporaries",
     "notice_settings",
-    "plan",
     "render_notices",
-    "set_content",
 ]
 
-# Which document each channel needs when no --format is given: a person reached by email gets the
-# .eml, by SMS the text, by post a printable page, and one reachable only by public notice a record.
-CHANNEL_FORMATS = {"email": "eml", "sms": "sms", "post": "html", "public": "md"}
-AUDIENCE = {"customer_notice": "person", "client_notice": "company"}
-
-
-class NoticeSettings(BaseModel):
-    """``[notices]`` in settings.toml: batch size, sending pace, retries and drills."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    batch_size: int = PField(default=500, ge=1, le=10_000)
-    rate_per_second: float = PField(default=5.0, gt=0, le=1000)
-    retry_seconds: float = PField(default=30, ge=0, le=3600)
-    max_attempts: int = PField(default=5, ge=1, le=100)
-    max_wait_seconds: float = PField(default=300, ge=0, le=86_400)
-    lease_seconds: float = PField(default=120, gt=0, le=3600)
-    in_doubt: str = PField(default="resend", pattern="^(resend|hold)$")
-    drill_recipient: str = ""
-    envelope_sender: str = ""
-
-
-def notice_settings(settings: dict[str, Any]) -> NoticeSettings:
-    """The ``[notices]`` table, checked.
-
-    :raises BadInput: naming the key and the problem.
-    """
-    try:
-        return NoticeSettings.model_validate(settings.get("notices", {}))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise BadInput(f"settings.toml [notices] {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-
-
-@dataclass(frozen=True)
-class Pass:
-    """One streaming pass: a kind in a format for the recipients it concerns."""
-
-    kind: str
-    fmt: str
-    channel: str | None  # only recipients of this channel (the default, channel-driven plan)
-
-    @property
-    def label(self) -> str:
-        """``kind/format``."""
-        return f"{self.kind}/{self.fmt}"
-
-
-def plan(kinds: list[str] | None, formats: list[str] | None) -> list[Pass]:
-    """The passes of a run: per channel by default, else every named format each kind supports."""
-    from engine.documents.render import KINDS
-
-    chosen = kinds or list(AUDIENCE)
-    for kind in chosen:
-        if kind not in AUDIENCE:
-            raise BadInput(f"--kind {kind!r} is not a per-recipient notice; use {' or '.join(AUDIENCE)}")
-    if not formats:
-        return [Pass(k, f, ch) for k in chosen for ch, f in CHANNEL_FORMATS.items() if f in KINDS[k].formats]
-    passes = [Pass(k, f, None) for f in dict.fromkeys(formats) for k in chosen if f in KINDS[k].formats]
-    unused = [f for f in formats if not any(p.fmt == f for p in passes)]
-    if unused:
-        supported = sorted({f for k in chosen for f in KINDS[k].formats})
-        raise BadInput(f"--format {', '.join(unused)} is not a notice format; use {', '.join(supported)}")
-    return passes
+Progress = Callable[[int], None]
 
 
 @dataclass
 class RenderReport:
-    """What a render run did."""
+    """What a render run did, and what the SMS texts cost."""
 
     incident_id: str
     out_dir: Path
+    version: int = 1
     rendered: dict[str, int] = field(default_factory=dict)
     already: dict[str, int] = field(default_factory=dict)
     template_changed: dict[str, int] = field(default_factory=dict)
+    sms_messages: int = 0  # SMS texts rendered by this run
+    sms_segments: int = 0  # the segments they cost together
 
     def to_json(self) -> dict[str, Any]:
         """The shape ``breach notices render --json`` prints."""
         return {
             "incident": self.incident_id,
             "out_dir": str(self.out_dir),
+            "content_version": self.version,
             "rendered": self.rendered,
             "already_rendered": self.already,
             "rendered_with_other_templates": self.template_changed,
+            "sms": {"messages": self.sms_messages, "segments": self.sms_segments},
         }
 
 
-def _eligible(p: Pass, incident_id: str) -> list[Any]:
-    """The people pass ``p`` concerns: its audience, its channel (if any), an address for an email."""
-    person = PERSON.c
-    where = [person.incident_id == incident_id, person.type == AUDIENCE[p.kind]]
-    if p.channel is not None:
-        where.append(person.channel == p.channel)
-    if p.fmt == "eml":
-        where.append(person.email.is_not(None))
-    return where
+@dataclass(frozen=True)
+class _Frozen:
+    """The content version a run renders, fixed for every document of it."""
+
+    incident: Any
+    content: NoticeContent
+    generated_at: datetime
+    version: int
+    numbers: dict[str, str]  # a client company's letter number, by customer id
 
 
-def _todo(p: Pass, incident_id: str) -> list[Any]:
-    """Those of them without the pass's document yet (the WHERE of both the count and the pages)."""
-    done = exists().where(
-        DOCUMENT.c.person_id == PERSON.c.id, DOCUMENT.c.kind == p.kind, DOCUMENT.c.fmt == p.fmt
-    )
-    return [*_eligible(p, incident_id), ~done]
+def _locales(session: Session, incident_id: str) -> set[str]:
+    rows = session.execute(select(PERSON.c.locale).where(PERSON.c.incident_id == incident_id).distinct())
+    return {str(r[0]) for r in rows}
 
 
-def _freeze(store: Store, incident_id: str) -> tuple[Any, NoticeContent, datetime, bool]:
-    """The incident and its content; the first render fixes ``generated_at`` (True when it did now)."""
+def _freeze(store: Store, workspace: Workspace, incident_id: str, actor: str) -> _Frozen:
+    """Check the content, fix the version's ``generated_at`` on its first run, number client letters.
+
+    :raises BadInput: naming every field a notice needs that is missing (nothing is written then).
+    """
+    prefix = str(workspace.settings.get("documents", {}).get("number_prefix") or "") or incident_id
     for attempt in (1, 2):
         try:
             with store.write() as session:
                 incident = get_incident(session, incident_id)
                 record = session.get(NoticeContentRecord, incident_id)
-                now = utcnow().replace(microsecond=0)
-                if record is None:
-                    empty = hashlib.sha256(b"{}").hexdigest()
-                    record = NoticeContentRecord(
-                        incident_id=incident_id, content={}, set_at=now, set_by="", content_sha256=empty
+                raw = dict(record.content) if record is not None else {}
+                missing = missing_fields(
+                    raw, workspace.settings.get("firm", {}), _locales(session, incident_id)
+                )
+                if record is None or missing:
+                    raise BadInput(
+                        f"the notices of {incident_id} cannot be rendered: missing {', '.join(missing)} "
+                        f"(breach notices content {incident_id} --show lists the fields; fill them in a copy "
+                        f"of notice-content.example.yaml, then: breach notices content {incident_id} FILE; "
+                        "[firm] keys go in config/settings.toml)"
                     )
-                    session.add(record)
-                froze = record.generated_at is None
-                if froze:
-                    record.generated_at = now
-                session.flush()
+                if record.generated_at is None:
+                    record.generated_at = utcnow().replace(microsecond=0)
+                generated_at = record.generated_at
                 content = NoticeContent.parse(record.content, "notice content")
-                return incident, content, record.generated_at, froze
-        except IntegrityError:  # a render started at the same moment created the row: read theirs
+                companies = [
+                    str(r[0])
+                    for r in session.execute(
+                        select(PERSON.c.customer_id)
+                        .where(PERSON.c.incident_id == incident_id, PERSON.c.type == "company")
+                        .order_by(PERSON.c.id)
+                    )
+                ]
+                day = generated_at.astimezone(ZoneInfo(workspace.timezone)).date()
+                numbers = (
+                    issue_numbers(
+                        session,
+                        incident,
+                        "client_notice",
+                        companies,
+                        prefix=prefix,
+                        day=day,
+                        at=generated_at,
+                        actor=actor,
+                    )
+                    if companies
+                    else {}
+                )
+                session.flush()
+                return _Frozen(incident, content, generated_at, int(record.version), numbers)
+        except IntegrityError:  # a render at the same moment took the numbers: read theirs
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
-
-
-def _stats(session: Session, incident_id: str) -> IncidentStats:
-    person = PERSON.c
-    counts = dict(
-        session.execute(
-            select(person.type, func.count()).where(person.incident_id == incident_id).group_by(person.type)
-        ).all()
-    )
-    codes: set[str] = set()
-    for (joined,) in session.execute(
-        select(person.categories).where(person.incident_id == incident_id).distinct()
-    ):
-        codes.update(c for c in joined.split(";") if c)
-    return IncidentStats(
-        people=counts.get("person") or None,
-        clients=counts.get("company") or None,
-        category_codes=tuple(c for c in CATEGORY_LABELS if c in codes),
-    )
-
-
-Progress = Callable[[int], None]
 
 
 def render_notices(
@@ -227,30 +182,59 @@ def render_notices(
     """Render and record every missing notice of ``incident_id`` (see the module docstring).
 
     ``channel`` keeps only the recipients of that channel (the send command renders the emails).
+
+    :raises BadInput: a field every notice needs is missing (named), or a setting is wrong.
     """
-    passes = [p for p in plan(kinds, formats) if channel is None or p.channel == channel]
     settings = notice_settings(workspace.settings)
     firm = firm_settings(workspace.settings)
-    incident, content, generated_at, _froze = _freeze(store, incident_id)
+    frozen = _freeze(store, workspace, incident_id, actor)
+    passes = [
+        p for p in plan(kinds, formats, version=frozen.version) if channel is None or p.channel == channel
+    ]
+    asked = bool(kinds and "public_notice" in kinds)
     folder = (out_dir or workspace.out_dir / incident_id).resolve()
     clean_temporaries(folder)
-    report = RenderReport(incident_id, folder)
+    report = RenderReport(incident_id, folder, frozen.version)
     with store.read() as session:
-        stats = _stats(session, incident_id)
-        todo = {p: _count(session, _todo(p, incident_id)) for p in passes}
+        stats = recipient_stats(session, incident_id)
+        counts: dict[Pass, int] = {}
         for p in passes:
-            already = _count(session, _eligible(p, incident_id)) - todo[p]
+            if p.kind == "public_notice":
+                owed, already = announcements_owed(session, incident_id, p, frozen.version, asked=asked)
+                counts[p] = len(owed)
+            else:
+                counts[p] = _count(session, todo(p, incident_id, frozen.version))
+                already = _count(session, eligible(p, incident_id, frozen.version)) - counts[p]
             if already:
                 report.already[p.label] = report.already.get(p.label, 0) + already
     if on_total:
-        on_total(sum(todo.values()))
+        on_total(sum(counts.values()))
     default_locale = str(workspace.settings.get("workspace", {}).get("locale", "zh-CN"))
     renderer = DocumentRenderer(workspace.search_path("templates"), locale_default=default_locale)
-    contexts = NoticeContexts(incident, firm, content, generated_at, stats, workspace.timezone)
+    contexts = NoticeContexts(
+        frozen.incident, firm, frozen.content, frozen.generated_at, stats, workspace.timezone
+    )
     for p in passes:
-        if todo[p]:
+        if not counts[p]:
+            continue
+        if p.kind == "public_notice":
+            done = render_announcements(
+                store,
+                p,
+                incident=frozen.incident,
+                version=frozen.version,
+                contexts=contexts,
+                renderer=renderer,
+                folder=folder,
+                actor=actor,
+                asked=asked,
+            )
+            report.rendered[p.label] = report.rendered.get(p.label, 0) + done
+            if on_advance:
+                on_advance(done)
+        else:
             _run_pass(
-                store, p, incident, contexts, renderer, folder, settings.batch_size, actor, report, on_advance
+                store, p, frozen, contexts, renderer, folder, settings.batch_size, actor, report, on_advance
             )
     _audit(store, incident_id, actor, report)
     return report
@@ -260,10 +244,33 @@ def _count(session: Session, where: list[Any]) -> int:
     return int(session.execute(select(func.count()).select_from(PERSON).where(*where)).scalar_one())
 
 
+def _write(folder: Path, name: str, content: bytes) -> Path:
+    try:
+        return write_private(folder, name, content)
+    except OSError as exc:
+        raise BadInput(f"cannot write {folder / name}: {exc.strerror or exc}") from None
+
+
+def _context(
+    p: Pass,
+    person: Mapping[str, Any],
+    frozen: _Frozen,
+    contexts: NoticeContexts,
+    employees: dict[str, list[Any]],
+    changes: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    if p.kind == "client_notice":
+        cid = person["customer_id"]
+        return contexts.client(person, employees.get(cid, []), frozen.numbers[cid])
+    if p.kind == "correction_notice":
+        return correction_context(contexts, person, frozen.version, changes[person["locale"]])
+    return contexts.customer(person)
+
+
 def _run_pass(
     store: Store,
     p: Pass,
-    incident: Any,
+    frozen: _Frozen,
     contexts: NoticeContexts,
     renderer: DocumentRenderer,
     folder: Path,
@@ -273,15 +280,18 @@ def _run_pass(
     on_advance: Progress | None,
 ) -> None:
     """Stream one pass: a page of people, their files, then their rows; until no one is left."""
+    incident, version = frozen.incident, frozen.version
     last = 0
     hashes: set[str] = set()
     prefix = ["DRILL"] if incident.drill else []
+    changes: dict[str, list[dict[str, Any]]] = {}
+    correction = p.kind == "correction_notice"
     while True:
         with store.read() as session:
             page = (
                 session.execute(
                     select(PERSON)
-                    .where(*_todo(p, incident.id), PERSON.c.id > last)
+                    .where(*todo(p, incident.id, version), PERSON.c.id > last)
                     .order_by(PERSON.c.id)
                     .limit(batch)
                 )
@@ -289,23 +299,25 @@ def _run_pass(
                 .all()
             )
             employees = _employees(session, incident.id, page) if p.kind == "client_notice" else {}
+            if correction:
+                for loc in {person["locale"] for person in page} - set(changes):
+                    changes[loc] = correction_changes(session, incident.id, version, loc)
         if not page:
             break
         last = page[-1]["id"]
         rows = []
         now = utcnow()
         for person in page:
-            if p.kind == "client_notice":
-                context = contexts.client(person, employees.get(person["customer_id"], []))
-            else:
-                context = contexts.customer(person)
-            rendered = renderer.render(p.kind, p.fmt, context)
-            name = safe_filename(*prefix, p.kind, person["customer_id"], person["name"], ext=p.fmt)
-            try:
-                path = write_private(folder, name, rendered.content)
-            except OSError as exc:
-                raise BadInput(f"cannot write {folder / name}: {exc.strerror or exc}") from None
+            rendered = renderer.render(
+                p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes)
+            )
+            cid = person["customer_id"]
+            parts = [*prefix, p.kind, cid, *([f"v{version}"] if correction else []), person["name"]]
+            path = _write(folder, safe_filename(*parts, ext=p.fmt), rendered.content)
             hashes.add(rendered.template_sha256)
+            if p.fmt == "sms":
+                report.sms_messages += 1
+                report.sms_segments += sms_segments(rendered.content.decode("utf-8"))[0]
             rows.append(
                 document_values(
                     incident_id=incident.id,
@@ -313,9 +325,10 @@ def _run_pass(
                     path=path,
                     actor=actor,
                     at=now,
-                    subject=person["customer_id"],
+                    subject=f"{cid}#v{version}" if correction else cid,
                     person_id=person["id"],
-                    person_ref=person["customer_id"],
+                    person_ref=cid,
+                    version=version,
                 )
             )
         with store.write() as session:
@@ -325,14 +338,15 @@ def _run_pass(
             on_advance(len(rows))
     if hashes:
         with store.read() as session:
+            d = DOCUMENT.c
             other = session.execute(
                 select(func.count())
                 .select_from(DOCUMENT)
                 .where(
-                    DOCUMENT.c.incident_id == incident.id,
-                    DOCUMENT.c.kind == p.kind,
-                    DOCUMENT.c.fmt == p.fmt,
-                    DOCUMENT.c.template_sha256.not_in(hashes),
+                    d.incident_id == incident.id,
+                    d.kind == p.kind,
+                    d.fmt == p.fmt,
+                    d.template_sha256.not_in(hashes),
                 )
             ).scalar_one()
         if other:

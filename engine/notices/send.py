@@ -25,7 +25,7 @@ from engine.incidents.audit import append_event
 from engine.incidents.hooks import Hooks
 from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.notices.completion import complete_notice_tasks
-from engine.notices.delivery import DELIVERY, DONE, TASKS, Sender, SendReport
+from engine.notices.delivery import DELIVERY, DONE, EMAILED, Sender, SendReport
 from engine.notices.people import PERSON
 from engine.notices.render import RenderReport, notice_settings, render_notices
 from engine.outbox.channels import SmtpSettings
@@ -111,6 +111,7 @@ def enqueue(session: Session, incident_id: str, *, drill: bool, drill_recipient:
             d.id,
             d.kind,
             literal("email", String()),
+            d.version,
             d.message_id,
             literal("drill_skipped" if skipped else "pending", String()),
             literal(0),
@@ -125,7 +126,7 @@ def enqueue(session: Session, incident_id: str, *, drill: bool, drill_recipient:
             d.fmt == "eml",
             d.message_id.is_not(None),
             p.channel == "email",
-            d.kind.in_(list(TASKS)),
+            d.kind.in_(list(EMAILED)),
         )
     )
     columns = [
@@ -134,6 +135,7 @@ def enqueue(session: Session, incident_id: str, *, drill: bool, drill_recipient:
         "document_id",
         "kind",
         "channel",
+        "version",
         "message_id",
         "status",
         "attempts",

@@ -57,6 +57,13 @@ def _required_tasks_done(sit: Situation, _param: Any, playbook: Playbook) -> str
     return f"required tasks not done: {names}"
 
 
+def _task_not_done(sit: Situation, param: Any, playbook: Playbook) -> str | None:
+    if sit.tasks.get(str(param)) != "done":
+        return None
+    label = playbook.task(str(param))[1].label("zh-CN")
+    return f"task {param} ({label}) is done already, so this step no longer applies"
+
+
 def _fact_present(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
     value: Any = sit.facts
     for part in str(param).split("."):
@@ -124,6 +131,9 @@ GUARDS: dict[str, GuardDef] = {
             _required_tasks_done,
         ),
         GuardDef("fact_present", "fact", "the named fact has a value", _fact_present),
+        GuardDef(
+            "task_not_done", "task", "the named task is not done (a step it makes moot)", _task_not_done
+        ),
         GuardDef("flag_set", "name", "the named flag was set by an earlier step", _flag_set),
         GuardDef("flag_clear", "name", "the named flag is not set", _flag_clear),
         GuardDef("anchor_set", "name", "the named moment (e.g. contained_at) is recorded", _anchor_set),

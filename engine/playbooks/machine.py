@@ -7,6 +7,7 @@ incident costs tens of kilobytes and milliseconds). A trigger runs on a small ``
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -145,7 +146,15 @@ def mermaid_diagram(playbook: Playbook, locale: str = "zh-CN") -> str:
         show_conditions=False,
         title=playbook.title(locale),
     )
-    text = str(sketch.get_graph().draw(None))  # type: ignore[attr-defined]
+    # Every statement on its own line: the drawn text does not end with a line break, so a statement
+    # appended directly would share the last line with another and Mermaid would refuse the diagram.
+    text = str(sketch.get_graph().draw(None)).rstrip("\n") + "\n"  # type: ignore[attr-defined]
+    # Mermaid's front matter is YAML: the title needs its key (the drawing gives the bare words); and
+    # its keyword is "class": the drawing's "Class" is not a statement Mermaid knows.
+    lines = [("  class " + line[8:]) if line.startswith("  Class ") else line for line in text.split("\n")]
+    if len(lines) > 2 and lines[0] == "---" and not lines[1].startswith("title:"):
+        lines[1] = "title: " + json.dumps(lines[1], ensure_ascii=False)
+    text = "\n".join(lines)
     # Show the operator's words for each state, and mark final states as ending the diagram.
     for state in playbook.states:
         text = text.replace(

@@ -1,7 +1,7 @@
 """access tokens of the web dashboard and its HTTP API (stored as SHA-256 only)
 
 Revision ID: 0007_web
-Revises: 0006
+Revises: 0008_documents
 Create Date: 2026-12-01
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0007_web"
-down_revision = "0006"
+down_revision = "0008_documents"
 branch_labels = None
 depends_on = None
 

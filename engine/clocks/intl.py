@@ -1,0 +1,352 @@
+"""The clocks of jurisdiction rules (``config/legal/jurisdictions``): for one anchor time, or for an incident.
+
+Pure functions over the rules and an incident's data. :func:`rule_clocks` answers ``breach clock add
+--rule``: every clock of one rule from one moment (a clock that starts after an earlier report is
+counted from that report's own due time, and says so). :func:`plan_jurisdictions` gives an incident one
+:class:`~engine.clocks.plan.Plan` per clock of every rule of the places it touches, which
+:mod:`engine.deadlines.sync` stores beside the playbook's own deadlines, so the same warnings,
+escalation and ``deadlines list`` apply.
+
+What an incident records for these clocks (all in its facts, each change audited):
+``countries`` and ``residents`` (places and counts; the people import fills ``residents``),
+``entity_types``, the anchor moments (``aware_at``, ``determined_at``...), ``determinations`` (a yes or
+no with the operator's reason and when it was recorded) and ``filings`` (``RULE:clock`` -> when the
+report went out, which meets the clock and starts the ones that follow it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.clocks.calendars import Calendar
+from engine.clocks.durations import DueResult, add_duration, format_instant, parse_duration
+from engine.clocks.plan import IncidentView, Plan, PlanContext, warning_moments
+from engine.clocks.rules import DeadlineRule, MetBy, parse_warning
+from engine.errors import BadInput
+from engine.legal.jurisdictions import (
+    Clock,
+    Condition,
+    Jurisdiction,
+    JurisdictionRule,
+    Jurisdictions,
+    load_jurisdictions,
+    matches,
+)
+
+__all__ = [
+    "RuleClock",
+    "basis_of",
+    "describe_condition",
+    "incident_countries",
+    "load_rules",
+    "plan_jurisdictions",
+    "rule_clocks",
+    "why_not",
+]
+
+TARGET_NOTE = "the law gives no number of hours or days: an internal target, not law"
+GUIDELINE_NOTE = "the figure comes from the regulator's guidance, not the statute"
+
+
+def load_rules(config_dirs: list[Path]) -> Jurisdictions:
+    """The jurisdiction files in force, with every duration and warning checked (naming the file)."""
+    data = load_jurisdictions(config_dirs)
+    for name, jurisdiction in data.files.items():
+        for rule in jurisdiction.rules:
+            for clock in rule.clocks:
+                texts = [clock.duration, *clock.duration_for.values()]
+                texts += [clock.cap.duration] if clock.cap else []
+                try:
+                    for text in texts:
+                        parse_duration(text)
+                    for warning in clock.warnings:
+                        parse_warning(warning)
+                except (BadInput, ValueError) as exc:
+                    raise BadInput(f"{data.paths[name]}: {rule.id} clock {clock.id}: {exc}") from None
+    return data
+
+
+def basis_of(jurisdiction: Jurisdiction, rule: JurisdictionRule, clock: Clock) -> dict[str, Any]:
+    """What a deadline shows as its legal basis: rule, clock, article, source, verified and wording."""
+    basis: dict[str, Any] = {
+        "rule": rule.id,
+        "clock": clock.id,
+        "kind": "policy" if clock.kind == "target" else "law",
+        "jurisdiction": jurisdiction.jurisdiction,
+        "article": rule.article,
+        "source": rule.source,
+        "verified": rule.clock_verified(clock),
+        "wording": clock.wording,
+        "recipient": clock.recipient,
+        "starts": clock.starts.describe(),
+    }
+    if clock.kind == "target":
+        basis["note"] = TARGET_NOTE
+    elif clock.kind == "guideline":
+        basis["note"] = GUIDELINE_NOTE
+    return basis
+
+
+@dataclass(frozen=True)
+class RuleClock:
+    """One clock of a rule computed from one anchor time (``breach clock add --rule``)."""
+
+    rule: str
+    clock: str
+    label: str
+    due: DueResult
+    basis: dict[str, Any]
+    condition: list[str] = field(default_factory=list)
+
+
+def _duration(clock: Clock, entity_types: list[str]) -> tuple[str, list[str]]:
+    """The clock's duration, or the one its rule gives an entity type the incident declares."""
+    for entity, text in clock.duration_for.items():
+        if entity in entity_types:
+            return text, [f"{text} instead of {clock.duration}: entity type {entity}"]
+    return clock.duration, []
+
+
+def _compute(
+    clock: Clock,
+    text: str,
+    start: datetime,
+    cap_start: datetime | None,
+    calendar: Callable[[str], Calendar],
+    zone: str,
+) -> DueResult:
+    """The due time of ``text`` from ``start``; with a cap, the earlier of the two, both explained."""
+    due = add_duration(start, parse_duration(text), calendar(clock.calendar), zone)
+    if clock.cap is None or cap_start is None:
+        return due
+    capped = add_duration(cap_start, parse_duration(clock.cap.duration), calendar(clock.calendar), zone)
+    winner = capped if capped.due_at < due.due_at else due
+    line = (
+        f"the earlier of {text} ({format_instant(due.due_at, zone)}) and {clock.cap.duration} from "
+        f"{' / '.join(clock.cap.anchor)} ({format_instant(capped.due_at, zone)}) applies"
+    )
+    return DueResult(
+        due_at=winner.due_at,
+        provisional=due.provisional or capped.provisional,
+        calendar=winner.calendar,
+        explain=[*due.explain, *[f"cap: {x}" for x in capped.explain], line],
+    )
+
+
+def describe_condition(condition: Condition) -> list[str]:
+    """A condition in words, one line per part."""
+    lines = [f"entity type {', '.join(condition.entity_types)}"] if condition.entity_types else []
+    lines += [f"{condition.threshold.describe()}"] if condition.threshold else []
+    lines += [f"determination {condition.determined} = yes"] if condition.determined else []
+    lines += [f"not while {d} = no" for d in condition.unless_determined]
+    lines += [f"not while {d} = yes" for d in condition.unless_yes]
+    if condition.any_of:
+        parts = [" and ".join(describe_condition(part)) for part in condition.any_of]
+        lines.append("any of: " + "; ".join(parts))
+    return lines
+
+
+def rule_clocks(
+    jurisdiction: Jurisdiction,
+    rule: JurisdictionRule,
+    start: datetime,
+    calendar: Callable[[str], Calendar],
+    *,
+    entity_types: list[str] | None = None,
+) -> list[RuleClock]:
+    """Every clock of ``rule`` when all its anchors and determinations fall at ``start``.
+
+    A clock that starts after an earlier report counts from that report's due time (the latest it may
+    be made); its explain trail says so. Conditions are not evaluated: they are listed with the clock.
+    """
+    zone = jurisdiction.zone
+    dues: dict[str, datetime] = {}
+    found: list[RuleClock] = []
+    for clock in rule.clocks:
+        text, notes = _duration(clock, entity_types or [])
+        begin = start
+        if clock.starts.after:
+            begin = dues[clock.starts.after]
+            notes.append(
+                f"starts when the {clock.starts.after} report is made: counted from its due time "
+                f"{format_instant(begin, zone)}, the latest it may be made"
+            )
+        due = _compute(clock, text, begin, start, calendar, zone)
+        dues[clock.id] = due.due_at
+        condition = describe_condition(rule.when) if rule.when else []
+        condition += describe_condition(clock.when) if clock.when else []
+        explain = [f"{rule.id} {clock.id}: {text} from {clock.starts.describe()}", *notes, *due.explain]
+        found.append(
+            RuleClock(
+                rule=rule.id,
+                clock=clock.id,
+                label=clock.label,
+                due=DueResult(due.due_at, due.provisional, due.calendar, explain),
+                basis=basis_of(jurisdiction, rule, clock),
+                condition=condition,
+            )
+        )
+    return found
+
+
+def incident_countries(facts: dict[str, Any]) -> list[str]:
+    """The places an incident touches: ``countries`` as given, then every place with residents counted."""
+    places = [str(c).upper() for c in facts.get("countries") or []]
+    residents = facts.get("residents") or {}
+    places += [str(code).upper() for code, count in residents.items() if count]
+    return list(dict.fromkeys(places))
+
+
+def _count(kind: str, covers: list[str], facts: dict[str, Any]) -> tuple[int | None, str]:
+    """The count a threshold reads, and where it came from."""
+    residents: dict[str, int] = {str(k).upper(): int(v) for k, v in (facts.get("residents") or {}).items()}
+    if kind == "people":
+        if facts.get("people_affected") is not None:
+            return int(facts["people_affected"]), "people_affected"
+        if residents:
+            return sum(residents.values()), "residents of every place imported"
+        return None, "people_affected not recorded"
+    here = {code: n for code, n in residents.items() if matches(covers, code)}
+    if kind == "residents":
+        return (sum(here.values()), "residents here") if here else (None, "no residents recorded here")
+    states = {code: n for code, n in here.items() if "-" in code}
+    if not states:
+        return None, "no residents per state recorded"
+    top = max(states, key=lambda code: states[code])
+    return states[top], f"residents of {top}, the most of any state"
+
+
+def _determination(facts: dict[str, Any], name: str) -> bool | None:
+    entry = (facts.get("determinations") or {}).get(name)
+    return bool(entry.get("value")) if isinstance(entry, dict) and "value" in entry else None
+
+
+def why_not(condition: Condition, covers: list[str], facts: dict[str, Any]) -> str | None:
+    """Why ``condition`` does not hold for the incident's facts, or None when it holds."""
+    declared = list(facts.get("entity_types") or [])
+    missing = [e for e in condition.entity_types if e not in declared]
+    if missing:
+        return f"entity_types lacks {', '.join(missing)}"
+    for name in condition.unless_determined:
+        if _determination(facts, name) is False:
+            return f"{name} determined no"
+    for name in condition.unless_yes:
+        if _determination(facts, name) is True:
+            return f"{name} determined yes"
+    if condition.determined and _determination(facts, condition.determined) is not True:
+        recorded = _determination(facts, condition.determined)
+        return f"{condition.determined} {'determined no' if recorded is False else 'not determined yet'}"
+    if condition.threshold is not None:
+        t = condition.threshold
+        count, origin = _count(t.count, covers, facts)
+        if count is None:
+            return f"{t.describe()} cannot be decided: {origin}"
+        holds = count >= t.at_least if t.at_least is not None else count > (t.over or 0)
+        if not holds:
+            return f"{t.describe()} not met ({origin}: {count:,})"
+    if condition.any_of:
+        reasons = [why_not(part, covers, facts) for part in condition.any_of]
+        if all(reasons):
+            return "none of: " + "; ".join(str(r) for r in reasons)
+    return None
+
+
+def _anchor(names: list[str], view: IncidentView) -> tuple[str, str] | None:
+    """The first of ``names`` recorded, from the facts (operator) or the incident's anchors (steps)."""
+    for name in names:
+        value = view.facts.get(name) or view.anchors.get(name)
+        if value:
+            return name, str(value)
+    return None
+
+
+def _instant(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _deadline_rule(rule: JurisdictionRule, clock: Clock) -> DeadlineRule:
+    """The deadline-rule shape sync stores and the checker warns on; met by the clock's filing."""
+    label = f"{clock.label} ({rule.id})"
+    return DeadlineRule.model_construct(
+        id=rule.id,
+        kind="policy" if clock.kind == "target" else "law",
+        labels={"zh-CN": label, "en": label},
+        anchor=[],
+        calendar=clock.calendar,
+        met_by=[MetBy(filing=f"{rule.id}:{clock.id}")],
+        warnings=[parse_warning(w) for w in clock.warnings],
+        record=None,
+    )
+
+
+def _start(rule: JurisdictionRule, clock: Clock, view: IncidentView) -> tuple[str, datetime] | str:
+    """Where the clock starts for the incident, or why it has not started."""
+    if clock.starts.after:
+        filing = (view.facts.get("filings") or {}).get(f"{rule.id}:{clock.starts.after}")
+        if not isinstance(filing, dict) or not filing.get("at"):
+            return f"starts when the {clock.starts.after} report is filed"
+        return f"filing {rule.id}:{clock.starts.after}", _instant(str(filing["at"]))
+    if clock.starts.determination:
+        entry = (view.facts.get("determinations") or {}).get(clock.starts.determination)
+        if not isinstance(entry, dict) or entry.get("value") is not True:
+            return f"{clock.starts.determination} not determined yes"
+        return f"determination {clock.starts.determination}", _instant(str(entry["at"]))
+    found = _anchor(clock.starts.anchor, view)
+    if found is None:
+        return f"{' / '.join(clock.starts.anchor)} not recorded"
+    return found[0], _instant(found[1])
+
+
+def plan_jurisdictions(data: Jurisdictions, view: IncidentView, ctx: PlanContext) -> list[Plan]:
+    """One plan per clock of every rule of the places the incident touches, in file order."""
+    facts = view.facts
+    plans: list[Plan] = []
+    for jurisdiction, rule in data.applicable(incident_countries(facts)):
+        for clock in rule.clocks:
+            plans.append(_plan_clock(jurisdiction, rule, clock, view, ctx))
+    return plans
+
+
+def _plan_clock(
+    jurisdiction: Jurisdiction, rule: JurisdictionRule, clock: Clock, view: IncidentView, ctx: PlanContext
+) -> Plan:
+    shaped = _deadline_rule(rule, clock)
+    basis = basis_of(jurisdiction, rule, clock)
+    covers = list(jurisdiction.covers)
+    for condition in (rule.when, clock.when):
+        reason = why_not(condition, covers, view.facts) if condition else None
+        if reason:
+            return Plan(shaped, clock.id, applies=False, why_not=reason, basis=basis)
+    started = _start(rule, clock, view)
+    if isinstance(started, str):
+        return Plan(shaped, clock.id, applies=False, why_not=started, basis=basis)
+    anchor, start = started
+    text, notes = _duration(clock, list(view.facts.get("entity_types") or []))
+    override = ctx.policy_durations.get(f"{rule.id}:{clock.id}") if clock.kind == "target" else None
+    if override is not None:
+        parse_duration(override)
+        text, notes = override, [*notes, f"{override} from settings.toml [deadlines.policy] ({TARGET_NOTE})"]
+    cap_start = None
+    if clock.cap is not None:
+        found = _anchor(clock.cap.anchor, view)
+        cap_start = _instant(found[1]) if found else None
+    due = _compute(clock, text, start, cap_start, ctx.calendar, jurisdiction.zone)
+    calendar = ctx.calendar(clock.calendar)
+    return Plan(
+        shaped,
+        clock.id,
+        applies=True,
+        anchor=anchor,
+        start_at=start,
+        duration=parse_duration(text).text,
+        due=due,
+        calendar_version=calendar.version if due.calendar != "none" else "none",
+        explain=[f"{rule.id} {clock.id}: {text} from {anchor}", *notes, *due.explain],
+        warnings=warning_moments(shaped, start, due.due_at),
+        basis=basis,
+    )
