@@ -1,6 +1,6 @@
 """access tokens of the web dashboard and its HTTP API (stored as SHA-256 only)
 
-Revision ID: 0007_web
+Revision ID: 0009_web
 Revises: 0008_documents
 Create Date: 2026-12-01
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-01
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0007_web"
+revision = "0009_web"
 down_revision = "0008_documents"
 branch_labels = None
 depends_on = None
