@@ -110,6 +110,8 @@ class Model:
                 holds = (approver or "").strip().casefold() != ACTOR.casefold()
             elif name in ("role", "approver_role"):
                 holds = True  # no role map here: single-operator mode, everyone holds every role
+            elif name == "task_not_done":
+                holds = self.tasks.get(param) != "done"
             elif name in ("fact_present", "grade_at_least"):
                 holds = False  # opened without facts and without an assessment
             else:

@@ -146,6 +146,8 @@ def assessment_context(
     """
     return {
         "drill": drill,
+        # An assessment is never a draft: it is computed whole from the facts recorded so far.
+        "draft": False,
         "generated_at": generated_at or datetime.now(UTC),
         "firm": firm,
         "incident": None if incident_id is None else {"id": incident_id, "title": title or None},
