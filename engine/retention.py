@@ -10,6 +10,7 @@ workspace log.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ import yaml
 from sqlalchemy import delete, select
 
 from engine.errors import BadInput, NotAllowed
+from engine.files import PrivateFolder, os_error, read_bytes
 from engine.incidents.audit import append_event, canonical_json, verify_rows
 from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.tables import Event, Incident
@@ -88,57 +90,96 @@ def _rows(session: Any, table: Any, incident_id: str) -> list[dict[str, Any]]:
     return [{k: _jsonable(v) for k, v in row._mapping.items()} for row in result]
 
 
-def export_bundle(store: Store, incident_id: str, out: Path, *, actor: str) -> tuple[Path, str]:
-    """Write the evidence bundle of an incident (mode 0600); return its path and manifest hash."""
-    with store.write() as session, session.no_autoflush:
-        incident = get_incident(session, incident_id)
-        parts: dict[str, bytes] = {
-            "incident.json": canonical_json(
-                {c.name: _jsonable(getattr(incident, c.name)) for c in Incident.__table__.columns}
-            ).encode("utf-8"),
-        }
-        documents: list[dict[str, Any]] = []
-        for table in _incident_tables():
-            rows = _rows(session, table, incident_id)
-            parts[f"{table.name}.json"] = canonical_json(rows).encode("utf-8")
-            if table.name == "document":
-                documents = rows
-        for doc in documents:
-            path = Path(str(doc.get("path") or ""))
-            if path.is_file():
-                parts[f"files/{doc['id']}-{path.name}"] = path.read_bytes()
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "incident": incident_id,
-            "created_at": utcnow().isoformat(),
-            "audit_head": incident.audit_head,
-            "event_count": incident.event_count,
-            "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(parts.items())},
-        }
-        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
-        digest = hashlib.sha256(manifest_bytes).hexdigest()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as bundle:
-            bundle.writestr("manifest.json", manifest_bytes)
-            for name, data in parts.items():
-                bundle.writestr(name, data)
-        os.chmod(temp, 0o600)
-        # The export is itself on the record, with the hash that identifies this bundle.
-        append_event(
-            session,
-            incident,
-            kind="exported",
-            actor=actor,
-            at=utcnow(),
-            from_state=incident.state,
-            to_state=incident.state,
-            inputs={"bundle": out.name, "manifest_sha256": digest},
-        )
-        flush_or_conflict(session, incident_id)
-    os.replace(temp, out)  # only once the export event is committed
-    return out, digest
+def export_bundle(
+    store: Store, incident_id: str, out: Path, *, actor: str, root: Path | None = None
+) -> tuple[Path, str]:
+    """Write the evidence bundle of an incident (mode 0600); return its path and manifest hash.
+
+    The bundle is written under an unpredictable temporary name, created exclusively and without
+    following a link, in the folder of ``out`` (no link followed below ``root``, the workspace). It
+    takes its name inside the transaction that records the "exported" event: either both happen or
+    neither, and no temporary file is left behind.
+
+    :raises BadInput: when ``out`` exists already (a bundle is evidence: never overwritten), is a
+        folder or a link, or cannot be written (a full disk says so).
+    """
+    target = Path(os.path.abspath(out))
+    with PrivateFolder.open(target.parent, root=root) as folder:
+        if folder.exists(target.name):
+            if os.path.islink(target):
+                raise BadInput(f"{target} is a symbolic link: breach never writes through links; remove it")
+            kind = "a folder" if target.is_dir() else "a file"
+            raise BadInput(f"{target} exists already ({kind}): give --out a new file name")
+        with folder.temporary(target.name) as temp:
+            placed = False
+            try:
+                with store.write() as session, session.no_autoflush:
+                    incident, parts = _bundle_parts(session, incident_id)
+                    manifest = {
+                        "format": BUNDLE_FORMAT,
+                        "incident": incident_id,
+                        "created_at": utcnow().isoformat(),
+                        "audit_head": incident.audit_head,
+                        "event_count": incident.event_count,
+                        "files": {n: hashlib.sha256(d).hexdigest() for n, d in sorted(parts.items())},
+                    }
+                    manifest_bytes = json.dumps(
+                        manifest, ensure_ascii=False, indent=2, sort_keys=True
+                    ).encode()
+                    digest = hashlib.sha256(manifest_bytes).hexdigest()
+                    try:
+                        with (
+                            temp.file() as handle,
+                            zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as bundle,
+                        ):
+                            bundle.writestr("manifest.json", manifest_bytes)
+                            for name, data in parts.items():
+                                bundle.writestr(name, data)
+                    except OSError as exc:
+                        raise os_error(target, exc, "cannot write") from None
+                    # The export is itself on the record, with the hash that identifies this bundle.
+                    append_event(
+                        session,
+                        incident,
+                        kind="exported",
+                        actor=actor,
+                        at=utcnow(),
+                        from_state=incident.state,
+                        to_state=incident.state,
+                        inputs={"bundle": target.name, "manifest_sha256": digest},
+                    )
+                    flush_or_conflict(session, incident_id)
+                    temp.commit(replace=False)
+                    placed = True
+            except BaseException:
+                if placed:  # the event did not commit: the bundle it would name goes too
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(target.name, dir_fd=folder.fd)
+                raise
+    return target, digest
+
+
+def _bundle_parts(session: Any, incident_id: str) -> tuple[Incident, dict[str, bytes]]:
+    """The incident row and every file of its bundle but the manifest."""
+    incident = get_incident(session, incident_id)
+    parts: dict[str, bytes] = {
+        "incident.json": canonical_json(
+            {c.name: _jsonable(getattr(incident, c.name)) for c in Incident.__table__.columns}
+        ).encode("utf-8"),
+    }
+    documents: list[dict[str, Any]] = []
+    for table in _incident_tables():
+        rows = _rows(session, table, incident_id)
+        parts[f"{table.name}.json"] = canonical_json(rows).encode("utf-8")
+        if table.name == "document":
+            documents = rows
+    for doc in documents:
+        path = Path(str(doc.get("path") or ""))
+        if path.is_file():
+            parts[f"files/{doc['id']}-{path.name}"] = read_bytes(
+                path, what="document", limit_key="document_file_bytes"
+            )
+    return incident, parts
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def _write_examples(workspace: Workspace) -> None:
     for name in EXAMPLES:
         if not (workspace.home / name).exists():
             source = builtin_root() / "templates" / name
-            write_private(workspace.home, name, source.read_bytes())
+            write_private(workspace.home, name, source.read_bytes(), root=workspace.home)
 
 
 def register(app: typer.Typer) -> None:

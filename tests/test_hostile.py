@@ -1,0 +1,169 @@
+"""A hostile file system and hostile input: links refused, files private, input bounded, refusals clean.
+
+Each test is an attack a local adversary (another account on the machine, a crafted file) tried; the
+outcome pinned is what the operator sees: one line and exit code 2, nothing outside the workspace touched.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error
+from sqlalchemy import select
+from test_notices import render, workspace
+from test_people import DATA, do_import, give_content, open_incident
+
+from engine.deadlines.escalation import load_settings
+from engine.errors import BadInput
+from engine.incidents.tables import Event
+from engine.outbox.channels import LogChannel, Message
+from engine.retention import export_bundle
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*.tmp"))
+
+
+def event_kinds(store, incident_id: str) -> list[str]:
+    with store.read() as s:
+        return list(s.exec(select(Event.kind).where(Event.incident_id == incident_id)).scalars())
+
+
+@pytest.fixture
+def umask_000():
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder of another account's, as the attacker would point a link at."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "victim.txt").write_text("precious\n")
+    folder.chmod(0o755)
+    return folder
+
+
+class TestExportIsNeverRedirected:
+    def test_a_link_at_the_old_temporary_name_is_not_followed(self, store, builtin_source, tmp_path, outside):
+        """A link planted where earlier releases put the temporary bundle leaves its target untouched."""
+        incident = open_incident(store, builtin_source)
+        out = tmp_path / "out"
+        out.mkdir()
+        victim = outside / "victim.txt"
+        victim.chmod(0o644)
+        planted = out / f".b.zip.{os.getpid()}.tmp"
+        os.symlink(victim, planted)
+        path, _ = export_bundle(store, incident, out / "b.zip", actor="dpo")
+        assert victim.read_text() == "precious\n" and mode(victim) == 0o644
+        assert mode(path) == 0o600 and temporaries(out) == [planted.name]
+
+    def test_an_existing_bundle_is_refused_and_nothing_recorded(self, store, builtin_source, tmp_path):
+        """Exporting onto an existing file refuses before anything is recorded or written."""
+        incident = open_incident(store, builtin_source)
+        (tmp_path / "b.zip").write_bytes(b"earlier evidence")
+        with pytest.raises(BadInput, match="exists already"):
+            export_bundle(store, incident, tmp_path / "b.zip", actor="dpo")
+        assert "exported" not in event_kinds(store, incident)
+        assert (tmp_path / "b.zip").read_bytes() == b"earlier evidence" and temporaries(tmp_path) == []
+
+    def test_a_failed_write_records_no_event_and_leaves_no_temporary(
+        self, store, builtin_source, tmp_path, monkeypatch
+    ):
+        """A disk filling up mid-bundle: exit-2 message saying so, no "exported" event, no temporary."""
+        import errno
+        import zipfile
+
+        incident = open_incident(store, builtin_source)
+
+        def full(*_args, **_kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(zipfile.ZipFile, "writestr", full)
+        with pytest.raises(BadInput, match="no space left"):
+            export_bundle(store, incident, tmp_path / "b.zip", actor="dpo")
+        assert "exported" not in event_kinds(store, incident)
+        assert not (tmp_path / "b.zip").exists() and temporaries(tmp_path) == []
+
+    def test_cli_export_to_an_existing_folder(self, cli):
+        """--out naming a folder exits 2 with one line; the audit trail gains no "exported" event."""
+        incident = cli.open_incident()
+        (cli.home / "bundles").mkdir()
+        result = cli("incident", "export", incident, "--out", str(cli.home / "bundles"))
+        assert_one_line_error(result, "bundles", "exists already")
+        events = [e["kind"] for e in cli.json("incident", "show", incident)["events"]]
+        assert "exported" not in events and temporaries(cli.home) == []
+
+    def test_cli_export_through_a_linked_out_folder_is_refused(self, cli, outside):
+        """out/ replaced by a link to another folder: exit 2 naming it, nothing written there."""
+        incident = cli.open_incident()
+        (cli.home / "out").rmdir()
+        os.symlink(outside, cli.home / "out")
+        result = cli("incident", "export", incident)
+        assert_one_line_error(result, str(cli.home / "out"), "symbolic link")
+        assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+        events = [e["kind"] for e in cli.json("incident", "show", incident)["events"]]
+        assert "exported" not in events
+
+
+class TestNoticesAreNeverRedirected:
+    def test_a_link_at_the_incident_folder_is_refused(self, store, builtin_source, tmp_path, db_url, outside):
+        """out/<ID> planted as a link to an open folder: the render refuses, naming it; nothing goes there."""
+        incident = open_incident(store, builtin_source)
+        do_import(store, incident, DATA / "agency.csv")
+        give_content(store, incident)
+        ws = workspace(tmp_path / "ws", db_url)
+        (ws.home / "out").mkdir()
+        os.symlink(outside, ws.home / "out" / incident)
+        with pytest.raises(BadInput, match="symbolic link"):
+            render(store, ws, incident, formats=["md"])
+        assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+
+    def test_a_link_at_out_is_refused(self, store, builtin_source, tmp_path, db_url, outside):
+        """out/ itself a link: refused too (the workspace is the trusted root, not out/)."""
+        incident = open_incident(store, builtin_source)
+        do_import(store, incident, DATA / "agency.csv")
+        give_content(store, incident)
+        ws = workspace(tmp_path / "ws", db_url)
+        os.symlink(outside, ws.home / "out")
+        with pytest.raises(BadInput, match=r"out is a symbolic link"):
+            render(store, ws, incident, formats=["md"])
+        assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+
+
+MESSAGE = Message(
+    "m-1", "missed", {"incident_id": "INC-1", "rule": "r", "due_at": "2026-01-01T00:00:00+08:00"}
+)
+
+
+class TestEscalationLog:
+    def test_a_linked_log_file_is_refused_at_start(self, tmp_path, outside):
+        """[escalation] log_file planted as a link: the settings are refused, naming the link."""
+        ws = workspace(tmp_path / "ws", "", '[escalation]\nlog_file = "escalations.log"\n')
+        os.symlink(outside / "victim.txt", ws.home / "escalations.log")
+        with pytest.raises(BadInput, match=r"escalations\.log is a symbolic link"):
+            load_settings(ws)
+
+    def test_a_link_swapped_in_later_is_not_appended_to(self, tmp_path, outside):
+        """A link put in place after start is refused by the write itself; the target keeps its bytes."""
+        log = tmp_path / "escalations.log"
+        os.symlink(outside / "victim.txt", log)
+        with pytest.raises(BadInput, match="symbolic link"):
+            LogChannel(log, root=tmp_path).send(MESSAGE, lambda: None)
+        assert (outside / "victim.txt").read_text() == "precious\n"
+
+    def test_the_log_is_private_under_umask_000(self, tmp_path, umask_000):
+        """The escalation log and the folder made for it are 0600 and 0700, whatever the umask."""
+        log = tmp_path / "logs" / "escalations.log"
+        LogChannel(log, root=tmp_path).send(MESSAGE, lambda: None)
+        assert mode(log) == 0o600 and mode(log.parent) == 0o700
+        assert "incident=INC-1" in log.read_text()
