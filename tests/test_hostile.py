@@ -7,12 +7,14 @@ outcome pinned is what the operator sees: one line and exit code 2, nothing outs
 from __future__ import annotations
 
 import os
+import shlex
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error
-from sqlalchemy import select
+from conftest import BREACH, REPO, assert_one_line_error
+from sqlalchemy import select, text
 from test_notices import render, workspace
 from test_people import DATA, do_import, give_content, open_incident
 
@@ -167,3 +169,79 @@ class TestEscalationLog:
         LogChannel(log, root=tmp_path).send(MESSAGE, lambda: None)
         assert mode(log) == 0o600 and mode(log.parent) == 0o700
         assert "incident=INC-1" in log.read_text()
+
+
+def under_umask_000(*args: str, home: Path, db_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run breach as an operator whose shell has ``umask 000``."""
+    env = {**os.environ, "BREACH_HOME": str(home)}
+    env.pop("BREACH_DATABASE_URL", None)
+    if db_url:
+        env["BREACH_DATABASE_URL"] = db_url
+    command = "umask 000 && exec " + " ".join(shlex.quote(a) for a in (BREACH, *args))
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=120)
+
+
+class TestPermissionsUnderAnyUmask:
+    def test_init_makes_a_private_workspace_under_umask_000(self, tmp_path):
+        """init under umask 000: every folder 0700, the database and its -wal/-shm files 0600."""
+        home = tmp_path / "leak"
+        result = under_umask_000("init", str(home), home=home)
+        assert result.returncode == 0, result.stderr
+        under_umask_000("incident", "open", "--playbook", "cn-agency-firm", "--title", "t", home=home)
+        for name in ("", "config", "playbooks", "templates", "out"):
+            assert mode(home / name) == 0o700, name
+        files = [p for p in home.iterdir() if p.name.startswith("breach.db")]
+        assert home / "breach.db" in files and all(mode(p) == 0o600 for p in files), files
+
+    def test_a_database_outside_the_workspace_is_private_with_its_wal(self, tmp_path, umask_000):
+        """A SQLite file named by --db in a new folder: folder 0700, file, -wal and -shm 0600."""
+        from engine.migrations.migrate import upgrade
+        from engine.store.db import Store
+
+        db = tmp_path / "elsewhere" / "data" / "leak.db"
+        store = Store(f"sqlite:///{db}")
+        try:
+            upgrade(store)
+            with store.read() as session:
+                session.execute(text("SELECT COUNT(*) FROM incident")).scalar()
+                companions = [db.with_name(db.name + suffix) for suffix in ("-wal", "-shm")]
+                assert all(p.exists() for p in companions)
+                assert [mode(p) for p in (db, *companions)] == [0o600] * 3
+        finally:
+            store.dispose()
+        assert mode(db.parent) == 0o700 and mode(db.parent.parent) == 0o700
+
+
+class TestLooseWorkspaceIsRefused:
+    @pytest.mark.parametrize(
+        ("relative", "loosen"),
+        [
+            ("", 0o020),
+            ("config", 0o002),
+            ("config/settings.toml", 0o020),
+            ("playbooks/cn-agency-firm.yaml", 0o022),
+            ("templates", 0o020),
+        ],
+    )
+    def test_writable_by_group_or_others(self, cli, relative, loosen):
+        """Any command refuses, naming the path and the chmod that fixes it; after the fix it runs."""
+        incident = cli.open_incident()
+        (cli.home / "config" / "settings.toml").write_text('[workspace]\ntimezone = "Asia/Shanghai"\n')
+        (cli.home / "playbooks" / "cn-agency-firm.yaml").write_bytes(
+            (REPO / "playbooks" / "cn-agency-firm.yaml").read_bytes()
+        )
+        path = cli.home / relative if relative else cli.home
+        path.chmod(stat.S_IMODE(path.stat().st_mode) | loosen)
+        result = cli("incident", "show", incident)
+        assert_one_line_error(result, str(path), f"chmod go-w {path}")
+        path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o022)
+        assert cli("incident", "show", incident).returncode == 0
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another account needs root")
+    def test_owned_by_another_account(self, cli):
+        """A playbook another account owns is refused, naming it and the chown that fixes it."""
+        playbook = cli.home / "playbooks" / "cn-agency-firm.yaml"
+        playbook.write_bytes((REPO / "playbooks" / "cn-agency-firm.yaml").read_bytes())
+        os.chown(playbook, 4242, 4242)
+        result = cli("playbook", "list")
+        assert_one_line_error(result, str(playbook), "uid 4242", "chown")

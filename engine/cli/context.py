@@ -41,8 +41,16 @@ class Ctx:
 
     @cached_property
     def workspace(self) -> Workspace:
-        """The workspace in force."""
-        return Workspace.resolve(self.home, self.db)
+        """The workspace in force: refused when another account could change it, its limits applied.
+
+        :raises BadInput: naming a loose path and the ``chmod`` that fixes it, or a bad ``[limits]``.
+        """
+        from engine.files import check_trusted, configure_limits, limits_from_settings
+
+        workspace = Workspace.resolve(self.home, self.db)
+        check_trusted(workspace.home)  # before a setting, playbook or template of it is read
+        configure_limits(limits_from_settings(workspace.settings))
+        return workspace
 
     @property
     def zone(self) -> str:
