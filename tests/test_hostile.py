@@ -10,10 +10,11 @@ import os
 import shlex
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import BREACH, REPO, assert_one_line_error
+from conftest import BREACH, REPO, Cli, assert_one_line_error
 from sqlalchemy import select, text
 from test_notices import render, workspace
 from test_people import DATA, do_import, give_content, open_incident
@@ -245,3 +246,110 @@ class TestLooseWorkspaceIsRefused:
         os.chown(playbook, 4242, 4242)
         result = cli("playbook", "list")
         assert_one_line_error(result, str(playbook), "uid 4242", "chown")
+
+
+ALIAS_BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.fixture(scope="module")
+def workspace_home(tmp_path_factory) -> Path:
+    """One SQLite workspace with an incident, for refusals that touch no database."""
+    home = tmp_path_factory.mktemp("bounded") / "ws"
+    home.mkdir()
+    run = Cli(home, None)
+    run("init", str(home), check=True)
+    run.open_incident()
+    return home
+
+
+@pytest.fixture
+def sqlite_cli(workspace_home: Path) -> Cli:
+    return Cli(workspace_home, None)
+
+
+class TestBoundedInput:
+    def test_an_alias_bomb_is_refused_quickly_everywhere(self, sqlite_cli, tmp_path):
+        """342 bytes that expand to billions: validate, a facts file and playbooks/ all refuse in seconds."""
+        bomb = tmp_path / "bomb.yaml"
+        bomb.write_text(ALIAS_BOMB)
+        assert len(ALIAS_BOMB) < 400
+        started = time.monotonic()
+        validate = sqlite_cli("playbook", "validate", str(bomb))
+        assert validate.returncode == 2 and "yaml_nodes" in validate.stdout
+        assert_one_line_error(sqlite_cli("assess", "--facts", str(bomb)), str(bomb), "yaml_nodes")
+        planted = sqlite_cli.home / "playbooks" / "bomb.yaml"
+        planted.write_text(ALIAS_BOMB)
+        try:
+            assert_one_line_error(sqlite_cli("playbook", "list"), str(planted), "yaml_nodes")
+        finally:
+            planted.unlink()
+        assert time.monotonic() - started < 30
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ("assess", "--facts", "/dev/zero"),
+            ("notices", "content", "INC-2026-0001", "/dev/zero"),
+            ("people", "import", "INC-2026-0001", "/dev/zero"),
+            ("audit", "verify", "--bundle", "/dev/zero"),
+        ],
+    )
+    def test_a_device_given_as_a_file_is_refused_unread(self, sqlite_cli, args):
+        """/dev/zero as facts, people or bundle: refused at once, naming it, not read until killed."""
+        result = sqlite_cli(*args)
+        assert_one_line_error(result, "/dev/zero", "not a regular file")
+
+    def test_an_oversized_facts_file_names_the_limit(self, sqlite_cli, tmp_path):
+        """A facts file over [limits] data_file_bytes is refused, naming the setting to raise."""
+        big = tmp_path / "facts.yaml"
+        big.write_text("title: x\n" + "#" * (9 * 1024 * 1024) + "\n")
+        assert_one_line_error(sqlite_cli("assess", "--facts", str(big)), str(big), "data_file_bytes")
+
+    def test_huge_numbers_are_refused(self, sqlite_cli, tmp_path):
+        """A 4,000-digit people_affected in a file, or 5,000 digits on --set: exit 2, one line."""
+        facts = tmp_path / "facts.yaml"
+        facts.write_text(f"people_affected: {'9' * 4000}\n")
+        assert_one_line_error(sqlite_cli("assess", "--facts", str(facts)), str(facts), "40 characters")
+        result = sqlite_cli("assess", "--set", "people_affected=" + "9" * 5000)
+        assert_one_line_error(result, "people_affected", "10**18")
+        result = sqlite_cli("clock", "add", "--from", "2026-01-01 09:00", "--duration", "9" * 130_000 + "h")
+        assert_one_line_error(result, "duration", "at most 100")
+        assert len(result.stderr) < 200
+
+    def test_a_zip_bomb_bundle_is_refused_unread(self, sqlite_cli, tmp_path):
+        """A bundle whose member inflates a thousandfold is refused before it is inflated."""
+        import zipfile
+
+        bomb = tmp_path / "bomb.zip"
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("manifest.json", "{}")
+            z.writestr("event.json", b"\0" * (16 * 1024 * 1024))
+        result = sqlite_cli("audit", "verify", "--bundle", str(bomb))
+        assert_one_line_error(result, str(bomb), "bundle_ratio")
+
+    def test_a_malformed_bundle_is_exit_2(self, sqlite_cli, tmp_path):
+        """A zip that is not a bundle, or whose manifest is not JSON: one line, exit 2."""
+        import zipfile
+
+        junk = tmp_path / "junk.zip"
+        junk.write_bytes(b"PK\x03\x04 not really")
+        assert_one_line_error(sqlite_cli("audit", "verify", "--bundle", str(junk)), "not an evidence bundle")
+        bad = tmp_path / "bad.zip"
+        with zipfile.ZipFile(bad, "w") as z:
+            z.writestr("manifest.json", "[[[[")
+        assert_one_line_error(sqlite_cli("audit", "verify", "--bundle", str(bad)), "invalid JSON")
+
+    def test_limits_are_settable(self, sqlite_cli, tmp_path):
+        """[limits] in settings.toml lowers a bound; an unknown limit is refused by name."""
+        settings = sqlite_cli.home / "config" / "settings.toml"
+        facts = tmp_path / "facts.yaml"
+        facts.write_text("people_affected: 10\n" + "#" * 2000 + "\n")
+        try:
+            settings.write_text("[limits]\ndata_file_bytes = 1000\n")
+            assert_one_line_error(sqlite_cli("assess", "--facts", str(facts)), "data_file_bytes")
+            settings.write_text("[limits]\nfile_bytes = 1000\n")
+            assert_one_line_error(sqlite_cli("incident", "list"), "unknown limit")
+        finally:
+            settings.unlink()
