@@ -353,3 +353,23 @@ class TestBoundedInput:
             assert_one_line_error(sqlite_cli("incident", "list"), "unknown limit")
         finally:
             settings.unlink()
+
+
+class TestTerminalIsSafe:
+    def test_control_characters_in_a_title_are_shown_escaped(self, cli):
+        """An ESC[2J / right-to-left-override title is printed as \\u escapes; --json keeps it exact."""
+        title = "客户台账\x1b[2J\x1b]0;owned\x07\u202e泄露"
+        incident = cli.open_incident(title=title)
+        views = (("incident", "list"), ("incident", "show", incident), ("incident", "triggers", incident))
+        for args in views:
+            shown = cli(*args, check=True).stdout
+            assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown, args
+        shown = cli("incident", "show", incident, check=True).stdout
+        assert "客户台账\\u001b[2J" in shown and "\\u202e泄露" in shown
+        assert cli.json("incident", "show", incident)["title"] == title
+
+    def test_an_error_naming_hostile_input_is_escaped(self, sqlite_cli):
+        """An unknown id holding escapes comes back in the error line escaped, still one line."""
+        result = sqlite_cli("incident", "show", "INC\x1b[2J\nforged line")
+        assert "\x1b" not in result.stderr
+        assert_one_line_error(result, "[2J", "forged line")

@@ -139,6 +139,6 @@ def emit_json(value: Any) -> None:
 
 def stdout_console() -> Console:
     """A Rich console on stdout."""
-    from rich.console import Console
+    from engine.cli.terminal import safe_console
 
-    return Console(highlight=False, soft_wrap=False)
+    return safe_console(highlight=False, soft_wrap=False)
