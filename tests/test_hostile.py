@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import BREACH, REPO, Cli, assert_one_line_error
 from sqlalchemy import select, text
+from test_delivery import smtp  # noqa: F401 - the fixture, used by name
 from test_notices import render, workspace
 from test_people import DATA, do_import, give_content, open_incident
 
@@ -373,3 +374,131 @@ class TestTerminalIsSafe:
         result = sqlite_cli("incident", "show", "INC\x1b[2J\nforged line")
         assert "\x1b" not in result.stderr
         assert_one_line_error(result, "[2J", "forged line")
+
+
+class TestInDoubtIsVisible:
+    def test_status_counts_deliveries_in_doubt_and_names_the_settling_command(self, cli, smtp):  # noqa: F811
+        """After a crash past the hand-off, status counts the delivery in doubt, not as "sent"."""
+        from test_delivery import TestCrashes
+
+        crashes = TestCrashes()
+        incident = crashes.prepare(cli, smtp, 'in_doubt = "hold"\n')
+        assert crashes.cli_send(cli, incident, "notices_after_send").returncode == 75
+        interrupted = cli.json("notices", "status", incident)["in_doubt"]
+        assert interrupted == {"held": 0, "interrupted": 1, "resent": 0, "total": 1}
+        assert f"breach notices send {incident}" in cli("notices", "status", incident, check=True).stdout
+        crashes.cli_send(cli, incident)  # holds it for a person to check
+        status = cli.json("notices", "status", incident)
+        assert status["in_doubt"]["held"] == 1 and status["in_doubt"]["total"] == 1
+        assert (
+            status["deliveries"]["customer_notice"].get("sent", 0)
+            + status["deliveries"].get("client_notice", {}).get("sent", 0)
+            == 3
+        )
+        shown = cli("notices", "status", incident, check=True).stdout
+        assert "in doubt (held): 1" in shown and f"breach notices resolve {incident}" in shown
+
+
+class TestExitCodes:
+    def test_init_on_an_unwritable_path(self, tmp_path):
+        """init where no folder can be made: exit 2 naming the path, not an unexpected error."""
+        result = Cli(tmp_path, None)("init", "/proc/breach-workspace")
+        assert_one_line_error(result, "/proc/breach-workspace")
+
+    def test_db_upgrade_on_a_file_that_is_no_database(self, tmp_path):
+        """A --db naming a text file: exit 2, one line, the file left as it was."""
+        junk = tmp_path / "notes.db"
+        junk.write_text("meeting notes, not a database\n")
+        result = Cli(tmp_path, f"sqlite:///{junk}")("db", "upgrade")
+        assert_one_line_error(result, "not a breach SQLite database")
+        assert junk.read_text() == "meeting notes, not a database\n"
+
+    def test_filters_naming_nothing_that_exists_are_errors(self, cli):
+        """--state and --incident that name nothing are refused; a real state with no match is empty."""
+        cli.open_incident()
+        assert_one_line_error(cli("incident", "list", "--state", "nope"), "nope", "containment")
+        assert cli.json("incident", "list", "--state", "closed") == []
+        assert_one_line_error(cli("deadlines", "list", "--incident", "nope"), "no incident 'nope'")
+
+    def test_deep_json_content_is_exit_2(self, sqlite_cli, tmp_path):
+        """Notice content nested thousands deep: one line naming the limit, not a RecursionError."""
+        deep = tmp_path / "content.json"
+        deep.write_text("[" * 5000 + "]" * 5000)
+        result = sqlite_cli("notices", "content", "INC-2026-0001", str(deep))
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def small_limits():
+    """Lower template bounds for the test (restored after)."""
+    from dataclasses import replace
+
+    from engine.files import DEFAULT_LIMITS, configure_limits
+
+    def apply(**changes: int) -> None:
+        configure_limits(replace(DEFAULT_LIMITS, **changes))
+
+    yield apply
+    configure_limits(DEFAULT_LIMITS)
+
+
+def render_source(folder: Path, source: str) -> str:
+    from engine.documents.templating import get_environment, load_template, render_template
+
+    (folder / "en").mkdir(exist_ok=True)
+    (folder / "en" / "evil.md.j2").write_text(source)
+    env = get_environment([folder], "en", cached=False)
+    return render_template(load_template(env, "evil.md.j2"), {"name": "Li"})
+
+
+class TestTemplatesCannotExhaustTheMachine:
+    @pytest.mark.parametrize(
+        "source",
+        [
+            "ok\n{{ 'a'.ljust(2000000000) }}",
+            "ok\n{{ '7'.zfill(2000000000) }}",
+            "ok\n{{ '{:>1000000000}'.format(name) }}",
+            "ok\n{{ '%01000000000d'|format(1) }}",
+            "ok\n{{ '%01000000000d' % 1 }}",
+        ],
+    )
+    def test_huge_padding_is_refused_naming_template_line_and_bound(self, tmp_path, source):
+        """Padding a string to a gigabyte is refused before anything is allocated."""
+        with pytest.raises(BadInput) as caught:
+            render_source(tmp_path, source)
+        message = str(caught.value)
+        assert "evil.md.j2 line 2" in message and "template_width" in message, message
+
+    def test_nested_loops_are_bounded(self, tmp_path, small_limits):
+        """range(100000) inside range(100000): refused at the iteration bound, in well under a second."""
+        small_limits(template_iterations=200_000)
+        started = time.monotonic()
+        with pytest.raises(BadInput, match="template_iterations"):
+            render_source(
+                tmp_path, "{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}"
+            )
+        assert time.monotonic() - started < 5
+
+    def test_time_per_document_is_bounded(self, tmp_path, small_limits):
+        """A loop within the iteration bound but slower than the time limit is stopped by the clock."""
+        small_limits(template_seconds=1, template_iterations=10**9, template_output_bytes=10**9)
+        started = time.monotonic()
+        with pytest.raises(BadInput, match="template_seconds"):
+            render_source(tmp_path, "{% for i in range(9000000) %}{{ i }}{% endfor %}")
+        assert time.monotonic() - started < 10
+
+    def test_output_per_document_is_bounded(self, tmp_path, small_limits):
+        """A document over the output bound is refused, not written."""
+        small_limits(template_output_bytes=100_000)
+        with pytest.raises(BadInput, match="template_output_bytes"):
+            render_source(tmp_path, "{% for i in range(100) %}{{ 'x' * 10000 }}{% endfor %}")
+
+    def test_real_templates_stay_within_the_defaults(self, tmp_path):
+        """Loops, padding and formatting of a normal notice render as before."""
+        text = render_source(
+            tmp_path,
+            "{% for i in range(3) %}{{ name.ljust(4) }}|{{ '%05.1f'|format(i) }}|"
+            "{{ '{:>3}'.format(i) }}\n{% endfor %}",
+        )
+        assert text.splitlines() == ["Li  |000.0|  0", "Li  |001.0|  1", "Li  |002.0|  2"]

@@ -106,6 +106,10 @@ def run() -> None:
     except Exception as exc:
         if os.environ.get("BREACH_DEBUG"):
             raise
+        known = _known_failure(exc)
+        if known is not None:
+            print(f"error: {known}", file=sys.stderr)
+            sys.exit(2)
         detail = str(exc).splitlines()[0] if str(exc) else ""
         print(
             f"error: unexpected {type(exc).__name__}: {detail} (set BREACH_DEBUG=1 for details)",
@@ -113,6 +117,36 @@ def run() -> None:
         )
         sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _known_failure(exc: Exception) -> str | None:
+    """The one line for a failure that is the operator's input or machine, not a bug (else None).
+
+    The database rolled the transaction back before this is reached: nothing was changed.
+    """
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply to read: flatten it (at most 64 levels)"
+    if isinstance(exc, OSError):
+        from engine.files import os_error
+
+        return str(os_error(exc.filename or "a file", exc, "cannot use"))
+    db_errors = sys.modules.get("sqlalchemy.exc")  # loaded only by commands that opened a database
+    if db_errors is None or not isinstance(exc, db_errors.DBAPIError):
+        return None
+    said = str(getattr(exc, "orig", exc) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lowered = said.lower()
+    if "database is locked" in lowered or "database table is locked" in lowered:
+        return (
+            "the SQLite database is locked by another breach process (waited 30 s): "
+            "let it finish (see ps -ef | grep breach) and run the command again"
+        )
+    if "not a database" in lowered or "malformed" in lowered:
+        return "the database file is not a breach SQLite database: check --db or BREACH_DATABASE_URL"
+    if "disk is full" in lowered or "no space" in lowered:
+        return "no space left for the database: free some space and run the command again (nothing changed)"
+    if "nul" in lowered or "0x00" in lowered:
+        return "text with a NUL character cannot be stored: remove it and run the command again"
+    return f"the database refused the command: {said}"
 
 
 def _usage_error(exc: Exception) -> None:

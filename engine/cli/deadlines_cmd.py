@@ -63,6 +63,8 @@ def deadline_rows(
     """Deadlines across incidents for display, each with its countdown from now."""
     reader = c.reader()
     try:
+        if incident_id is not None:
+            reader.incident(incident_id)  # an unknown id is refused, not shown as "no deadlines"
         now = datetime.now(UTC)
         sqlite = reader.mark == "?"
         sql = (

@@ -91,6 +91,14 @@ def list_cmd(
     reader = c.reader()
     rows = reader.incidents(state=state, include_closed=not open_only)
     reader.close()
+    if state is not None and not rows:
+        # No match is an answer only for a state that exists; a typo must not read as "none there".
+        from engine.playbooks.catalog import PlaybookCatalog
+
+        sources = PlaybookCatalog(c.workspace).all()
+        known = sorted({spec.id for source in sources for spec in source.playbook.states})
+        if state not in known:
+            raise BadInput(f"--state {state!r}: no playbook has that state; states: {', '.join(known)}")
     out = [
         {
             "id": r["id"],

@@ -393,11 +393,12 @@ def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -
     from engine.documents.registry import DOCUMENT
     from engine.notices.delivery import DELIVERY
     from engine.notices.people import PERSON
-    from engine.notices.send import delivery_status
+    from engine.notices.send import delivery_status, doubt_counts
 
     c: Ctx = ctx.obj
     store = c.store()
     deliveries = delivery_status(store, incident_id)
+    doubt = doubt_counts(store, incident_id)
     d, x, p = DOCUMENT.c, DELIVERY.c, PERSON.c
     with store.read() as session:
         docs = session.execute(
@@ -419,6 +420,7 @@ def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -
         "sms": sms,
         "deliveries": deliveries,
         "problems": [{"customer_id": cid, "status": st, "reason": err} for cid, st, err in problems],
+        "in_doubt": {**doubt, "total": doubt["held"] + doubt["interrupted"]},
     }
     if as_json:
         emit_json(result)
@@ -431,6 +433,20 @@ def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -
         print(f"delivery {kind}: " + ", ".join(f"{st} {n}" for st, n in sorted(counts.items())))
     for item in result["problems"]:
         print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+    # Counted apart from "sent": a crash after the hand-off leaves no one knowing whether it arrived.
+    if doubt["held"]:
+        print(
+            f"in doubt (held): {doubt['held']}: check the mail server's log, then settle them with "
+            f"'breach notices resolve {incident_id} --delivered --ref LOG-LINE' or '--resend'"
+        )
+    if doubt["interrupted"]:
+        print(
+            f"in doubt (interrupted mid-send): {doubt['interrupted']}: "
+            f"'breach notices send {incident_id}' settles them (re-sent with the same Message-ID, "
+            "or held, per [notices] in_doubt)"
+        )
+    if doubt["resent"]:
+        print(f"sent again after a crash: {doubt['resent']} (the reader may have two copies)")
 
 
 def _sms_cost(texts: Any) -> dict[str, dict[str, int]]:

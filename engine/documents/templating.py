@@ -27,6 +27,7 @@ from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import Markup
 
+from engine.documents.bounds import bounded_range, check_format, check_padding, rendering_budget
 from engine.documents.checks import (
     Problem,
     check_templates,
@@ -47,6 +48,7 @@ from engine.documents.filters import (
     to_follow,
 )
 from engine.errors import BadInput, BreachError, NotFound
+from engine.files import current_limits
 
 __all__ = [
     "DEFAULT_TIMEZONE",
@@ -86,7 +88,19 @@ _MAX_POWER_BITS = 65_536  # largest integer a template may build with `**`
 class BreachSandbox(SandboxedEnvironment):
     """The sandbox, plus limits on ``*`` and ``**`` so a template cannot exhaust memory."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every call a template makes: padding and format widths bounded, the time limit checked."""
+        check_padding(__obj, args)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``'{:>1000000000}'.format``: the pattern's widths are checked when ``format`` is reached."""
+        owner = getattr(value, "__self__", None)
+        if getattr(value, "__name__", "") in ("format", "format_map") and isinstance(owner, str):
+            check_format(owner)
+        return super().wrap_str_format(value)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``person.name`` on a plain dict: the key first, which is data and always safe to read, so
@@ -102,8 +116,10 @@ class BreachSandbox(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """Refuse ``'x' * 10**9`` and ``9 ** 9 ** 9`` before computing them."""
-        if operator == "*":
+        """Refuse ``'x' * 10**9``, ``9 ** 9 ** 9`` and ``'%01000000000d' % 1`` before computing them."""
+        if operator == "%" and isinstance(left, str):
+            check_format(left)
+        elif operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if (
                     isinstance(seq, str | list | tuple)
@@ -157,7 +173,9 @@ def _environment(dirs: tuple[str, ...], locale: str, docx: bool, auto_reload: bo
     )
     for name in ("lipsum", "cycler", "joiner"):  # not needed by documents; less to attack
         env.globals.pop(name, None)
+    env.globals["range"] = bounded_range  # each value a loop takes is counted against the budget
     env.filters.update(FILTERS)
+    env.filters["format"] = _bounded_format
     return env
 
 
@@ -289,11 +307,32 @@ def load_template(env: BreachSandbox, name: str) -> Template:
 
 
 def render_template(template: Template, context: dict[str, Any]) -> str:
-    """Render with every failure (sandbox refusal, undefined name, filter error) as ``BadInput``."""
+    """Render with every failure (sandbox refusal, undefined name, filter error) as ``BadInput``.
+
+    Within the document's budget (see :mod:`engine.documents.bounds`): the output is gathered
+    piece by piece and refused once over the size limit, the time limit checked between pieces.
+    """
     try:
-        return template.render(context)
+        with rendering_budget() as budget:
+            pieces: list[str] = []
+            size = 0
+            for piece in template.generate(context):
+                size += len(piece)
+                if size > budget.output_bytes:
+                    raise SecurityError(f"output over {current_limits().describe('template_output_bytes')}")
+                pieces.append(piece)
+                budget.check_time()
+            return "".join(pieces)
     except Exception as exc:
         raise template_error(exc, template.name or "<template>") from exc
+
+
+def _bounded_format(value: str, *args: Any, **kwargs: Any) -> str:
+    """Jinja's ``format`` filter with printf widths and precisions bounded."""
+    from jinja2.filters import do_format
+
+    check_format(str(value))
+    return do_format(value, *args, **kwargs)
 
 
 def strip_unsafe(text: str) -> str:

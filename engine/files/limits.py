@@ -38,6 +38,10 @@ class Limits:
     yaml_depth: int = 64  # nesting of mappings and lists in YAML
     yaml_nodes: int = 1_000_000  # values in one YAML document once every alias is expanded
     json_depth: int = 64  # nesting of objects and arrays in JSON
+    template_iterations: int = 1_000_000  # range() values one document's loops may take
+    template_output_bytes: int = 64 * _MIB  # text one template renders for one document
+    template_seconds: int = 30  # time one document may take to render
+    template_width: int = 10_000  # a padding, format width or precision in a template
 
     def describe(self, key: str) -> str:
         """``8 MiB ([limits] data_file_bytes)``: a limit as an error message names it."""

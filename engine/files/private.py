@@ -216,6 +216,8 @@ def _step(parent_fd: int, name: str, path: Path) -> int:
                     os.mkdir(name, 0o700, dir_fd=parent_fd)
                 except FileExistsError:
                     continue  # made meanwhile by another run: open it
+                except OSError as exc:  # no permission, a read-only or full file system, /proc
+                    raise os_error(path, exc, "cannot create folder") from None
                 fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
                 os.fchmod(fd, 0o700)  # mkdir's mode passes through the umask
                 return fd

@@ -33,7 +33,7 @@ from engine.outbox.smtp import Mailer, smtp_password
 from engine.store.db import Store, UTCDateTime, utcnow
 from engine.workspace import Workspace
 
-__all__ = ["MailingReport", "delivery_status", "enqueue", "send_notices", "smtp_settings"]
+__all__ = ["MailingReport", "delivery_status", "doubt_counts", "enqueue", "send_notices", "smtp_settings"]
 
 
 def smtp_settings(workspace: Workspace) -> SmtpSettings:
@@ -98,6 +98,32 @@ def delivery_status(store: Store, incident_id: str, channel: str | None = None) 
         ):
             found.setdefault(kind, {})[status] = int(count)
     return found
+
+
+def doubt_counts(store: Store, incident_id: str) -> dict[str, int]:
+    """Email deliveries whose arrival nobody can know, per reason.
+
+    ``held``: kept in doubt (``[notices] in_doubt = "hold"``) until an operator checks the mail log;
+    ``interrupted``: handed to the mail server by a run that died before recording the answer (the
+    next send re-sends or holds them); ``resent``: sent again after such a crash, so the reader may
+    have two copies (same Message-ID).
+    """
+    c = DELIVERY.c
+    handed = (c.status == "sending") & c.handed_off_at.is_not(None)
+    reasons = {
+        "held": c.status == "in_doubt",
+        "interrupted": handed,
+        "resent": (c.status == "sent") & c.in_doubt.is_(True),
+    }
+    with store.read() as session:
+        return {
+            name: int(
+                session.execute(
+                    select(func.count()).where(c.incident_id == incident_id, condition)
+                ).scalar_one()
+            )
+            for name, condition in reasons.items()
+        }
 
 
 def enqueue(session: Session, incident_id: str, *, drill: bool, drill_recipient: str, now: datetime) -> int:
