@@ -85,10 +85,13 @@ def facts_cmd(
         return
     if not change.changed:
         print(f"{incident_id}: facts unchanged")
-        return
-    print(f"{incident_id}: facts changed: {', '.join(change.changed)} (version {change.version})")
+    else:
+        print(f"{incident_id}: facts changed: {', '.join(change.changed)} (version {change.version})")
     if change.grade_before != change.grade_after:
         print(f"  grade: {change.grade_before or 'not assessed'} → {change.grade_after}")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 def _print_facts(facts: dict[str, Any], assessment: dict[str, Any]) -> None:

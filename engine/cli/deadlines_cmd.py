@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput, CheckFailed
 
 __all__ = ["deadline_rows", "display_row", "print_deadlines", "register"]
@@ -143,12 +143,9 @@ def status_text(row: dict[str, Any]) -> str:
 def print_deadlines(c: Ctx, rows: list[dict[str, Any]], *, title: str, with_incident: bool = True) -> None:
     """The clocks as a table: what, due, countdown or lateness, status and legal basis."""
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(title=title)
     columns = (["incident"] if with_incident else []) + ["rule", "what", "due", "status", "basis"]
-    for col in columns:
-        table.add_column(col, overflow="fold")
+    cells = []
     for r in rows:
         rule = r["rule"] + (f" {r['subject']}" if r["subject"] else "")
         due = c.fmt_short(r["due_at"]) + (" (provisional)" if r["provisional"] else "")
@@ -156,15 +153,15 @@ def print_deadlines(c: Ctx, rows: list[dict[str, Any]], *, title: str, with_inci
         if r["overdue"]:
             status = f"[bold red]{status}[/bold red]"
         # Labels and bases are data: their brackets must print, not be read as Rich markup.
-        cells = ([r["incident_id"]] if with_incident else []) + [
+        row = ([r["incident_id"]] if with_incident else []) + [
             escape(rule),
             escape(r["label"]),
             due,
             status,
             escape(basis_text(r["basis"], short=True)),
         ]
-        table.add_row(*cells)
-    stdout_console().print(table)
+        cells.append(row)
+    stdout_console().print(key_table(columns, cells, keys=("incident", "rule"), title=title))
 
 
 @deadlines_app.command("list")
@@ -296,6 +293,9 @@ def waive_cmd(
         subject=record,
     )
     print(f"{incident_id}: deadline {row.rule_id}{' ' + row.subject if row.subject else ''} waived")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 @deadlines_app.command("recompute")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput
 
 __all__ = ["register"]
@@ -86,16 +86,16 @@ def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
     if as_json:
         emit_json({**result, "documents": rows})
         return
-    from rich.table import Table
+    from rich.markup import escape
 
     title = f"{incident_id} formal documents" + (" [演练 DRILL]" if result["drill"] else "")
-    table = Table("kind", "#", "number", "fmt", "file", "sha256", title=title)
-    for r in rows:
-        table.add_row(
-            r["kind"], r["subject"], r["number"], r["format"], Path(r["path"]).name, r["sha256"][:12]
-        )
+    cells = [
+        [r["kind"], r["subject"], r["number"], r["format"], escape(Path(r["path"]).name), r["sha256"][:12]]
+        for r in rows
+    ]
+    headers = ("kind", "#", "number", "fmt", "file", "sha256")
     console = stdout_console()
-    console.print(table)
+    console.print(key_table(headers, cells, keys=("kind", "number"), title=escape(title)))
     folders = sorted({str(Path(r["path"]).parent) for r in rows})
     if folders:
         console.print(f"files in {', '.join(folders)}", markup=False)

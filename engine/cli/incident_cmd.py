@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput
 
 __all__ = ["parse_pairs", "register"]
@@ -76,7 +76,11 @@ def open_cmd(
         facts=facts,
         hooks=c.hooks(),
     )
+    # The id alone on stdout, so that ID=$(breach incident open ...) works; the rest is for the eye.
     print(incident.id)
+    from engine.cli.summary import print_opened
+
+    print_opened(c, incident.id, actor=actor)
 
 
 @incident_app.command("list")
@@ -108,24 +112,31 @@ def list_cmd(
     if as_json:
         emit_json(out)
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table("id", "title", "playbook", "state", "grade", "opened")
-    for r in out:
-        table.add_row(
-            r["id"] + (" [演练]" if r["drill"] else ""),
-            r["title"],
+    cells = [
+        [
+            r["id"],
+            escape(r["title"]) + (" [演练]" if r["drill"] else ""),
             r["playbook"],
             r["state"],
             r["grade"] or "",
-            r["opened_at"][:16].replace("T", " "),
-        )
-    stdout_console().print(table)
+            c.fmt_short(r["opened_at"]),
+        ]
+        for r in out
+    ]
+    headers = ("id", "title", "playbook", "state", "grade", "opened")
+    stdout_console().print(key_table(headers, cells, keys=("id",)))
 
 
 @incident_app.command("show")
-def show_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> None:
-    """Show an incident: state, tasks, clocks, documents and its audit trail."""
+def show_cmd(
+    ctx: typer.Context,
+    incident_id: str,
+    as_json: JsonOpt = False,
+    full: Annotated[bool, typer.Option("--full", help="The whole timeline, not its latest events.")] = False,
+) -> None:
+    """Show an incident: what now, then tasks, clocks, documents and its audit trail."""
     from engine.cli.views import incident_json, print_incident
 
     c: Ctx = ctx.obj
@@ -135,7 +146,7 @@ def show_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
     if as_json:
         emit_json(incident_json(c, row))
     else:
-        print_incident(c, row)
+        print_incident(c, row, full=full)
 
 
 @incident_app.command("advance")
@@ -175,6 +186,9 @@ def advance_cmd(
     print(f"{incident_id}: {trigger}: {moved} {result.to_state} (version {result.version})")
     for effect in result.effects:
         print(f"  {effect}")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 @incident_app.command("triggers")
@@ -192,13 +206,20 @@ def triggers_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False,
     if as_json:
         emit_json([i.to_json() for i in infos])
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table("trigger", "", "to", "allowed", "blocked by / needs", title=f"{incident_id} in {state}")
-    for i in infos:
-        why = "; ".join(i.blocked_by + ([f"needs {' '.join(i.needs)}"] if i.needs else []))
-        table.add_row(i.trigger, i.label, i.dest or "", "yes" if i.allowed else "no", why)
-    stdout_console().print(table)
+    cells = [
+        [
+            i.trigger,
+            escape(i.label),
+            i.dest or "",
+            "yes" if i.allowed else "no",
+            escape("; ".join(i.blocked_by + ([f"needs {' '.join(i.needs)}"] if i.needs else []))),
+        ]
+        for i in infos
+    ]
+    headers = ("trigger", "", "to", "allowed", "blocked by / needs")
+    stdout_console().print(key_table(headers, cells, keys=("trigger",), title=f"{incident_id} in {state}"))
 
 
 @task_app.command("done")
@@ -215,6 +236,9 @@ def task_done(
     c: Ctx = ctx.obj
     key = complete_task(c.store(), incident_id, task, actor=c.actor(actor), note=note, hooks=c.hooks())
     print(f"{incident_id}: task {key} done")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 def register(app: typer.Typer) -> None:

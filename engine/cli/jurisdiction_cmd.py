@@ -87,7 +87,10 @@ def determine_cmd(
     print(f"{incident_id}: {determination} = {'yes' if entry['value'] else 'no'} (version {version})")
     if aid is not None:
         print(f"  {aid['arithmetic']}  (an aid, not the decision)")
-    print(f"  next: breach deadlines list --incident {incident_id}  (clocks that read {determination})")
+    print(f"  see: breach deadlines list --incident {incident_id}  (clocks that read {determination})")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 @incident_app.command("filed")
@@ -131,7 +134,10 @@ def filed_cmd(
         emit_json({"id": incident_id, "filing": key, **entry, "version": version})
         return
     print(f"{incident_id}: {key} filed at {c.fmt_time(when)} (version {version})")
-    print(f"  next: breach deadlines list --incident {incident_id} --all")
+    print(f"  see: breach deadlines list --incident {incident_id} --all")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 def register(app: typer.Typer) -> None:

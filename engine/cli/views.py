@@ -114,12 +114,12 @@ def _deadline_json(c: Ctx, d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _details(e: dict[str, Any]) -> list[str]:
+def _details(c: Ctx, e: dict[str, Any]) -> list[str]:
     """What an event says, in a few words: its reason and the short values it recorded."""
     inputs = e["inputs"]
     details = [e["reason"]] if e["reason"] else []
     if e["kind"] == "opened":
-        details.append(f"discovered {str(inputs.get('discovered_at', ''))[:16].replace('T', ' ')} UTC")
+        details.append(f"discovered {c.fmt_short(inputs.get('discovered_at'))}")
         if inputs.get("drill"):
             details.append("drill")
     elif e["kind"] == "facts":
@@ -132,9 +132,7 @@ def _details(e: dict[str, Any]) -> list[str]:
     elif e["kind"] == "responsible_recorded":
         details.append(f"{inputs.get('name')}: {inputs.get('responsibility')}, {inputs.get('sanction')}")
     elif e["kind"] == "deadline_recomputed":
-        details.append(
-            f"{inputs.get('rule')} due {str(inputs.get('new_due_at', ''))[:16].replace('T', ' ')} UTC"
-        )
+        details.append(f"{inputs.get('rule')} due {c.fmt_short(inputs.get('new_due_at'))}")
     else:
         # Short scalar values only: file maps, fact dumps and effect lists belong in --json.
         for key, value in inputs.items():
@@ -145,19 +143,32 @@ def _details(e: dict[str, Any]) -> list[str]:
     return [str(d) for d in details]
 
 
-def print_timeline(c: Ctx, row: dict[str, Any], *, title: str = "Timeline", tasks: bool = True) -> None:
-    """The incident's audit events as a readable table (``tasks=False`` leaves out task ticks)."""
-    from rich.table import Table
+TIMELINE_TAIL = 12
+"""Events ``incident show`` lists without ``--full``: the latest are the ones that matter under pressure."""
 
-    from engine.cli.context import stdout_console
+
+def print_timeline(
+    c: Ctx,
+    row: dict[str, Any],
+    *,
+    title: str = "Timeline",
+    tasks: bool = True,
+    last: int | None = None,
+) -> None:
+    """The incident's audit events as a readable table (``tasks=False`` leaves out task ticks;
+    ``last`` keeps only that many of the latest events and says how many earlier ones were left out)."""
+    from rich.markup import escape
+
+    from engine.cli.context import key_table, stdout_console
 
     labels = row["labels"]
-    table = Table(title=title, show_lines=False)
-    for col in ("#", "when", "who", "what", "state", "details"):
-        table.add_column(col, overflow="fold")
-    for e in row["events"]:
-        if e["kind"] == "task_done" and not tasks:
-            continue
+    events = [e for e in row["events"] if tasks or e["kind"] != "task_done"]
+    hidden = 0
+    if last is not None and len(events) > last:
+        hidden = len(events) - last
+        events = events[-last:]
+    cells = []
+    for e in events:
         if e["kind"] == "trigger":
             what = f"{e['trigger']} ({labels.get('triggers', {}).get(e['trigger'], {}).get('zh-CN', '')})"
         elif e["kind"] == "task_done":
@@ -170,20 +181,41 @@ def print_timeline(c: Ctx, row: dict[str, Any], *, title: str = "Timeline", task
             state = f"{_label(labels, 'states', e['from_state'])} → {state}"
         elif e["kind"] != "opened":
             state = ""
-        table.add_row(str(e["seq"]), c.fmt_short(e["at"]), e["actor"], what, state, "; ".join(_details(e)))
-    stdout_console().print(table)
+        cells.append(
+            [
+                str(e["seq"]),
+                c.fmt_short(e["at"]),
+                escape(e["actor"]),
+                escape(what),
+                escape(state),
+                escape("; ".join(_details(c, e))),
+            ]
+        )
+    console = stdout_console()
+    if hidden:
+        title += f" (last {len(events)} of {len(events) + hidden} events)"
+    console.print(
+        key_table(("#", "when", "who", "what", "state", "details"), cells, keys=("#",), title=title)
+    )
+    if hidden:
+        console.print(f"{hidden} earlier event(s): breach incident show {row['id']} --full")
 
 
-def print_incident(c: Ctx, row: dict[str, Any]) -> None:
-    """The human view of ``breach incident show``."""
-    from rich.table import Table
+def print_incident(c: Ctx, row: dict[str, Any], *, full: bool = False) -> None:
+    """The human view of ``breach incident show``: the "what now" summary first, then the details; the
+    timeline keeps its latest events unless ``full``."""
+    from rich.markup import escape
 
-    from engine.cli.context import stdout_console
+    from engine.cli.context import key_table, stdout_console
+    from engine.cli.summary import print_what_now
+    from engine.incidents.whatnow import what_now
 
     console = stdout_console()
+    print_what_now(c, what_now(row), console)
+    console.print()
     labels = row["labels"]
     drill = "  [bold red]演练 DRILL[/bold red]" if row["drill"] else ""
-    console.print(f"[bold]{row['id']}[/bold]  {row['title']}{drill}")
+    console.print(f"[bold]{row['id']}[/bold]  {escape(row['title'])}{drill}")
     console.print(
         f"playbook {row['playbook_id']} v{row['playbook_version']}   state: [bold]{row['state']}[/bold] "
         f"({_label(labels, 'states', row['state'])})   version {row['version']}"
@@ -203,25 +235,24 @@ def print_incident(c: Ctx, row: dict[str, Any]) -> None:
         console.print(f"  details: breach assess {row['id']}")
     current = [t for t in row["tasks"] if t["state_id"] == row["state"]]
     if current:
-        table = Table(title="Tasks of this phase")
-        for col in ("task", "", "required", "status", "done"):
-            table.add_column(col)
-        for t in current:
-            done = f"{c.fmt_short(t['done_at'])} {t['done_by']}" if t["done_at"] else ""
-            table.add_row(
+        cells = [
+            [
                 t["key"],
-                _label(labels, "tasks", t["key"]),
+                escape(_label(labels, "tasks", t["key"])),
                 "yes" if t["required"] else "optional",
                 t["status"],
-                done,
-            )
-        console.print(table)
+                escape(f"{c.fmt_short(t['done_at'])} {t['done_by']}") if t["done_at"] else "",
+            ]
+            for t in current
+        ]
+        headers = ("task", "", "required", "status", "done")
+        console.print(key_table(headers, cells, keys=("task",), title="Tasks of this phase"))
     if row["deadlines"]:
         from engine.cli.deadlines_cmd import display_row, print_deadlines
 
         clocks = [display_row(c, d) for d in row["deadlines"]]
         print_deadlines(c, clocks, title="Clocks (legal deadlines and internal targets)", with_incident=False)
-    print_timeline(c, row)
+    print_timeline(c, row, last=None if full else TIMELINE_TAIL)
     for r in row.get("refusals", []):
         console.print(f"[yellow]refused:[/yellow] {c.fmt_short(r['at'])} {r['actor']}: {r['detail']}")
     if row.get("document_counts"):
@@ -230,4 +261,4 @@ def print_incident(c: Ctx, row: dict[str, Any]) -> None:
         for d in row["documents"]:
             if not d.get("person_ref"):
                 console.print(f"  {d['kind']} ({d['fmt']}): {d['path']}", markup=False)
-    console.print(f"next: breach incident triggers {row['id']}")
+    console.print(f"what may happen next: breach incident triggers {row['id']}")
