@@ -222,3 +222,67 @@ class TestNothingTypedIsCut:
         assert "procuratorate_suggestion" in on_terminal(cli, "incident", "triggers", incident_id)
         deadlines = on_terminal(cli, "deadlines", "list", "--all")
         assert "POLICY-PIPL57-INDIVIDUALS" in deadlines and "POLICY-PIPL57-REGULATOR" in deadlines
+
+
+class TestShellConventions:
+    def test_completion_offers_ids_triggers_and_tasks(self, cli):
+        """The shell's completion asks breach, which answers from the workspace."""
+        incident_id = cli.open_incident(discovered_at="2026-11-30 09:00")
+        ids = cli(
+            env={
+                "_BREACH_COMPLETE": "complete_bash",
+                "COMP_WORDS": "breach incident show INC",
+                "COMP_CWORD": "3",
+            },
+        )
+        assert ids.stdout.split() == [incident_id]
+        triggers = cli(
+            env={
+                "_BREACH_COMPLETE": "complete_zsh",
+                "_TYPER_COMPLETE_ARGS": f"breach incident advance {incident_id} co",
+            },
+        )
+        assert '"contain":' in triggers.stdout and "stop_transfer" not in triggers.stdout
+        tasks = cli(
+            env={
+                "_BREACH_COMPLETE": "complete_zsh",
+                "_TYPER_COMPLETE_ARGS": f"breach task done {incident_id} ",
+            },
+        )
+        assert '"stop_transfer":' in tasks.stdout and '"notify_individuals"' not in tasks.stdout
+        cli("task", "done", incident_id, "stop_transfer", check=True)
+        tasks = cli(
+            env={
+                "_BREACH_COMPLETE": "complete_zsh",
+                "_TYPER_COMPLETE_ARGS": f"breach task done {incident_id} ",
+            },
+        )
+        assert '"stop_transfer"' not in tasks.stdout and '"preserve_evidence":' in tasks.stdout
+
+    def test_completion_outside_a_workspace_answers_nothing(self, tmp_path):
+        """No workspace: completion offers nothing and prints no error into the line being typed."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BREACH_")}
+        env.update(
+            {"_BREACH_COMPLETE": "complete_bash", "COMP_WORDS": "breach incident show I", "COMP_CWORD": "3"}
+        )
+        result = subprocess.run([BREACH], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert result.returncode == 0 and result.stdout.strip() == "" and result.stderr == ""
+
+    def test_short_h_and_whole_summaries(self, tmp_path):
+        """-h is --help, at every level; at 80 columns no command summary is cut with an ellipsis."""
+        env = {**os.environ, "COLUMNS": "80"}
+        for args in ([], ["incident"], ["incident", "show"], ["notices"], ["documents"]):
+            short = subprocess.run(
+                [BREACH, *args, "-h"], capture_output=True, text=True, env=env, cwd=tmp_path
+            )
+            long = subprocess.run(
+                [BREACH, *args, "--help"], capture_output=True, text=True, env=env, cwd=tmp_path
+            )
+            assert short.returncode == 0 and short.stdout == long.stdout, args
+            summaries = [line for line in short.stdout.splitlines() if not line.startswith("Usage:")]
+            assert not any(line.rstrip().endswith(("...", "…")) for line in summaries), (args, short.stdout)
+        listing = subprocess.run(
+            [BREACH, "--help"], capture_output=True, text=True, env=env, cwd=tmp_path
+        ).stdout
+        assert "--install-completion" in listing and "--show-completion" in listing
+        assert "config/ overrides." in listing  # the end of init's summary, once cut

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json, stdout_console
 from engine.cli.incident_cmd import incident_app
 from engine.errors import BadInput
@@ -41,7 +42,7 @@ def collect_facts(pairs: list[str] | None, file: Path | None, zone: str = "UTC")
 @incident_app.command("facts")
 def facts_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     pairs: SetOpt = None,
     file: FileOpt = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why the facts changed.")] = None,

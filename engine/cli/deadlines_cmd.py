@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput, CheckFailed
 
@@ -267,7 +268,7 @@ def _print_report(out: dict[str, Any]) -> None:
 @deadlines_app.command("waive")
 def waive_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     rule: Annotated[str, typer.Argument(help="The rule id, e.g. POLICY-PIPL57-INDIVIDUALS.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why (a written rationale).")] = None,
     approver: Annotated[

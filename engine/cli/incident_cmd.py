@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from engine.cli.complete import IncidentArg, TaskArg, TriggerArg
 from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput
 
@@ -132,7 +133,7 @@ def list_cmd(
 @incident_app.command("show")
 def show_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     as_json: JsonOpt = False,
     full: Annotated[bool, typer.Option("--full", help="The whole timeline, not its latest events.")] = False,
 ) -> None:
@@ -152,8 +153,8 @@ def show_cmd(
 @incident_app.command("advance")
 def advance_cmd(
     ctx: typer.Context,
-    incident_id: str,
-    trigger: str,
+    incident_id: IncidentArg,
+    trigger: TriggerArg,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (required by some triggers).")] = None,
     approver: Annotated[
         str | None, typer.Option("--approver", help="Who approved it (some triggers).")
@@ -192,7 +193,9 @@ def advance_cmd(
 
 
 @incident_app.command("triggers")
-def triggers_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False, actor: AsOpt = None) -> None:
+def triggers_cmd(
+    ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False, actor: AsOpt = None
+) -> None:
     """What may happen next, and for each blocked step, why."""
     from engine.incidents.flow import list_triggers
     from engine.incidents.repository import get_incident
@@ -225,8 +228,8 @@ def triggers_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False,
 @task_app.command("done")
 def task_done(
     ctx: typer.Context,
-    incident_id: str,
-    task: str,
+    incident_id: IncidentArg,
+    task: TaskArg,
     note: Annotated[str | None, typer.Option("--note", help="A note kept in the audit trail.")] = None,
     actor: AsOpt = None,
 ) -> None:

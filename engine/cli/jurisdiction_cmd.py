@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
 from engine.cli.incident_cmd import incident_app
 from engine.errors import BadInput
@@ -42,7 +43,7 @@ def _change(c: Ctx, incident_id: str, update: dict[str, Any], actor: str, reason
 @incident_app.command("determine")
 def determine_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     determination: Annotated[str, typer.Argument(help="e.g. gdpr_high_risk, sg_significant_harm.")],
     answer: Annotated[str, typer.Argument(help="yes or no.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why (required; kept in the audit).")] = None,
@@ -96,7 +97,7 @@ def determine_cmd(
 @incident_app.command("filed")
 def filed_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     rule: Annotated[str, typer.Argument(help="Rule id, e.g. EU-GDPR-33.")],
     clock: Annotated[str, typer.Argument(help="Clock of the rule, e.g. notification (breach rules list).")],
     ref: Annotated[
