@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -18,18 +17,6 @@ deadlines_app = typer.Typer(help="Legal clocks and internal targets across incid
 scheduler_app = typer.Typer(help="Run the deadline checker on a schedule.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ACTIVE = ("pending", "warned", "missed")
-
-
-def _time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else (value or {})
 
 
 def _param(sqlite: bool, moment: datetime) -> Any:
@@ -91,38 +78,11 @@ def deadline_rows(
 
 
 def display_row(c: Ctx, r: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """A deadline row (from the read model) as the list and the incident view show it."""
-    from engine.clocks.durations import format_countdown
+    """A deadline row (from the read model) as the list and the incident view show it: the one deadline
+    shape (``engine.shapes.deadline``)."""
+    from engine.shapes import Times, deadline
 
-    due = _time(r["due_at"])
-    assert due is not None
-    left = due - (now or datetime.now(UTC))
-    labels = _json(r["labels"])
-    active = r["status"] in ACTIVE
-    return {
-        "id": r["id"],
-        "incident_id": r["incident_id"],
-        "incident_title": r.get("title"),
-        "drill": bool(r.get("drill")),
-        "rule": r["rule_id"],
-        "subject": r["subject"] or None,
-        "kind": r["kind"],
-        "label": labels.get("zh-CN", ""),
-        "label_en": labels.get("en", ""),
-        "status": r["status"],
-        "due_at": c.fmt_time(due),
-        "provisional": bool(r["provisional"]),
-        "calendar": r["calendar"],
-        "basis": _json(r["basis"]),
-        "remaining_seconds": int(left.total_seconds()) if active else None,
-        "countdown": format_countdown(left) if active else None,
-        "overdue": active and left.total_seconds() <= 0,
-        "met_at": c.fmt_time(_time(r["met_at"])) or None,
-        "met_by": r["met_by"],
-        "lateness_seconds": r["lateness_seconds"],
-        "missed_at": c.fmt_time(_time(r["missed_at"])) or None,
-        "note": r.get("waiver_reason") or r.get("void_reason"),
-    }
+    return deadline(Times(c.zone), r, now or datetime.now(UTC))
 
 
 def status_text(row: dict[str, Any]) -> str:

@@ -96,20 +96,10 @@ def list_cmd(
     reader = c.reader()
     rows = reader.incidents(state=state, include_closed=not open_only)
     reader.close()
-    out = [
-        {
-            "id": r["id"],
-            "title": r["title"],
-            "playbook": r["playbook_id"],
-            "state": r["state"],
-            "version": r["version"],
-            "drill": r["drill"],
-            "opened_at": c.fmt_time(r["opened_at"]),
-            "discovered_at": c.fmt_time(r["discovered_at"]),
-            "grade": (r["assessment"] or {}).get("grade"),
-        }
-        for r in rows
-    ]
+    from engine.shapes import Times, incident_item
+
+    times = Times(c.zone)
+    out = [incident_item(times, r) for r in rows]
     if as_json:
         emit_json(out)
         return
@@ -148,6 +138,26 @@ def show_cmd(
         emit_json(incident_json(c, row))
     else:
         print_incident(c, row, full=full)
+
+
+@incident_app.command("what-now")
+def what_now_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False) -> None:
+    """What to do now: state, nearest clock, overdue clocks, open required tasks, next commands."""
+    from engine.cli.summary import print_what_now
+    from engine.incidents.whatnow import what_now
+    from engine.shapes import Times
+
+    c: Ctx = ctx.obj
+    reader = c.reader()
+    try:
+        row = reader.incident(incident_id, every_document=False)
+    finally:
+        reader.close()
+    summary = what_now(row)
+    if as_json:
+        emit_json(summary.to_json(Times(c.zone).iso))
+    else:
+        print_what_now(c, summary)
 
 
 @incident_app.command("advance")
@@ -207,7 +217,9 @@ def triggers_cmd(
         infos = list_triggers(session, incident, actor=c.actor(actor), hooks=c.hooks())
         state = incident.state
     if as_json:
-        emit_json([i.to_json() for i in infos])
+        from engine.shapes import trigger
+
+        emit_json([trigger(i) for i in infos])
         return
     from rich.markup import escape
 

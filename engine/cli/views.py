@@ -2,116 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from engine.cli.context import Ctx
+from engine.incidents.whatnow import label_of
 
 __all__ = ["incident_json", "print_incident", "print_timeline"]
 
 
-def _label(labels: dict[str, Any], kind: str, key: str | None, locale: str = "zh-CN") -> str:
-    if not key:
-        return ""
-    entry = labels.get(kind, {}).get(key)
-    if entry is None:
-        return key
-    names = entry.get("labels", entry) if isinstance(entry, dict) else {}
-    return str(names.get(locale) or names.get("zh-CN") or key)
-
-
 def incident_json(c: Ctx, row: dict[str, Any]) -> dict[str, Any]:
-    """The ``breach incident show --json`` object (see the CLI contract)."""
-    labels = row["labels"]
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "playbook": row["playbook_id"],
-        "playbook_version": row["playbook_version"],
-        "playbook_sha256": row["playbook_sha256"],
-        "state": row["state"],
-        "state_label": _label(labels, "states", row["state"]),
-        "version": row["version"],
-        "drill": row["drill"],
-        "opened_at": c.fmt_time(row["opened_at"]),
-        "opened_by": row["opened_by"],
-        "discovered_at": c.fmt_time(row["discovered_at"]),
-        "closed_at": c.fmt_time(row["closed_at"]) or None,
-        "facts": row["facts"],
-        "anchors": {k: c.fmt_time(v) for k, v in row["anchors"].items()},
-        "flags": row["flags"],
-        "records": row["records"],
-        "assessment": row["assessment"] or None,
-        "tasks": [
-            {
-                "id": t["key"],
-                "state": t["status"],
-                "phase_state": t["state_id"],
-                "required": t["required"],
-                "label": _label(labels, "tasks", t["key"]),
-                "done_at": c.fmt_time(t["done_at"]) or None,
-                "done_by": t["done_by"],
-            }
-            for t in row["tasks"]
-        ],
-        "deadlines": [_deadline_json(c, d) for d in row["deadlines"]],
-        "document_counts": [
-            {"kind": d["kind"], "format": d["fmt"], "count": d["n"]} for d in row.get("document_counts", [])
-        ],
-        "documents": [
-            {
-                "kind": d["kind"],
-                "format": d.get("fmt"),
-                "path": d["path"],
-                "sha256": d["sha256"],
-                "person": d.get("person_ref"),
-                "template": d.get("template"),
-                "created_at": c.fmt_time(d.get("created_at")) or None,
-            }
-            for d in row["documents"]
-        ],
-        "refusals": [
-            {
-                "at": c.fmt_time(r["at"]),
-                "actor": r["actor"],
-                "detail": r["detail"],
-            }
-            for r in row.get("refusals", [])
-        ],
-        "events": [
-            {
-                "seq": e["seq"],
-                "at": c.fmt_time(e["at"]),
-                "actor": e["actor"],
-                "kind": e["kind"],
-                "trigger": e["trigger"],
-                "from": e["from_state"],
-                "to": e["to_state"],
-                "reason": e["reason"],
-                "inputs": e["inputs"],
-                "hash": e["hash"],
-            }
-            for e in row["events"]
-        ],
-    }
+    """The ``breach incident show --json`` object (``engine.shapes.incident``; see the CLI contract)."""
+    from datetime import UTC, datetime
 
+    from engine.shapes import Times, incident
 
-# Bookkeeping of the checker (engine/checker.py), not part of what a deadline says.
-_DEADLINE_INTERNAL = ("incident_id", "version", "next_check_at", "alert_round")
-
-
-def _deadline_json(c: Ctx, d: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        k: (c.fmt_time(v) if k.endswith("_at") and v is not None else v)
-        for k, v in d.items()
-        if k not in _DEADLINE_INTERNAL
-    }
-    out["rule"] = d.get("rule_id", d.get("rule"))
-    if isinstance(out.get("labels"), str):  # SQLite hands JSON columns back as text
-        out["labels"] = json.loads(out["labels"])
-    if "provisional" in out:
-        out["provisional"] = bool(out["provisional"])
-    return out
+    return incident(Times(c.zone), row, datetime.now(UTC))
 
 
 def _details(c: Ctx, e: dict[str, Any]) -> list[str]:
@@ -173,12 +78,12 @@ def print_timeline(
             what = f"{e['trigger']} ({labels.get('triggers', {}).get(e['trigger'], {}).get('zh-CN', '')})"
         elif e["kind"] == "task_done":
             task = e["inputs"].get("task")
-            what = f"task done: {_label(labels, 'tasks', task)}"
+            what = f"task done: {label_of(labels, 'tasks', task)}"
         else:
             what = e["kind"]
-        state = _label(labels, "states", e["to_state"])
+        state = label_of(labels, "states", e["to_state"])
         if e["from_state"] and e["from_state"] != e["to_state"]:
-            state = f"{_label(labels, 'states', e['from_state'])} → {state}"
+            state = f"{label_of(labels, 'states', e['from_state'])} → {state}"
         elif e["kind"] != "opened":
             state = ""
         cells.append(
@@ -218,7 +123,7 @@ def print_incident(c: Ctx, row: dict[str, Any], *, full: bool = False) -> None:
     console.print(f"[bold]{row['id']}[/bold]  {escape(row['title'])}{drill}")
     console.print(
         f"playbook {row['playbook_id']} v{row['playbook_version']}   state: [bold]{row['state']}[/bold] "
-        f"({_label(labels, 'states', row['state'])})   version {row['version']}"
+        f"({label_of(labels, 'states', row['state'])})   version {row['version']}"
     )
     console.print(
         f"discovered {c.fmt_short(row['discovered_at'])}   opened {c.fmt_short(row['opened_at'])} "
@@ -238,7 +143,7 @@ def print_incident(c: Ctx, row: dict[str, Any], *, full: bool = False) -> None:
         cells = [
             [
                 t["key"],
-                escape(_label(labels, "tasks", t["key"])),
+                escape(label_of(labels, "tasks", t["key"])),
                 "yes" if t["required"] else "optional",
                 t["status"],
                 escape(f"{c.fmt_short(t['done_at'])} {t['done_by']}") if t["done_at"] else "",
