@@ -112,6 +112,7 @@ class TestWhatNow:
         # Steps that stay in the state are not offered as the way forward.
         assert "procuratorate_suggestion" not in out
         moved = cli("incident", "advance", incident_id, "contain", check=True).stdout
+        assert re.search(r"contained_at = \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00\n", moved), moved
         assert "state: customer_notification" in moved
         assert f"breach task done {incident_id} notify_client_companies" in moved
 

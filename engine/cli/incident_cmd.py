@@ -196,10 +196,24 @@ def advance_cmd(
     moved = "stays in" if result.from_state == result.to_state else f"{result.from_state} →"
     print(f"{incident_id}: {trigger}: {moved} {result.to_state} (version {result.version})")
     for effect in result.effects:
-        print(f"  {effect}")
+        print(f"  {_in_zone(c, effect)}")
     from engine.cli.summary import after_write
 
     after_write(c, incident_id, actor=actor)
+
+
+def _in_zone(c: Ctx, effect: str) -> str:
+    """An effect as the playbook words it ("contained_at = <UTC time>"), with the moment in the zone."""
+    from datetime import datetime
+
+    name, sep, value = effect.partition(" = ")
+    try:
+        moment = datetime.fromisoformat(value) if sep else None
+    except ValueError:
+        return effect
+    if moment is None or moment.tzinfo is None:  # a date or a plain value is shown as given
+        return effect
+    return f"{name} = {c.fmt_time(moment)}"
 
 
 @incident_app.command("triggers")
