@@ -10,7 +10,7 @@ import struct
 import subprocess
 import termios
 
-from conftest import BREACH
+from conftest import BREACH, assert_one_line_error, at_rest
 
 CONTAINMENT = [
     "stop_transfer",
@@ -287,3 +287,13 @@ class TestShellConventions:
         ).stdout
         assert "--install-completion" in listing and "--show-completion" in listing
         assert "config/ overrides." in listing  # the end of init's summary, once cut
+
+
+class TestSending:
+    def test_send_without_smtp_is_refused_at_once(self, cli):
+        """No [smtp] in the workspace: exit 2 naming the table and its keys, and nothing changes."""
+        incident_id = cli.open_incident(discovered_at="2026-11-30 09:00")
+        before = at_rest(cli.json("incident", "show", incident_id))
+        result = cli("notices", "send", incident_id)
+        assert_one_line_error(result, "settings.toml has no [smtp] table", "host, port, sender")
+        assert at_rest(cli.json("incident", "show", incident_id)) == before
