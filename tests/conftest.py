@@ -145,3 +145,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+MOVING = ("remaining_seconds", "countdown", "overdue")
+"""Keys of a deadline that follow the clock on the wall: they differ between two reads a second apart."""
+
+
+def at_rest(shown: dict):
+    """``incident show --json`` without the countdowns of its deadlines, to compare two reads of it."""
+    return {
+        **shown,
+        "deadlines": [{k: v for k, v in d.items() if k not in MOVING} for d in shown.get("deadlines", [])],
+    }

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx
 from engine.cli.incident_cmd import incident_app
 
@@ -17,7 +18,7 @@ __all__ = ["register"]
 @incident_app.command("export")
 def export_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     out: Annotated[
         Path | None, typer.Option("--out", help="Bundle file (default out/<ID>-evidence.zip).")
     ] = None,
@@ -43,7 +44,7 @@ def export_cmd(
 @incident_app.command("purge")
 def purge_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     reason: Annotated[str, typer.Option("--reason", help="Why the record is deleted now.")],
     actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
 ) -> None:
