@@ -21,7 +21,7 @@ the batch's ``document`` rows are inserted afterwards in one short transaction, 
   version and its ``generated_at`` are fixed in ``notice_content`` by the version's first run;
 - a person with a row is never rendered again: no one twice, even with two renders at once
   (``INSERT ... ON CONFLICT DO NOTHING``; both wrote the same bytes).
-Temporary files of a killed run (``.<name>.<pid>.<n>.tmp``) are removed by the next run.
+Temporary files of a killed run (``.<name>.<pid>.<random>.tmp``) are removed by the next run.
 """
 
 from __future__ import annotations
