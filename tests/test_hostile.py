@@ -502,3 +502,31 @@ class TestTemplatesCannotExhaustTheMachine:
             "{{ '{:>3}'.format(i) }}\n{% endfor %}",
         )
         assert text.splitlines() == ["Li  |000.0|  0", "Li  |001.0|  1", "Li  |002.0|  2"]
+
+
+def test_a_locked_database_is_exit_2_and_says_to_retry(tmp_path):
+    """A SQLite write lock held past the busy timeout: one line saying to retry; nothing written."""
+    import sqlite3
+
+    home = tmp_path / "ws"
+    home.mkdir()
+    run = Cli(home, None)
+    run("init", str(home), check=True)
+    holder = sqlite3.connect(home / "breach.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        result = run(
+            "incident",
+            "open",
+            "--playbook",
+            "cn-agency-firm",
+            "--title",
+            "t",
+            "--discovered-at",
+            "2026-01-01",
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_one_line_error(result, "locked", "run the command again")
+    assert run.json("incident", "list") == []

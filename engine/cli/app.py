@@ -136,8 +136,10 @@ def _known_failure(exc: Exception) -> str | None:
         from engine.files import os_error
 
         return str(os_error(exc.filename or "a file", exc, "cannot use"))
+    if isinstance(exc, ValueError) and "NUL (0x00)" in str(exc):  # psycopg, before the statement is sent
+        return "text with a NUL character cannot be stored: remove it and run the command again"
     db_errors = sys.modules.get("sqlalchemy.exc")  # loaded only by commands that opened a database
-    if db_errors is None or not isinstance(exc, db_errors.DBAPIError):
+    if db_errors is None or not isinstance(exc, db_errors.StatementError):
         return None
     said = str(getattr(exc, "orig", exc) or exc).splitlines()[0] if str(exc) else type(exc).__name__
     lowered = said.lower()
