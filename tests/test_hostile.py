@@ -528,5 +528,5 @@ def test_a_locked_database_is_exit_2_and_says_to_retry(tmp_path):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert_one_line_error(result, "locked", "run the command again")
+    assert_one_line_error(result, "locked by process", f"process {os.getpid()}", "run the command again")
     assert run.json("incident", "list") == []

@@ -134,6 +134,42 @@ def create_private_sqlite(url: str) -> Path | None:
     return path
 
 
+def locked_message(url: str) -> str:
+    """Why a write waited out the busy timeout: which processes hold the SQLite file, and what to do."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database or ""
+    holders = _processes_holding(Path(database)) if database else []
+    who = ", ".join(f"process {pid} ({command})" for pid, command in holders[:3]) or "another process"
+    return (
+        f"the SQLite database {database} stayed locked by {who} past the 30 s busy timeout: "
+        "nothing was changed; run the command again when it has finished"
+    )
+
+
+def _processes_holding(path: Path) -> list[tuple[int, str]]:
+    """The processes (of this account: others' are not readable) with ``path`` open, but this one."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return []
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                info = os.stat(fd)
+                if (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino):
+                    raw = (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip()
+                    found.append((pid, raw.decode("utf-8", "replace")[:80] or "?"))
+                    break
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
 class Store:
     """An open database: an engine plus transaction helpers."""
 
@@ -165,6 +201,11 @@ class Store:
             try:
                 yield session
                 session.commit()
+            except OperationalError as exc:
+                session.rollback()
+                if self.is_sqlite and "database is locked" in str(exc.orig):
+                    raise BadInput(locked_message(self.url)) from None
+                raise
             except BaseException:
                 session.rollback()
                 raise
