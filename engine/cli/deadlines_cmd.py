@@ -200,6 +200,20 @@ def _scan_options(c: Ctx, channels: dict[str, Any]) -> dict[str, Any]:
     return {"batch": batch, "domain": domain}
 
 
+def alert_line(alert: dict[str, Any]) -> str:
+    """One alert in one line: what, which incident and clock, time left or overdue, the legal basis."""
+    from engine.clocks.durations import format_countdown
+
+    left = alert.get("remaining_seconds")
+    when = format_countdown(timedelta(seconds=left)) if isinstance(left, int) else ""
+    clock = " ".join(x for x in (alert["rule"], alert.get("subject") or "") if x)
+    what = f" {alert['label']}" if alert.get("label") else ""
+    basis = basis_text(alert.get("basis") or {}, short=True)
+    return f"ALERT {alert['kind']}: {alert['incident_id']} {clock} due {alert['due_at']} ({when}){what}" + (
+        f" — {basis}" if basis else ""
+    )
+
+
 def _print_report(out: dict[str, Any]) -> None:
     """The human summary of one scan."""
     d = out["deliveries"]
@@ -209,9 +223,7 @@ def _print_report(out: dict[str, Any]) -> None:
         f"resent in doubt {d['resent_in_doubt']}, held in doubt {d['held_in_doubt']}"
     )
     for a in out["alerts"]:
-        print(
-            f"  {a['kind']}: {a['incident_id']} {a['rule']} {a['subject'] or ''} due {a['due_at']}".rstrip()
-        )
+        print(f"  {alert_line(a)}")
     for p in d["problems"]:
         print(f"  delivery problem: {p}")
     for o in out["overdue"]:
@@ -310,15 +322,21 @@ def scheduler_run(
     store = _checked_store(c)
     options = _scan_options(c, channels)
 
+    scans = 0
+
     def tick() -> None:
+        nonlocal scans
         try:
             out = scan(store, settings, channels, zone=c.zone, **options).to_json(c.zone)
+            scans += 1
             d = out["deliveries"]
-            print(
-                f"scan {out['checked_at']}: {len(out['alerts'])} alert(s), {d['sent']} sent, "
-                f"{d['failed'] + d['retrying']} delivery problem(s), {len(out['overdue'])} overdue",
-                flush=True,
-            )
+            # One line per alert; a scan that changed nothing prints nothing after the first.
+            if scans == 1:
+                print(f"scan {out['checked_at']}: first scan done, {len(out['overdue'])} overdue", flush=True)
+            for alert in out["alerts"]:
+                print(alert_line(alert), flush=True)
+            for problem in d["problems"]:
+                print(f"delivery problem: {problem}", flush=True)
         except Exception as exc:  # a bad scan must not stop the schedule; the next tick tries again
             print(
                 f"scan failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
