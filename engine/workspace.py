@@ -14,12 +14,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from engine.errors import BadInput
+
 __all__ = [
     "DB_FILENAME",
     "OVERRIDE_DIRS",
+    "SETTINGS_FILE",
     "Workspace",
     "builtin_root",
     "deep_merge",
+    "read_settings",
 ]
 
 DB_FILENAME = "breach.db"
@@ -48,6 +52,28 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = value
     return merged
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """A settings file, parsed; a file TOML cannot read (a typo, a table declared twice) is bad input
+    naming the file, the line and what to do.
+
+    :raises BadInput: with ``path:line`` and the parser's reason.
+    """
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        reason = str(exc)
+        line = ""
+        if "(at line " in reason:
+            reason, _, where = reason.partition(" (at line ")
+            line = ":" + where.split(",")[0].rstrip(")")
+        raise BadInput(
+            f"{path}{line}: {reason}: fix that line (each [table] once; strings in quotes), then run "
+            "'breach config check'"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot be read ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -111,13 +137,23 @@ class Workspace:
         base: dict[str, Any] = {}
         builtin = builtin_root() / "config" / SETTINGS_FILE
         if builtin.is_file():
-            base = tomllib.loads(builtin.read_text(encoding="utf-8"))
+            base = read_settings(builtin)
         local = self.home / "config" / SETTINGS_FILE
         if local.is_file():
-            base = deep_merge(base, tomllib.loads(local.read_text(encoding="utf-8")))
+            base = deep_merge(base, read_settings(local))
         return base
 
     @property
     def timezone(self) -> str:
-        """The IANA zone times are shown and read in (default Asia/Shanghai)."""
-        return str(self.settings.get("workspace", {}).get("timezone", "Asia/Shanghai"))
+        """The IANA zone times are shown and read in (default Asia/Shanghai); an unknown zone is refused."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        name = self.settings.get("workspace", {}).get("timezone", "Asia/Shanghai")
+        try:
+            ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BadInput(
+                f"{self.home / 'config' / SETTINGS_FILE}: [workspace] timezone = {name!r} is not a known "
+                "time zone: use an IANA name such as Asia/Shanghai or Europe/Berlin (breach config check)"
+            ) from None
+        return str(name)

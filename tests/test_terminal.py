@@ -297,3 +297,58 @@ class TestSending:
         result = cli("notices", "send", incident_id)
         assert_one_line_error(result, "settings.toml has no [smtp] table", "host, port, sender")
         assert at_rest(cli.json("incident", "show", incident_id)) == before
+
+
+FIRM_AND_SMTP = """
+[firm]
+name = "示例财税服务有限公司"
+address = "北京市朝阳区示例路1号"
+contact_name = "李静"
+contact_phone = "400-800-0000"
+contact_email = "privacy@example-tax.cn"
+contact_hours = "工作日 9:00–18:00"
+
+[smtp]
+host = "mail.example-tax.cn"
+port = 587
+sender = "privacy@example-tax.cn"
+"""
+
+
+class TestSettings:
+    def test_init_writes_every_section_commented(self, cli):
+        """init leaves a commented settings.toml (0600) that documents every section and changes nothing."""
+        path = cli.home / "config" / "settings.toml"
+        text = path.read_text(encoding="utf-8")
+        assert path.stat().st_mode & 0o777 == 0o600
+        for table in ("[firm]", "[smtp]", "[documents]", "[roles]", "[deadlines.policy]", "[escalation]"):
+            assert f"\n# {table}\n" in text, table
+        assert "# contact_email = " in text and "also the From address" in text
+        assert {row["source"] for row in cli.json("config", "show")} == {"built-in"}
+
+    def test_check_names_what_is_missing_then_passes(self, cli):
+        """config check: exit 1 naming [firm] and [smtp] on a fresh workspace, 0 once they are set."""
+        fresh = cli("config", "check")
+        assert fresh.returncode == 1 and "firm: [firm] is not set" in fresh.stdout
+        assert "smtp: " in fresh.stdout and "workspace: ok" in fresh.stdout
+        path = cli.home / "config" / "settings.toml"
+        path.write_text(path.read_text(encoding="utf-8") + FIRM_AND_SMTP, encoding="utf-8")
+        done = cli("config", "check")
+        assert done.returncode == 0, done.stdout + done.stderr
+        shown = {row["key"]: row for row in cli.json("config", "show")}
+        assert shown["smtp.port"] == {"key": "smtp.port", "value": 587, "source": "workspace"}
+        assert shown["smtp.timeout_seconds"]["source"] == "built-in"
+
+    def test_bad_files_exit_2_with_file_line_and_fix(self, cli):
+        """A table declared twice, an unknown zone: exit 2, one line with the file and line; a typo'd
+        table is named by config check."""
+        incident_id = cli.open_incident()
+        path = cli.home / "config" / "settings.toml"
+        path.write_text('[firm]\nname = "a"\n\n[firm]\nname = "b"\n', encoding="utf-8")
+        for args in (("incident", "list"), ("config", "check"), ("incident", "show", incident_id)):
+            assert_one_line_error(cli(*args), f"{path}:4:", "twice", "breach config check")
+        path.write_text('[workspace]\ntimezone = "Mars/Olympus"\n', encoding="utf-8")
+        assert_one_line_error(cli("incident", "list"), str(path), "Mars/Olympus", "IANA")
+        path.write_text(FIRM_AND_SMTP + "\n[smpt]\nport = 25\n", encoding="utf-8")
+        typo = cli("config", "check")
+        assert typo.returncode == 1 and "smpt: unknown table [smpt]" in typo.stdout
