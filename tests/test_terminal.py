@@ -352,3 +352,31 @@ class TestSettings:
         path.write_text(FIRM_AND_SMTP + "\n[smpt]\nport = 25\n", encoding="utf-8")
         typo = cli("config", "check")
         assert typo.returncode == 1 and "smpt: unknown table [smpt]" in typo.stdout
+
+
+class TestPeopleFind:
+    def test_find_across_incidents_masked(self, cli):
+        """A caller's phone, however spelt, finds them in every incident; nothing shown is whole."""
+        from pathlib import Path
+
+        people = Path(__file__).parent / "data" / "people" / "agency.csv"
+        first = cli.open_incident(title="一月泄露")
+        second = cli.open_incident(title="二月泄露")
+        for incident in (first, second):
+            cli("people", "import", incident, str(people), check=True)
+        found = cli.json("people", "find", "+86 138-0000-0001")
+        assert [(m["incident_id"], m["customer_id"]) for m in found] == [
+            (second, "P-0001"),
+            (first, "P-0001"),
+        ]
+        assert found[0]["name"] == "张*" and found[0]["phone"] == "138****0001"
+        assert found[0]["email"] == "z***@example.com" and found[0]["notified"] is False
+        shown = cli("people", "find", "zhangsan@example.com", check=True).stdout
+        assert "not notified yet" in shown and "一月泄露" in shown
+        assert "13800000001" not in shown and "张三" not in shown and "zhangsan@" not in shown
+        assert cli.json("people", "find", "CO-1001")[0]["name"] == "北京示例科技有限公司"
+        assert (
+            cli("people", "find", "nobody-like-this", check=True).stdout.strip()
+            == "no one matches in any incident"
+        )
+        assert_one_line_error(cli("people", "find", "x"), "at least 2 characters")
