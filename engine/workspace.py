@@ -8,7 +8,6 @@ name, so a legal team can change a threshold or a template without a new release
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -60,20 +59,24 @@ def read_settings(path: Path) -> dict[str, Any]:
 
     :raises BadInput: with ``path:line`` and the parser's reason.
     """
+    from engine.files import DEFAULT_LIMITS, load_toml, read_text
+
+    # Read under the default limits: the settings are where other limits come from.
+    text = read_text(path, what="settings file", limits=DEFAULT_LIMITS)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        reason = str(exc)
+        return load_toml(text, str(path), limits=DEFAULT_LIMITS)
+    except BadInput as exc:
+        head, found, reason = str(exc).partition(": invalid TOML: ")
+        if not found:
+            raise
         line = ""
         if "(at line " in reason:
             reason, _, where = reason.partition(" (at line ")
             line = ":" + where.split(",")[0].rstrip(")")
         raise BadInput(
-            f"{path}{line}: {reason}: fix that line (each [table] once; strings in quotes), then run "
+            f"{head}{line}: {reason}: fix that line (each [table] once; strings in quotes), then run "
             "'breach config check'"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot be read ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -135,12 +138,9 @@ class Workspace:
     def settings(self) -> dict[str, Any]:
         """Built-in ``settings.toml`` merged with the workspace's; a workspace sets only what differs."""
         base: dict[str, Any] = {}
-        builtin = builtin_root() / "config" / SETTINGS_FILE
-        if builtin.is_file():
-            base = read_settings(builtin)
-        local = self.home / "config" / SETTINGS_FILE
-        if local.is_file():
-            base = deep_merge(base, read_settings(local))
+        for path in (builtin_root() / "config" / SETTINGS_FILE, self.home / "config" / SETTINGS_FILE):
+            if os.path.lexists(path):
+                base = deep_merge(base, read_settings(path))
         return base
 
     @property

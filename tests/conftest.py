@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pytest
 
+# breach refuses a workspace that group or others can write (as ssh refuses a loose key). Tests create
+# workspace files with plain writes, so they run under the usual umask whatever the machine's default
+# (002 on many desktops would make every test workspace group-writable and refused).
+os.umask(0o022)
+
 PG_BASE = os.environ.get("BREACH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BREACH = str(Path(sys.executable).with_name("breach"))
 REPO = Path(__file__).resolve().parent.parent

@@ -44,8 +44,16 @@ class Ctx:
 
     @cached_property
     def workspace(self) -> Workspace:
-        """The workspace in force."""
-        return Workspace.resolve(self.home, self.db)
+        """The workspace in force: refused when another account could change it, its limits applied.
+
+        :raises BadInput: naming a loose path and the ``chmod`` that fixes it, or a bad ``[limits]``.
+        """
+        from engine.files import check_trusted, configure_limits, limits_from_settings
+
+        workspace = Workspace.resolve(self.home, self.db)
+        check_trusted(workspace.home)  # before a setting, playbook or template of it is read
+        configure_limits(limits_from_settings(workspace.settings))
+        return workspace
 
     @property
     def zone(self) -> str:
@@ -137,11 +145,12 @@ PIPE_WIDTH = 4000
 
 
 def stdout_console() -> Console:
-    """A Rich console on stdout: the terminal's width on a terminal, lines left whole on a pipe or file."""
-    from rich.console import Console
+    """A Rich console on stdout that escapes controls in what it shows: the terminal's width on a
+    terminal, lines left whole on a pipe or file."""
+    from engine.cli.terminal import safe_console
 
     width = None if sys.stdout.isatty() else PIPE_WIDTH
-    return Console(highlight=False, soft_wrap=False, width=width)
+    return safe_console(highlight=False, soft_wrap=False, width=width)
 
 
 def key_table(

@@ -282,7 +282,12 @@ def rule_cmd(
     request = RuleDocumentRequest(incident_id, jurisdiction, found, phase, delay_reason, firm)
     kind, context = rule_document_context(c.store(), request, now=utcnow())
     rendered = DocumentRenderer(c.workspace.search_path("templates")).render(kind, "md", context, locale="en")
-    path = write_private(output_folder(c.workspace.out_dir, incident_id), rendered.filename, rendered.content)
+    path = write_private(
+        output_folder(c.workspace.out_dir, incident_id),
+        rendered.filename,
+        rendered.content,
+        root=c.workspace.home,
+    )
     out = {
         "incident": incident_id,
         "rule": found.id,

@@ -32,8 +32,9 @@ def progress_reporter(label: str, quiet: bool) -> Iterator[Hooks]:
     if quiet or not sys.stderr.isatty():
         yield None, None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from engine.cli.terminal import safe_console
 
     columns = (
         TextColumn("{task.description}"),
@@ -42,7 +43,7 @@ def progress_reporter(label: str, quiet: bool) -> Iterator[Hooks]:
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    with Progress(*columns, console=safe_console(stderr=True), transient=False) as bar:
         task = bar.add_task(label, total=None, rate="")
 
         def total(count: int) -> None:

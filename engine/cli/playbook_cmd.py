@@ -94,17 +94,17 @@ def show_playbook(ctx: typer.Context, playbook_id: str, as_json: JsonOpt = False
 @playbook_app.command("validate")
 def validate(files: Annotated[list[Path], typer.Argument(help="Playbook YAML files.")]) -> None:
     """Check playbook files; every error is printed with file, line and what was expected."""
+    from engine.files import read_text
     from engine.playbooks.model import playbook_errors
 
     failed = False
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"{path}: cannot read: {exc}")
+            source, errors = playbook_errors(read_text(path, what="playbook"), str(path))
+        except BadInput as exc:  # unreadable, over a limit, an alias bomb: reported like any error
+            print(exc)
             failed = True
             continue
-        source, errors = playbook_errors(text, str(path))
         if errors:
             failed = True
             for line in errors:

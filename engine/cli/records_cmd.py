@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +32,9 @@ def export_cmd(
     c: Ctx = ctx.obj
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     target = out or c.workspace.out_dir / safe_filename(incident_id, "evidence", stamp, ext="zip")
-    path, digest = export_bundle(c.store(), incident_id, target.resolve(), actor=c.actor(actor))
+    path, digest = export_bundle(
+        c.store(), incident_id, Path(os.path.abspath(target)), actor=c.actor(actor), root=c.workspace.home
+    )
     print(
         f"{path}\nmanifest sha256 {digest} "
         "(recorded in the audit trail; check the bundle with breach audit verify --bundle)"

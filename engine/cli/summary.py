@@ -86,13 +86,13 @@ def after_write(c: Ctx, incident_id: str, *, actor: str | None = None) -> None:
 def print_opened(c: Ctx, incident_id: str, *, actor: str | None = None) -> None:
     """On stderr (stdout carries the id alone): the clocks the opening started, a warning when the grade
     is "none" only because no facts were given, and the "what now" block."""
-    from rich.console import Console
     from rich.markup import escape
 
+    from engine.cli.terminal import safe_console
     from engine.incidents.whatnow import OWED, clock_now
 
     row, summary = _summary(c, incident_id, actor)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = safe_console(stderr=True, highlight=False, soft_wrap=True)
     started = [d for d in row["deadlines"] if d["status"] in OWED]
     if started:
         console.print(f"clocks started ({len(started)}):")
