@@ -380,3 +380,21 @@ class TestPeopleFind:
             == "no one matches in any incident"
         )
         assert_one_line_error(cli("people", "find", "x"), "at least 2 characters")
+
+    def test_config_set_edits_in_place(self, cli):
+        """config set puts each key in its table, once, keeps the comments, and refuses unknown keys."""
+        path = cli.home / "config" / "settings.toml"
+        cli("config", "set", "smtp.host", "mail.example-tax.cn", check=True)
+        cli("config", "set", "smtp.port", "587", check=True)
+        cli("config", "set", "smtp.port", "2525", check=True)
+        cli("config", "set", "deadlines.policy.POLICY-PIPL57-REGULATOR", "48h", check=True)
+        cli("config", "set", "firm.contact_phone", "13800000000", check=True)
+        text = path.read_text(encoding="utf-8")
+        assert text.count("\n[smtp]\n") == 1 and "port = 2525" in text and "port = 587" not in text
+        assert "# contact_email = " in text  # the documentation stays
+        shown = {row["key"]: row["value"] for row in cli.json("config", "show")}
+        assert shown["smtp.port"] == 2525 and shown["smtp.host"] == "mail.example-tax.cn"
+        assert shown["deadlines.policy.POLICY-PIPL57-REGULATOR"] == "48h"
+        assert shown["firm.contact_phone"] == "13800000000"  # digits stay text where the setting is text
+        assert_one_line_error(cli("config", "set", "smtp.hots", "x"), "unknown setting 'smtp.hots'", "host")
+        assert path.read_text(encoding="utf-8") == text

@@ -1,16 +1,20 @@
-"""``breach config show|check``: the settings in force, where each comes from, and whether they hold."""
+"""``breach config show|check|set``: the settings in force, where each comes from, whether they hold."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import tomllib
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from engine.cli.context import Ctx, emit_json
-from engine.errors import BreachError, CheckFailed
+from engine.errors import BadInput, BreachError, CheckFailed
 
-__all__ = ["commented_settings", "register"]
+__all__ = ["commented_settings", "register", "set_in_text"]
 
 # Tables read without a built-in default: the team (``[members."NAME"]``) and the file-size limits.
 EXTRA_TABLES = ("members", "limits")
@@ -149,6 +153,89 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     failed = [r["section"] for r in results if not r["ok"]]
     if failed:
         raise CheckFailed(f"settings need attention: {', '.join(failed)}")
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# Tables whose keys are the workspace's own (rule ids, account names): any key is accepted there.
+OPEN_TABLES = ("deadlines.policy", "roles.members")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(text: str, default: Any = None) -> str:
+    """VALUE as TOML: a number, true/false, an array or a quoted string as typed; else a string. Where
+    the built-in value is text (a phone number, a name), digits stay text."""
+    try:
+        parsed = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return json.dumps(text, ensure_ascii=False)
+    if isinstance(default, str) and not isinstance(parsed, str):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def set_in_text(text: str, table: str, key: str, value: str) -> str:
+    """``text`` (a settings file) with ``key = value`` set in ``[table]``: the key's line replaced where
+    the table has it, else added under the table's header, else the table added at the end. Comments
+    and every other line stay as they were."""
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
+    line = f"{_toml_key(key)} = {value}"
+    start = end = None
+    for i, raw in enumerate(lines):
+        found = header.match(raw)
+        if found:
+            name = ".".join(part.strip().strip('"') for part in found.group(1).split("."))
+            if start is not None and end is None:
+                end = i
+            if name == table and start is None:
+                start = i
+    if start is None:
+        return "\n".join([*lines, "", f"[{table}]", line]) + "\n"
+    end = len(lines) if end is None else end
+    assignment = re.compile(rf"^\s*(?:{re.escape(key)}|{re.escape(json.dumps(key))})\s*=")
+    for i in range(start + 1, end):
+        if assignment.match(lines[i]):
+            lines[i] = line
+            return "\n".join(lines) + "\n"
+    lines.insert(start + 1, line)
+    return "\n".join(lines) + "\n"
+
+
+@config_app.command("set")
+def set_cmd(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="SECTION.KEY, e.g. smtp.host or deadlines.policy.POLICY-X.")],
+    value: Annotated[str, typer.Argument(help="The value: 587, true, or text (quoted for you).")],
+) -> None:
+    """Set one setting in the workspace's settings.toml, in its table, keeping every comment."""
+    from engine.documents.render import write_private
+    from engine.files import DEFAULT_LIMITS, read_text
+    from engine.workspace import SETTINGS_FILE
+
+    c: Ctx = ctx.obj
+    builtin, _ = _layers(c)  # also refuses to edit a file that does not read
+    table, _, name = key.rpartition(".")
+    if not table or not name:
+        raise BadInput(f"{key!r}: use SECTION.KEY, e.g. smtp.host (breach config show lists them)")
+    known = _flat(builtin)
+    section = table.split(".")[0]
+    if table not in OPEN_TABLES and section not in EXTRA_TABLES and key not in known:
+        close = [k for k in known if k.split(".")[0] == section]
+        hint = f"; keys of [{section}]: {', '.join(k.split('.', 1)[1] for k in close)}" if close else ""
+        raise BadInput(f"unknown setting {key!r}{hint}")
+    path = c.workspace.home / "config" / SETTINGS_FILE
+    text = read_text(path, what="settings file", limits=DEFAULT_LIMITS) if os.path.lexists(path) else ""
+    literal = _toml_value(value, known.get(key))
+    updated = set_in_text(text, table, name, literal)
+    try:
+        tomllib.loads(updated)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{key} = {value}: the file would not read as TOML ({exc}); nothing changed") from None
+    write_private(path.parent, SETTINGS_FILE, updated.encode("utf-8"), root=c.workspace.home)
+    print(f"{key} = {literal}  (in {path}; check with: breach config check)")
 
 
 def register(app: typer.Typer) -> None:
