@@ -391,8 +391,15 @@ def resolve_cmd(
 
 
 @notices_app.command("status")
-def status_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False) -> None:
-    """Documents rendered and deliveries by status; each failed delivery with its reason."""
+def status_cmd(
+    ctx: typer.Context,
+    incident_id: IncidentArg,
+    as_json: JsonOpt = False,
+    listing: Annotated[
+        bool, typer.Option("--list", help="Also list each delivery not sent, with its customer id.")
+    ] = False,
+) -> None:
+    """Documents rendered and deliveries by status, failure reasons grouped (--list: each delivery)."""
     from sqlalchemy import func, select
 
     from engine.documents.registry import DOCUMENT
@@ -424,6 +431,7 @@ def status_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = 
         "sms": sms,
         "deliveries": deliveries,
         "problems": [{"customer_id": cid, "status": st, "reason": err} for cid, st, err in problems],
+        "reasons": _grouped_reasons(problems),
     }
     if as_json:
         emit_json(result)
@@ -434,8 +442,24 @@ def status_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = 
         print(f"sms {kind}: {cost['messages']} texts, {cost['segments']} segments")
     for kind, counts in deliveries.items():
         print(f"delivery {kind}: " + ", ".join(f"{st} {n}" for st, n in sorted(counts.items())))
-    for item in result["problems"]:
-        print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+    for group in result["reasons"]:
+        print(f"{group['status']} ×{group['count']}: {group['reason'] or '(no reason recorded)'}")
+    if listing:
+        for item in result["problems"]:
+            print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+    elif result["problems"]:
+        print(f"each of them: breach notices status {incident_id} --list")
+
+
+def _grouped_reasons(problems: Any) -> list[dict[str, Any]]:
+    """Deliveries not sent, counted per status and reason, the largest group first."""
+    from collections import Counter
+
+    counts = Counter((status, reason) for _, status, reason in problems)
+    return [
+        {"status": status, "reason": reason, "count": n}
+        for (status, reason), n in sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
+    ]
 
 
 def _sms_cost(texts: Any) -> dict[str, dict[str, int]]:
