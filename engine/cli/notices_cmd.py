@@ -293,6 +293,9 @@ def send_cmd(
             print(f"task {task}: {outcome}")
         for line in s.failed:
             print(f"failed: {line}", file=sys.stderr)
+        from engine.cli.summary import after_write
+
+        after_write(c, incident_id, actor=actor)
     if not report.complete:
         pending = sum(n for counts in report.status.values() for st, n in counts.items() if st != "sent")
         raise CheckFailed(
@@ -313,8 +316,11 @@ RefOpt = Annotated[
 ]
 
 
-def _print_recorded(report: Any, as_json: bool, done: str) -> None:
-    """What a record or resolve call changed, and the notice tasks it completed or is waiting for."""
+def _print_recorded(c: Ctx, report: Any, as_json: bool, done: str) -> None:
+    """What a record or resolve call changed, the notice tasks it completed or is waiting for, and what
+    to do now."""
+    from engine.cli.summary import after_write
+
     if as_json:
         emit_json(report.to_json())
         return
@@ -322,6 +328,7 @@ def _print_recorded(report: Any, as_json: bool, done: str) -> None:
     print(f"{report.incident_id}: {len(report.changed)} {done}{kept}")
     for task, outcome in report.tasks.items():
         print(f"task {task}: {outcome}")
+    after_write(c, report.incident_id)
 
 
 @notices_app.command("record")
@@ -351,7 +358,7 @@ def record_cmd(
         customers=_split(customers),
         failed=failed,
     )
-    _print_recorded(report, as_json, f"{channel} deliveries recorded as {'failed' if failed else 'sent'}")
+    _print_recorded(c, report, as_json, f"{channel} deliveries recorded as {'failed' if failed else 'sent'}")
 
 
 @notices_app.command("resolve")
@@ -387,7 +394,7 @@ def resolve_cmd(
     )
     again = f"queued again (send them with: breach notices send {incident_id})"
     done = "marked delivered" if delivered else again
-    _print_recorded(report, as_json, f"email deliveries {done}")
+    _print_recorded(c, report, as_json, f"email deliveries {done}")
 
 
 @notices_app.command("status")

@@ -82,6 +82,9 @@ def import_cmd(
         f"{report.incident_id}: imported {report.persons} people and {report.companies} client companies "
         f"(file sha256 {report.sha256[:16]}…)"
     )
+    from engine.cli.summary import after_write
+
+    after_write(c, report.incident_id, actor=actor)
 
 
 @people_app.command("list")
