@@ -15,6 +15,7 @@ from engine.cli import (
     assess_cmd,
     audit_cmd,
     clock_cmd,
+    config_cmd,
     deadlines_cmd,
     documents_cmd,
     incident_cmd,
@@ -88,6 +89,7 @@ rules_cmd.register(app)
 jurisdiction_cmd.register(app)
 report_cmd.register(app)
 serve_cmd.register(app)
+config_cmd.register(app)
 
 
 def run() -> None:

@@ -288,7 +288,7 @@ def _print_documents(c: Ctx, incident_id: str) -> None:
 
 def _print_clocks(c: Ctx, row: dict[str, object]) -> None:
     """The incident's clocks with basis and status, and the rules that never started, with why."""
-    from engine.cli.deadlines_cmd import display_row, print_deadlines
+    from engine.cli.clock_views import display_row, print_deadlines
     from engine.deadlines.sync import DeadlineHook, rules_not_running
     from engine.incidents.repository import get_incident
 

@@ -153,7 +153,7 @@ def print_incident(c: Ctx, row: dict[str, Any], *, full: bool = False) -> None:
         headers = ("task", "", "required", "status", "done")
         console.print(key_table(headers, cells, keys=("task",), title="Tasks of this phase"))
     if row["deadlines"]:
-        from engine.cli.deadlines_cmd import display_row, print_deadlines
+        from engine.cli.clock_views import display_row, print_deadlines
 
         clocks = [display_row(c, d) for d in row["deadlines"]]
         print_deadlines(c, clocks, title="Clocks (legal deadlines and internal targets)", with_incident=False)

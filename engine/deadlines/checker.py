@@ -221,6 +221,9 @@ def _advance(
                             "kind": decision.kind,
                             "skipped": decision.skipped,
                             "due_at": payload["due_at"],
+                            "remaining_seconds": int((row.due_at - now).total_seconds()),
+                            "label": payload["labels"].get("zh-CN", ""),
+                            "basis": payload["basis"],
                         }
                     )
         if len(rows) < batch or progressed == 0:

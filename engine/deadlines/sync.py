@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
@@ -36,6 +37,7 @@ from engine.incidents.audit import append_event
 from engine.incidents.hooks import Step
 from engine.incidents.tables import Event, Incident, Task
 from engine.legal.data import LegalData
+from engine.legal.jurisdictions import Jurisdictions
 from engine.store.db import Store
 from engine.workspace import Workspace
 
@@ -47,6 +49,7 @@ __all__ = [
     "recompute_deadlines",
     "rules_not_running",
     "sync_deadlines",
+    "touches_places",
     "waive",
 ]
 
@@ -76,24 +79,38 @@ def deadline_context(workspace: Workspace, legal: Callable[[], LegalData] | None
         data = load_legal(config)
     else:
         data = legal()
-    from engine.clocks.intl import load_rules
+
+    def jurisdictions() -> Jurisdictions:
+        from engine.clocks.intl import load_rules
+
+        return load_rules(config)
 
     return PlanContext(
         legal=data,
         zone=workspace.timezone,
         calendar=calendar,
         policy_durations=dict(policy),
-        jurisdictions=load_rules(config),
+        load_jurisdictions=jurisdictions,
     )
+
+
+def touches_places(facts: dict[str, Any]) -> bool:
+    """Whether the facts name a place (``countries``, or ``residents`` counted): only then can a
+    jurisdiction's clock apply (``engine.clocks.intl.incident_countries`` lists them)."""
+    residents = facts.get("residents") or {}
+    return bool(facts.get("countries")) or any(residents.values())
 
 
 def all_plans(rules: list[DeadlineRule], view: IncidentView, ctx: PlanContext) -> list[Plan]:
     """The playbook's deadlines, then the clocks of every jurisdiction the incident touches."""
     plans = plan_rules(rules, view, ctx)
-    if ctx.jurisdictions is not None:
+    if not touches_places(view.facts):
+        return plans
+    data = ctx.jurisdiction_rules()
+    if data is not None:
         from engine.clocks.intl import plan_jurisdictions
 
-        plans += plan_jurisdictions(ctx.jurisdictions, view, ctx)
+        plans += plan_jurisdictions(data, view, ctx)
     return plans
 
 
