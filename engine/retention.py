@@ -28,7 +28,7 @@ from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.tables import Event, Incident
 from engine.incidents.worklog import append_log
 from engine.migrations.tables import METADATA
-from engine.store.db import Store, utcnow
+from engine.store.db import Store, table_of, utcnow
 from engine.workspace import Workspace
 
 __all__ = ["BundleReport", "Retention", "export_bundle", "load_retention", "purge_incident", "verify_bundle"]
@@ -94,7 +94,7 @@ def export_bundle(store: Store, incident_id: str, out: Path, *, actor: str) -> t
         incident = get_incident(session, incident_id)
         parts: dict[str, bytes] = {
             "incident.json": canonical_json(
-                {c.name: _jsonable(getattr(incident, c.name)) for c in Incident.__table__.columns}
+                {c.name: _jsonable(getattr(incident, c.name)) for c in table_of(Incident).columns}
             ).encode("utf-8"),
         }
         documents: list[dict[str, Any]] = []
@@ -142,6 +142,15 @@ def export_bundle(store: Store, incident_id: str, out: Path, *, actor: str) -> t
 
 
 @dataclass(frozen=True)
+class _ExportedEnd:
+    """The end of an exported chain, as the bundle's incident.json records it."""
+
+    id: str
+    event_count: int
+    audit_head: str
+
+
+@dataclass(frozen=True)
 class BundleReport:
     """The outcome of checking a bundle."""
 
@@ -183,7 +192,7 @@ def verify_bundle(path: Path) -> BundleReport:
         events = 0
         if "incident.json" in names and "event.json" in names:
             incident_row = json.loads(bundle.read("incident.json"))
-            incident = Incident(
+            incident = _ExportedEnd(
                 id=incident_row["id"],
                 event_count=incident_row["event_count"],
                 audit_head=incident_row["audit_head"],
@@ -237,7 +246,7 @@ def purge_incident(
         )
         for table in _incident_tables():
             session.execute(delete(table).where(table.c.incident_id == incident_id))
-        session.execute(delete(Incident.__table__).where(Incident.__table__.c.id == incident_id))
+        session.execute(delete(table_of(Incident)).where(table_of(Incident).c.id == incident_id))
         append_log(session, actor=actor, kind="purged", incident_id=incident_id, detail=detail)
     removed = []
     for path in files:  # after the commit: a crash here leaves files, never rows pointing nowhere

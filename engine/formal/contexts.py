@@ -23,6 +23,7 @@ from engine.formal.responsible import RESPONSIBILITY, RESPONSIBLE, SANCTION, com
 from engine.incidents.tables import Task
 from engine.notices.contexts import FirmSettings, IncidentStats, NoticeContent, base_context, report_block
 from engine.playbooks.document_rules import SECTIONS, DocumentRule
+from engine.store.db import table_of
 
 __all__ = ["REGULATOR_KINDS", "Sources", "formal_context", "read_sources", "stated_items"]
 
@@ -80,7 +81,7 @@ def read_sources(
     from engine.notices.passes import recipient_stats
 
     raw = session.execute(select(CONTENT.c.content).where(CONTENT.c.incident_id == incident.id)).scalar()
-    task = Task.__table__.c  # type: ignore[attr-defined]
+    task = table_of(Task).c
     tasks = {
         r["key"]: dict(r)
         for r in session.execute(

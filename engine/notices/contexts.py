@@ -178,7 +178,9 @@ class IncidentStats:
     category_codes: tuple[str, ...] = ()
 
 
-def _incident_block(incident: Any, narrative: IncidentNarrative, stats: IncidentStats, locale: str) -> dict:
+def _incident_block(
+    incident: Any, narrative: IncidentNarrative, stats: IncidentStats, locale: str
+) -> dict[str, Any]:
     said = {name: localize(getattr(narrative, name), locale) for name in IncidentNarrative.model_fields}
     facts = dict(incident.facts or {})
     assessment = dict(incident.assessment or {})

@@ -26,11 +26,11 @@ Temporary files of a killed run (``.<name>.<pid>.<n>.tmp``) are removed by the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -288,7 +288,9 @@ def _run_pass(
     correction = p.kind == "correction_notice"
     while True:
         with store.read() as session:
-            page = (
+            # Rows keyed by column name (SQLAlchemy types the keys as names or columns).
+            page = cast(
+                "Sequence[Mapping[str, Any]]",
                 session.execute(
                     select(PERSON)
                     .where(*todo(p, incident.id, version), PERSON.c.id > last)
@@ -296,7 +298,7 @@ def _run_pass(
                     .limit(batch)
                 )
                 .mappings()
-                .all()
+                .all(),
             )
             employees = _employees(session, incident.id, page) if p.kind == "client_notice" else {}
             if correction:
@@ -391,15 +393,16 @@ def _audit(store: Store, incident_id: str, actor: str, report: RenderReport) -> 
                     .limit(1)
                 ).first()
                 said = last.inputs if last is not None else {}
-                frozen = record is not None and record.generated_at is not None
-                frozen_said = not frozen or said.get("content_sha256") == record.content_sha256
+                generated_at = record.generated_at if record is not None else None
+                frozen_sha = (
+                    record.content_sha256 if record is not None and generated_at is not None else None
+                )
+                frozen_said = frozen_sha is None or said.get("content_sha256") == frozen_sha
                 if said.get("recorded") == recorded and frozen_said and not report.rendered:
                     return  # nothing new since the last event
                 inputs: dict[str, Any] = {"rendered": report.rendered, "recorded": recorded}
-                if frozen:
-                    inputs.update(
-                        generated_at=record.generated_at.isoformat(), content_sha256=record.content_sha256
-                    )
+                if generated_at is not None:
+                    inputs.update(generated_at=generated_at.isoformat(), content_sha256=frozen_sha)
                 append_event(
                     session,
                     incident,
