@@ -47,7 +47,7 @@ class RuleInfo(_Data):
     title: str = ""
     article: str
     source: str
-    # False when law-cn.md knows the figure only from a secondary source; shown to the operator.
+    # False when the figure is known only from a secondary source (docs/law/cn.md); shown to the operator.
     verified: bool
 
 
