@@ -20,6 +20,7 @@ from sqlmodel import Session
 from engine.access import RoleMap
 from engine.documents.filters import datetime_local, to_follow
 from engine.formal.responsible import RESPONSIBILITY, RESPONSIBLE, SANCTION, compensation_text, word
+from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Task
 from engine.notices.contexts import FirmSettings, IncidentStats, NoticeContent, base_context, report_block
 from engine.playbooks.document_rules import SECTIONS, DocumentRule
@@ -60,7 +61,7 @@ _NONE_WHEN_EMPTY = ("support_requested", "other_matters")
 class Sources:
     """Everything a formal context is built from, read once per step."""
 
-    incident: Any  # the incident row (IncidentRecord or Incident)
+    incident: IncidentShape  # the incident row (IncidentRecord or Incident)
     playbook: Any
     firm: FirmSettings
     settings: Any  # engine.formal.service.DocumentSettings
@@ -74,7 +75,12 @@ class Sources:
 
 
 def read_sources(
-    session: Session, workspace: Any, incident: Any, playbook: Any, firm: FirmSettings, settings: Any
+    session: Session,
+    workspace: Any,
+    incident: IncidentShape,
+    playbook: Any,
+    firm: FirmSettings,
+    settings: Any,
 ) -> Sources:
     """Everything the contexts are read from, once per step (``settings``: the ``[documents]`` table)."""
     from engine.notices.content import CONTENT

@@ -34,6 +34,7 @@ from engine.formal.numbers import NumberTaken
 from engine.formal.records import Job, Produced, audit_document, issue_for, previous_report, store_document
 from engine.formal.responsible import ISSUE, RESPONSIBLE
 from engine.incidents.hooks import Step
+from engine.incidents.shape import IncidentShape
 from engine.playbooks.document_rules import FORMAL_KINDS, DocumentRule
 from engine.playbooks.model import Playbook
 from engine.store.db import Store, table_of, utcnow
@@ -179,7 +180,7 @@ def _recorded_formats(session: Session, incident_id: str, kind: str, subject: st
 
 def _jobs(
     session: Session,
-    incident: Any,
+    incident: IncidentShape,
     rule: DocumentRule,
     *,
     subject: str | None,
@@ -231,7 +232,7 @@ def _produce(
     session: Session,
     workspace: Workspace,
     renderer: Any,
-    incident: Any,
+    incident: IncidentShape,
     playbook: Any,
     jobs: list[Job],
     *,

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
+from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event
 
 __all__ = [
@@ -72,7 +73,7 @@ def event_hash(
 
 
 def next_event(
-    incident: Any,
+    incident: IncidentShape,
     *,
     kind: str,
     actor: str,
@@ -112,7 +113,7 @@ def next_event(
 
 def append_event(
     session: Session,
-    incident: Any,
+    incident: IncidentShape,
     *,
     kind: str,
     actor: str,

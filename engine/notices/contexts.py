@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import BadInput
+from engine.incidents.shape import IncidentShape
 from engine.notices.people import CATEGORY_LABELS
 
 __all__ = [
@@ -179,7 +180,7 @@ class IncidentStats:
 
 
 def _incident_block(
-    incident: Any, narrative: IncidentNarrative, stats: IncidentStats, locale: str
+    incident: IncidentShape, narrative: IncidentNarrative, stats: IncidentStats, locale: str
 ) -> dict[str, Any]:
     said = {name: localize(getattr(narrative, name), locale) for name in IncidentNarrative.model_fields}
     facts = dict(incident.facts or {})
@@ -207,7 +208,7 @@ def _incident_block(
 
 def base_context(
     *,
-    incident: Any,
+    incident: IncidentShape,
     firm: FirmSettings,
     content: NoticeContent,
     locale: str,
@@ -266,7 +267,7 @@ def check_context(kind: str, context: dict[str, Any]) -> None:
 class NoticeContexts:
     """Builds the context of each per-person notice of one incident (shared parts cached per locale)."""
 
-    incident: Any
+    incident: IncidentShape
     firm: FirmSettings
     content: NoticeContent
     generated_at: datetime

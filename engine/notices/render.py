@@ -44,6 +44,7 @@ from engine.errors import BadInput, Conflict
 from engine.formal.numbers import issue_numbers
 from engine.incidents.audit import append_event
 from engine.incidents.repository import flush_or_conflict, get_incident
+from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event
 from engine.notices.announcement import announcements_owed, render_announcements
 from engine.notices.content import NoticeContentRecord
@@ -97,7 +98,7 @@ class RenderReport:
 class _Frozen:
     """The content version a run renders, fixed for every document of it."""
 
-    incident: Any
+    incident: IncidentShape
     content: NoticeContent
     generated_at: datetime
     version: int
