@@ -415,17 +415,6 @@ class TriggerInfo:
     needs: list[str]
     label: str
 
-    def to_json(self) -> dict[str, Any]:
-        """The shape ``breach incident triggers --json`` prints."""
-        return {
-            "trigger": self.trigger,
-            "dest": self.dest,
-            "allowed": self.allowed,
-            "blocked_by": self.blocked_by,
-            "needs": self.needs,
-            "label": self.label,
-        }
-
 
 def list_triggers(
     session: Session,
