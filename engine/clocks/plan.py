@@ -123,6 +123,9 @@ def plan_rules(rules: list[DeadlineRule], view: IncidentView, ctx: PlanContext) 
 
 def _basis(rule: DeadlineRule, ctx: PlanContext) -> dict[str, Any]:
     """The legal basis shown with the deadline: from the legal data for a ``legal:`` rule, else the rule."""
+    article: str | None
+    source: str | None
+    verified: bool | None
     if rule.legal == "initial_report":
         legal = ctx.legal.initial_report
         if legal.id != rule.id:

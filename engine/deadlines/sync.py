@@ -26,7 +26,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy.orm.exc import StaleDataError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from engine.clocks.calendars import Calendar, get_calendar
 from engine.clocks.plan import IncidentView, Plan, PlanContext, plan_rules
@@ -35,6 +35,7 @@ from engine.deadlines.tables import Deadline
 from engine.errors import BadInput, Conflict, IncidentNotFound, NotAllowed, NotFound
 from engine.incidents.audit import append_event
 from engine.incidents.hooks import Step
+from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event, Incident, Task
 from engine.legal.data import LegalData
 from engine.legal.jurisdictions import Jurisdictions
@@ -159,7 +160,7 @@ def _first_trigger_at(session: Session, incident_id: str, trigger: str) -> datet
 
 def _met(
     session: Session,
-    incident: Incident,
+    incident: IncidentShape,
     plan: Plan,
     rule: DeadlineRule,
     tasks: dict[str, Task],
@@ -184,9 +185,9 @@ def _met(
                 return task.done_at, str(met)
         elif met.trigger:
             # The flow's own event is not flushed yet, so the cause names it; history covers the rest.
-            when = at if cause == met.trigger else _first_trigger_at(session, incident.id, met.trigger)
-            if when is not None:
-                return when, str(met)
+            fired = at if cause == met.trigger else _first_trigger_at(session, incident.id, met.trigger)
+            if fired is not None:
+                return fired, str(met)
     return None
 
 
@@ -233,7 +234,7 @@ def _locked_rows(session: Session, incident_id: str) -> dict[tuple[str, str], De
 
 
 def _recompute(
-    session: Session, incident: Incident, row: Deadline, plan: Plan, at: datetime, cause: str
+    session: Session, incident: IncidentShape, row: Deadline, plan: Plan, at: datetime, cause: str
 ) -> bool:
     """Refresh a row that is not met or waived from its plan; True when its due time or status moved."""
     assert plan.due is not None
@@ -270,7 +271,7 @@ def _recompute(
     return True
 
 
-def _create(incident: Incident, plan: Plan, at: datetime) -> Deadline:
+def _create(incident: IncidentShape, plan: Plan, at: datetime) -> Deadline:
     """A new pending row for a plan, due to be looked at from its first warning point."""
     assert plan.due is not None
     row = Deadline(
@@ -291,7 +292,7 @@ def _create(incident: Incident, plan: Plan, at: datetime) -> Deadline:
 
 def sync_deadlines(
     session: Session,
-    incident: Incident,
+    incident: IncidentShape,
     rules: list[DeadlineRule],
     *,
     at: datetime,
@@ -350,14 +351,14 @@ def recompute_deadlines(
     with store.read() as session:
         if incident_ids:
             wanted = list(dict.fromkeys(incident_ids))
-            known = set(session.exec(select(Incident.id).where(Incident.id.in_(wanted))))  # type: ignore[attr-defined]
+            known = set(session.exec(select(Incident.id).where(col(Incident.id).in_(wanted))))
             unknown = [i for i in wanted if i not in known]
             if unknown:
                 raise IncidentNotFound(", ".join(unknown))
         else:
             wanted = list(
                 session.exec(
-                    select(Incident.id).where(Incident.closed_at.is_(None)).order_by(Incident.id)  # type: ignore[union-attr, attr-defined]
+                    select(Incident.id).where(col(Incident.closed_at).is_(None)).order_by(Incident.id)
                 )
             )
     reports: dict[str, SyncReport] = {}
@@ -373,7 +374,7 @@ def recompute_deadlines(
     return reports
 
 
-def rules_not_running(session: Session, incident: Incident, ctx: PlanContext) -> list[tuple[str, str]]:
+def rules_not_running(session: Session, incident: IncidentShape, ctx: PlanContext) -> list[tuple[str, str]]:
     """The playbook's rules that have no deadline for the incident, each with why (e.g. grade too low).
 
     "No clock" is easily read as "no duty": showing why a rule is not running prevents that.

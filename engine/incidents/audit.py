@@ -12,13 +12,24 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
-from engine.incidents.tables import Event, Incident
+from engine.incidents.shape import IncidentShape
+from engine.incidents.tables import Event
 
-__all__ = ["GENESIS", "ChainReport", "append_event", "event_hash", "next_event", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "ChainEnd",
+    "ChainReport",
+    "append_event",
+    "canonical_json",
+    "event_hash",
+    "next_event",
+    "verify_chain",
+    "verify_rows",
+]
 
 GENESIS = "0" * 64
 
@@ -62,7 +73,7 @@ def event_hash(
 
 
 def next_event(
-    incident: Any,
+    incident: IncidentShape,
     *,
     kind: str,
     actor: str,
@@ -102,7 +113,7 @@ def next_event(
 
 def append_event(
     session: Session,
-    incident: Any,
+    incident: IncidentShape,
     *,
     kind: str,
     actor: str,
@@ -142,7 +153,23 @@ class ChainReport:
     first_bad_seq: int | None = None
 
 
-def _check(incident: Incident, events: Iterable[Event]) -> ChainReport:
+class ChainEnd(Protocol):
+    """What a chain is checked against: the incident's id and the count and last hash it records.
+
+    An incident row has these; so has the copy read back from an evidence bundle.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def event_count(self) -> int: ...
+
+    @property
+    def audit_head(self) -> str: ...
+
+
+def _check(incident: ChainEnd, events: Iterable[Event]) -> ChainReport:
     prev = GENESIS
     expected_seq = 1
     count = 0
@@ -201,12 +228,12 @@ def _check(incident: Incident, events: Iterable[Event]) -> ChainReport:
     return ChainReport(incident.id, count, True)
 
 
-def verify_chain(session: Session, incident: Incident) -> ChainReport:
+def verify_chain(session: Session, incident: ChainEnd) -> ChainReport:
     """Walk the incident's events in order and report the first one that breaks the chain."""
     events = session.exec(select(Event).where(Event.incident_id == incident.id).order_by(Event.seq))  # type: ignore[arg-type]
     return _check(incident, events)
 
 
-def verify_rows(incident: Incident, events: Iterable[Event]) -> ChainReport:
+def verify_rows(incident: ChainEnd, events: Iterable[Event]) -> ChainReport:
     """Check a chain given as rows (e.g. read back from an evidence bundle)."""
     return _check(incident, sorted(events, key=lambda e: e.seq))

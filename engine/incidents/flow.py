@@ -30,7 +30,8 @@ from engine.incidents.rows import (
     open_state_tasks,
     write_incident,
 )
-from engine.incidents.tables import Incident, PlaybookSnapshot
+from engine.incidents.shape import IncidentShape
+from engine.incidents.tables import PlaybookSnapshot
 from engine.incidents.worklog import append_log
 from engine.playbooks.effects import Mutable
 from engine.playbooks.guards import Situation, evaluate_guards
@@ -49,7 +50,7 @@ __all__ = [
 
 
 def _situation(
-    incident: Incident, tasks: dict[str, TaskState], actor: str, inputs: dict[str, Any], hooks: Hooks
+    incident: IncidentShape, tasks: dict[str, TaskState], actor: str, inputs: dict[str, Any], hooks: Hooks
 ) -> Situation:
     grade = (incident.assessment or {}).get("grade")
     order = tuple((incident.assessment or {}).get("grade_order") or ())
@@ -118,27 +119,25 @@ def open_incident(
         year = int(format_instant(now, zone)[:4])
         number = _next_number(session, year)
         incident = IncidentRecord(
-            **{
-                "id": f"INC-{year}-{number:04d}",
-                "title": title,
-                "playbook_id": playbook.id,
-                "playbook_version": playbook.version,
-                "playbook_sha256": source.sha256,
-                "state": playbook.initial,
-                "version": 0,
-                "drill": drill,
-                "opened_by": actor,
-                "opened_at": now,
-                "discovered_at": discovered_at,
-                "closed_at": None,
-                "facts": facts or {},
-                "anchors": {"discovered_at": discovered_at.isoformat(), "opened_at": now.isoformat()},
-                "flags": {},
-                "records": {},
-                "assessment": {},
-                "event_count": 0,
-                "audit_head": "",
-            }
+            id=f"INC-{year}-{number:04d}",
+            title=title,
+            playbook_id=playbook.id,
+            playbook_version=playbook.version,
+            playbook_sha256=source.sha256,
+            state=playbook.initial,
+            version=0,
+            drill=drill,
+            opened_by=actor,
+            opened_at=now,
+            discovered_at=discovered_at,
+            closed_at=None,
+            facts=facts or {},
+            anchors={"discovered_at": discovered_at.isoformat(), "opened_at": now.isoformat()},
+            flags={},
+            records={},
+            assessment={},
+            event_count=0,
+            audit_head="",
         )
         opened = next_event(
             incident,
@@ -206,7 +205,7 @@ class AdvanceResult:
     effects: list[str]
 
 
-def _transition_or_refuse(playbook: Playbook, incident: Incident, trigger: str) -> TransitionSpec:
+def _transition_or_refuse(playbook: Playbook, incident: IncidentShape, trigger: str) -> TransitionSpec:
     if trigger not in playbook.triggers():
         raise NotFound(
             f"unknown trigger {trigger!r}; playbook {playbook.id} has: {', '.join(playbook.triggers())}"
@@ -319,8 +318,8 @@ def _advance(
             )
         tasks = load_tasks(session, incident_id)
         situation = _situation(incident, tasks, actor, values, hooks)
-        for hook in hooks.situation:
-            hook(session, incident, situation)
+        for refine in hooks.situation:
+            refine(session, incident, situation)
         now = utcnow()
         mutable = Mutable(
             flags=dict(incident.flags),
@@ -416,16 +415,10 @@ class TriggerInfo:
     needs: list[str]
     label: str
 
-    def to_json(self) -> dict[str, Any]:
-        """The shape ``breach incident triggers --json`` prints (``engine.shapes.trigger``)."""
-        from engine.shapes import trigger
-
-        return trigger(self)
-
 
 def list_triggers(
     session: Session,
-    incident: Incident,
+    incident: IncidentShape,
     *,
     actor: str,
     hooks: Hooks = NO_HOOKS,
@@ -436,8 +429,8 @@ def list_triggers(
     result = []
     for spec in playbook.transitions_from(incident.state):
         situation = _situation(incident, tasks, actor, {}, hooks)
-        for hook in hooks.situation:
-            hook(session, incident, situation)
+        for refine in hooks.situation:
+            refine(session, incident, situation)
         blocked = evaluate_guards(
             [g for g in spec.guards if g[0] != "approver_not_actor"], situation, playbook
         )

@@ -21,6 +21,7 @@ from engine.errors import Conflict, IncidentNotFound
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event, Incident, Task
 from engine.playbooks.model import Playbook
+from engine.store.db import table_of
 
 __all__ = [
     "IncidentRecord",
@@ -33,9 +34,9 @@ __all__ = [
     "write_incident",
 ]
 
-INCIDENT = Incident.__table__
-TASK = Task.__table__
-EVENT = Event.__table__
+INCIDENT = table_of(Incident)
+TASK = table_of(Task)
+EVENT = table_of(Event)
 # What a step may change on the incident row; id, playbook and opening data never change.
 WRITABLE = (
     "state",

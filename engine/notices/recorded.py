@@ -33,7 +33,7 @@ from engine.notices.completion import complete_notice_tasks
 from engine.notices.delivery import DELIVERY, DONE
 from engine.notices.passes import AUDIENCE, CHANNEL_FORMATS
 from engine.notices.people import PERSON
-from engine.store.db import Store
+from engine.store.db import Store, changed_rows
 
 __all__ = ["OUTCOMES", "RECORDABLE", "Recorded", "record_deliveries", "resolve_deliveries"]
 
@@ -243,11 +243,13 @@ def record_deliveries(
                         )
                     )
                 else:
-                    changed = session.execute(
-                        update(DELIVERY)
-                        .where(c.id == before.id, c.status == before.status)
-                        .values(attempts=c.attempts + 1, **values)
-                    ).rowcount
+                    changed = changed_rows(
+                        session.execute(
+                            update(DELIVERY)
+                            .where(c.id == before.id, c.status == before.status)
+                            .values(attempts=c.attempts + 1, **values)
+                        )
+                    )
                     if changed != 1:
                         raise Conflict(f"a delivery of {incident_id} changed meanwhile: try again")
             outcome.changed.append(person.customer_id)
@@ -329,9 +331,9 @@ def resolve_deliveries(
             else:
                 # A fresh round of attempts; one in doubt keeps its flag, so it goes out marked as a resend.
                 values.update(status="pending", next_attempt_at=now, attempts=0)
-            changed = session.execute(
-                update(DELIVERY).where(c.id == row.id, c.status == row.status).values(values)
-            ).rowcount
+            changed = changed_rows(
+                session.execute(update(DELIVERY).where(c.id == row.id, c.status == row.status).values(values))
+            )
             if changed != 1:
                 raise Conflict(f"a delivery of {incident_id} changed meanwhile: try again")
             result.changed.append(row.customer_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from transitions import EventData, Machine
 
@@ -79,12 +79,12 @@ class PlaybookMachine:
         playbook = self.playbook
 
         def guards_hold(event: EventData) -> bool:
-            run: Run = event.model
+            run = cast(Run, event.model)
             run.blocked = evaluate_guards(spec.guards, run.situation, playbook)
             return not run.blocked
 
         def run_effects(event: EventData) -> None:
-            run: Run = event.model
+            run = cast(Run, event.model)
             run.effects_done = apply_effects(spec.effects, run.mutable)
 
         return {
@@ -97,7 +97,7 @@ class PlaybookMachine:
 
     @staticmethod
     def _entered(event: EventData) -> None:
-        run: Run = event.model
+        run = cast(Run, event.model)
         run.on_enter(event.state.name)
 
     def fire(self, run: Run, trigger: str) -> bool:
