@@ -189,7 +189,18 @@ def verify_bundle(path: Path) -> BundleReport:
                 audit_head=incident_row["audit_head"],
             )
             rows = json.loads(bundle.read("event.json"))
-            chain = [Event(**{**r, "at": datetime.fromisoformat(r["at"])}) for r in rows]
+            chain = [
+                Event(
+                    **{
+                        **r,
+                        "at": datetime.fromisoformat(r["at"]),
+                        "occurred_at": datetime.fromisoformat(r["occurred_at"])
+                        if r.get("occurred_at")
+                        else None,
+                    }
+                )
+                for r in rows
+            ]
             events = len(chain)
             report = verify_rows(incident, chain)
             if not report.ok:

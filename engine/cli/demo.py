@@ -35,7 +35,6 @@ STEPS: list[tuple[list[str], str, dict[str, object]]] = [
             "establish_scope",
             "start_investigation",
             "grade_incident",
-            "report_to_police",
         ],
         "contain",
         {},
@@ -47,7 +46,7 @@ STEPS: list[tuple[list[str], str, dict[str, object]]] = [
     ),
     ([], "correction_order", {"inputs": {"ref": "某网信办〔2026〕12号", "due_at": "+20d"}}),
     (
-        ["submit_initial_report", "cooperate_with_authorities"],
+        ["submit_initial_report", "cooperate_with_authorities", "report_to_police"],
         "supplementary_report",
         {"reason": "调查确认泄露条数与涉及客户单位名单"},
     ),

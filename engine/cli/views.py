@@ -82,6 +82,8 @@ def incident_json(c: Ctx, row: dict[str, Any]) -> dict[str, Any]:
             {
                 "seq": e["seq"],
                 "at": c.fmt_time(e["at"]),
+                # When the step really happened, if entered with --at; "at" is when it was recorded.
+                "occurred_at": c.fmt_time(e["occurred_at"]) if e.get("occurred_at") else None,
                 "actor": e["actor"],
                 "kind": e["kind"],
                 "trigger": e["trigger"],
@@ -170,7 +172,12 @@ def print_timeline(c: Ctx, row: dict[str, Any], *, title: str = "Timeline", task
             state = f"{_label(labels, 'states', e['from_state'])} → {state}"
         elif e["kind"] != "opened":
             state = ""
-        table.add_row(str(e["seq"]), c.fmt_short(e["at"]), e["actor"], what, state, "; ".join(_details(e)))
+        when, details = e["at"], _details(e)
+        if e.get("occurred_at"):
+            # The timeline tells what happened when; the recording time stays visible beside it.
+            when = e["occurred_at"]
+            details.append(f"recorded {c.fmt_short(e['at'])}")
+        table.add_row(str(e["seq"]), c.fmt_short(when), e["actor"], what, state, "; ".join(details))
     stdout_console().print(table)
 
 
