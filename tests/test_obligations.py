@@ -182,6 +182,8 @@ class TestEarlyTasks:
         with pytest.raises(NotAllowed, match="opens when clock CN-CAC-RPT-4 starts"):
             flow.complete_task(store, incident.id, "submit_initial_report", actor="alice", hooks=hooks)
         grade_up(store, incident.id, hooks)
+        # Two hours into a four-hour clock: nothing to say out loud.
+        assert all(not getattr(h, "late_starts", []) for h in hooks.after_change)
         task = tasks_of(store, incident.id)["submit_initial_report"]
         assert task.status == "open" and task.state_id == "regulator_report"
         # It counts as open since the clock's start (discovery), not since the grade was recorded.
@@ -332,7 +334,12 @@ class TestScenario:
         incident = cli.open_incident(
             "--set", "people_affected=8000", discovered_at=discovered.strftime("%Y-%m-%d %H:%M:%S%z")
         )
-        cli("incident", "facts", incident, "--set", "people_affected=1200000", "--reason", "核实", check=True)
+        graded = cli(
+            "incident", "facts", incident, "--set", "people_affected=1200000", "--reason", "核实", check=True
+        )
+        # Graded five hours after discovery, the four-hour clock starts overdue: the command says so.
+        assert "clock CN-CAC-RPT-4 started already overdue" in graded.stderr
+        assert f"breach task done {incident} submit_initial_report" in graded.stderr
         triggers = cli("incident", "triggers", incident, check=True).stdout
         assert "submit_initial_report: open, required by regulator_report" in triggers
         filed = (discovered + timedelta(hours=3)).isoformat(timespec="seconds")

@@ -44,6 +44,7 @@ from engine.workspace import Workspace
 __all__ = [
     "ACTIVE",
     "DeadlineHook",
+    "LateStart",
     "all_plans",
     "deadline_context",
     "recompute_deadlines",
@@ -99,6 +100,38 @@ def all_plans(rules: list[DeadlineRule], view: IncidentView, ctx: PlanContext) -
     return plans
 
 
+@dataclass(frozen=True)
+class LateStart:
+    """A clock that started already due or overdue: e.g. the grade reached 较大 hours after awareness."""
+
+    incident_id: str
+    rule: str
+    due_at: datetime
+    met_by: list[str]
+
+    def advice(self, zone: str) -> str:
+        """One line for the operator: which clock, since when it is due, and what to do now."""
+        from engine.clocks.durations import format_instant
+
+        todo = []
+        for met in self.met_by:
+            kind, _, name = met.partition(":")
+            if kind == "task":
+                todo.append(
+                    f"breach task done {self.incident_id} {name} (with --at TIME if it was done earlier)"
+                )
+            elif kind == "trigger":
+                todo.append(f"breach incident advance {self.incident_id} {name}")
+        # A task is what can be done now; a trigger may wait for its phase, so it is named only alone.
+        tasks = [t for t in todo if t.startswith("breach task")]
+        action = " or ".join(tasks or todo) or f"breach deadlines list --incident {self.incident_id}"
+        return (
+            f"warning: {self.incident_id}: clock {self.rule} started already overdue (due "
+            f"{format_instant(self.due_at, zone)}): act now: {action}; "
+            "a late report must state why it is late"
+        )
+
+
 class DeadlineHook:
     """The ``Hooks.after_change`` callable of a workspace; reads legal data and settings on first use."""
 
@@ -107,6 +140,8 @@ class DeadlineHook:
         self.legal = legal
         self._context: PlanContext | None = None
         self._schema_checked = False
+        # Clocks this command started already due or overdue, for the command to say out loud.
+        self.late_starts: list[LateStart] = []
 
     def context(self) -> PlanContext:
         """The planning context, built once per hook (so once per command)."""
@@ -128,7 +163,7 @@ class DeadlineHook:
             if not inspect(session.connection()).has_table("deadline"):
                 raise BadInput("the database has no deadline table yet: run 'breach db upgrade'")
             self._schema_checked = True
-        sync_deadlines(
+        report = sync_deadlines(
             session,
             step.incident,
             rules,
@@ -138,6 +173,7 @@ class DeadlineHook:
             playbook=step.playbook.playbook,
             happened_at=step.occurred_at,
         )
+        self.late_starts += [LateStart(step.incident.id, name, due, met) for name, due, met in report.late]
 
 
 def _first_trigger_at(session: Session, incident_id: str, trigger: str) -> datetime | None:
@@ -225,6 +261,8 @@ class SyncReport:
     met: list[str] = field(default_factory=list)
     voided: list[str] = field(default_factory=list)
     opened: list[str] = field(default_factory=list)
+    # Clocks that started already due or overdue (the facts came late): name, due time, what meets it.
+    late: list[tuple[str, datetime, list[str]]] = field(default_factory=list)
 
 
 def _locked_rows(session: Session, incident_id: str) -> dict[tuple[str, str], Deadline]:
@@ -334,6 +372,11 @@ def sync_deadlines(
             report.created.append(name)
             if plan.start_at is not None:
                 started.setdefault(plan.rule.id, plan.start_at)
+            if (
+                row.due_at <= at
+                and _met(session, incident, plan, plan.rule, tasks, at, cause, happened_at) is None
+            ):
+                report.late.append((name, row.due_at, [str(m) for m in plan.rule.met_by]))
         elif row.status in ("met", "waived"):
             continue
         elif _recompute(session, incident, row, plan, at, cause):
