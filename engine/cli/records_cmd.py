@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx
 from engine.cli.incident_cmd import incident_app
 
@@ -16,7 +18,7 @@ __all__ = ["register"]
 @incident_app.command("export")
 def export_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     out: Annotated[
         Path | None, typer.Option("--out", help="Bundle file (default out/<ID>-evidence.zip).")
     ] = None,
@@ -30,7 +32,9 @@ def export_cmd(
     c: Ctx = ctx.obj
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     target = out or c.workspace.out_dir / safe_filename(incident_id, "evidence", stamp, ext="zip")
-    path, digest = export_bundle(c.store(), incident_id, target.resolve(), actor=c.actor(actor))
+    path, digest = export_bundle(
+        c.store(), incident_id, Path(os.path.abspath(target)), actor=c.actor(actor), root=c.workspace.home
+    )
     print(
         f"{path}\nmanifest sha256 {digest} "
         "(recorded in the audit trail; check the bundle with breach audit verify --bundle)"
@@ -40,7 +44,7 @@ def export_cmd(
 @incident_app.command("purge")
 def purge_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     reason: Annotated[str, typer.Option("--reason", help="Why the record is deleted now.")],
     actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
 ) -> None:
