@@ -302,7 +302,18 @@ def _verify_members(path: Path, bundle: zipfile.ZipFile) -> BundleReport:
                 event_count=incident_row["event_count"],
                 audit_head=incident_row["audit_head"],
             )
-            chain = [Event(**{**r, "at": datetime.fromisoformat(r["at"])}) for r in rows]
+            chain = [
+                Event(
+                    **{
+                        **r,
+                        "at": datetime.fromisoformat(r["at"]),
+                        "occurred_at": datetime.fromisoformat(r["occurred_at"])
+                        if r.get("occurred_at")
+                        else None,
+                    }
+                )
+                for r in rows
+            ]
         except (KeyError, TypeError, ValueError):
             problems.append("incident.json or event.json: not the rows breach exports")
         else:

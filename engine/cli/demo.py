@@ -44,7 +44,6 @@ STEPS: list[tuple[list[str], str, StepOptions]] = [
             "establish_scope",
             "start_investigation",
             "grade_incident",
-            "report_to_police",
         ],
         "contain",
         {},
@@ -56,7 +55,7 @@ STEPS: list[tuple[list[str], str, StepOptions]] = [
     ),
     ([], "correction_order", {"inputs": {"ref": "某网信办〔2026〕12号", "due_at": "+20d"}}),
     (
-        ["submit_initial_report", "cooperate_with_authorities"],
+        ["submit_initial_report", "cooperate_with_authorities", "report_to_police"],
         "supplementary_report",
         {"reason": "调查确认泄露条数与涉及客户单位名单"},
     ),

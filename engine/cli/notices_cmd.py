@@ -341,13 +341,24 @@ def record_cmd(
     failed: Annotated[
         str | None, typer.Option("--failed", help="Record a failed attempt with this reason instead.")
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="When they really went out (ISO-8601; without an offset, the workspace zone)."
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why it is recorded late (needed for --at over 24 h back).")
+    ] = None,
     actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record notices sent outside breach (SMS gateway, post, announcement) against their rendered text."""
+    from engine.clocks.durations import parse_instant
     from engine.notices.recorded import record_deliveries
 
     c: Ctx = ctx.obj
+    when = parse_instant(at, c.zone) if at is not None else None
     report = record_deliveries(
         c.store(),
         incident_id,
@@ -357,6 +368,9 @@ def record_cmd(
         hooks=c.hooks(),
         customers=_split(customers),
         failed=failed,
+        at=when,
+        at_reason=reason,
+        zone=c.zone,
     )
     _print_recorded(c, report, as_json, f"{channel} deliveries recorded as {'failed' if failed else 'sent'}")
 

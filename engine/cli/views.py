@@ -86,14 +86,19 @@ def print_timeline(
             state = f"{label_of(labels, 'states', e['from_state'])} → {state}"
         elif e["kind"] != "opened":
             state = ""
+        when, details = e["at"], _details(c, e)
+        if e.get("occurred_at"):
+            # The timeline tells what happened when; the recording time stays visible beside it.
+            when = e["occurred_at"]
+            details.append(f"recorded {c.fmt_short(e['at'])}")
         cells.append(
             [
                 str(e["seq"]),
-                c.fmt_short(e["at"]),
+                c.fmt_short(when),
                 escape(e["actor"]),
                 escape(what),
                 escape(state),
-                escape("; ".join(_details(c, e))),
+                escape("; ".join(details)),
             ]
         )
     console = stdout_console()

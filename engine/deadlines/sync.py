@@ -35,16 +35,19 @@ from engine.deadlines.tables import Deadline
 from engine.errors import BadInput, Conflict, IncidentNotFound, NotAllowed, NotFound
 from engine.incidents.audit import append_event
 from engine.incidents.hooks import Step
+from engine.incidents.rows import load_tasks, open_early_tasks
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event, Incident, Task
 from engine.legal.data import LegalData
 from engine.legal.jurisdictions import Jurisdictions
+from engine.playbooks.model import Playbook
 from engine.store.db import Store
 from engine.workspace import Workspace
 
 __all__ = [
     "ACTIVE",
     "DeadlineHook",
+    "LateStart",
     "all_plans",
     "deadline_context",
     "recompute_deadlines",
@@ -115,6 +118,38 @@ def all_plans(rules: list[DeadlineRule], view: IncidentView, ctx: PlanContext) -
     return plans
 
 
+@dataclass(frozen=True)
+class LateStart:
+    """A clock that started already due or overdue: e.g. the grade reached 较大 hours after awareness."""
+
+    incident_id: str
+    rule: str
+    due_at: datetime
+    met_by: list[str]
+
+    def advice(self, zone: str) -> str:
+        """One line for the operator: which clock, since when it is due, and what to do now."""
+        from engine.clocks.durations import format_instant
+
+        todo = []
+        for met in self.met_by:
+            kind, _, name = met.partition(":")
+            if kind == "task":
+                todo.append(
+                    f"breach task done {self.incident_id} {name} (with --at TIME if it was done earlier)"
+                )
+            elif kind == "trigger":
+                todo.append(f"breach incident advance {self.incident_id} {name}")
+        # A task is what can be done now; a trigger may wait for its phase, so it is named only alone.
+        tasks = [t for t in todo if t.startswith("breach task")]
+        action = " or ".join(tasks or todo) or f"breach deadlines list --incident {self.incident_id}"
+        return (
+            f"warning: {self.incident_id}: clock {self.rule} started already overdue (due "
+            f"{format_instant(self.due_at, zone)}): act now: {action}; "
+            "a late report must state why it is late"
+        )
+
+
 class DeadlineHook:
     """The ``Hooks.after_change`` callable of a workspace; reads legal data and settings on first use."""
 
@@ -123,6 +158,8 @@ class DeadlineHook:
         self.legal = legal
         self._context: PlanContext | None = None
         self._schema_checked = False
+        # Clocks this command started already due or overdue, for the command to say out loud.
+        self.late_starts: list[LateStart] = []
 
     def context(self) -> PlanContext:
         """The planning context, built once per hook (so once per command)."""
@@ -144,18 +181,28 @@ class DeadlineHook:
             if not inspect(session.connection()).has_table("deadline"):
                 raise BadInput("the database has no deadline table yet: run 'breach db upgrade'")
             self._schema_checked = True
-        sync_deadlines(session, step.incident, rules, at=step.at, cause=step.cause, ctx=self.context())
+        report = sync_deadlines(
+            session,
+            step.incident,
+            rules,
+            at=step.at,
+            cause=step.cause,
+            ctx=self.context(),
+            playbook=step.playbook.playbook,
+            happened_at=step.occurred_at,
+        )
+        self.late_starts += [LateStart(step.incident.id, name, due, met) for name, due, met in report.late]
 
 
 def _first_trigger_at(session: Session, incident_id: str, trigger: str) -> datetime | None:
-    """When ``trigger`` first fired on the incident, from its audit events (flushed ones only)."""
+    """When ``trigger`` first fired on the incident (its real time if entered), from its audit events."""
     row = session.exec(
-        select(Event.at)
+        select(Event.occurred_at, Event.at)
         .where(Event.incident_id == incident_id, Event.trigger == trigger)
         .order_by(Event.seq)  # type: ignore[arg-type]
         .limit(1)
     ).first()
-    return row
+    return None if row is None else (row[0] or row[1])
 
 
 def _met(
@@ -166,8 +213,12 @@ def _met(
     tasks: dict[str, Task],
     at: datetime,
     cause: str,
+    happened_at: datetime | None = None,
 ) -> tuple[datetime, str] | None:
-    """When and by what the deadline was fulfilled, or None while it is not."""
+    """When and by what the deadline was fulfilled, or None while it is not.
+
+    ``happened_at`` is the real time of the step being recorded, when the operator entered one.
+    """
     if plan.entry is not None:
         if plan.entry.get("status") == "closed":
             closed = plan.entry.get("closed_at")
@@ -185,9 +236,13 @@ def _met(
                 return task.done_at, str(met)
         elif met.trigger:
             # The flow's own event is not flushed yet, so the cause names it; history covers the rest.
-            fired = at if cause == met.trigger else _first_trigger_at(session, incident.id, met.trigger)
-            if fired is not None:
-                return fired, str(met)
+            when = (
+                (happened_at or at)
+                if cause == met.trigger
+                else _first_trigger_at(session, incident.id, met.trigger)
+            )
+            if when is not None:
+                return when, str(met)
     return None
 
 
@@ -223,6 +278,9 @@ class SyncReport:
     recomputed: list[str] = field(default_factory=list)
     met: list[str] = field(default_factory=list)
     voided: list[str] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)
+    # Clocks that started already due or overdue (the facts came late): name, due time, what meets it.
+    late: list[tuple[str, datetime, list[str]]] = field(default_factory=list)
 
 
 def _locked_rows(session: Session, incident_id: str) -> dict[tuple[str, str], Deadline]:
@@ -298,15 +356,20 @@ def sync_deadlines(
     at: datetime,
     cause: str,
     ctx: PlanContext,
+    playbook: Playbook | None = None,
+    happened_at: datetime | None = None,
 ) -> SyncReport:
     """Create, recompute, meet or void the incident's deadlines so they match ``rules`` now.
 
-    Runs inside the caller's transaction; recomputed due times are appended to the audit trail.
+    Runs inside the caller's transaction; recomputed due times are appended to the audit trail. With
+    ``playbook``, a clock that starts opens the tasks that open with it (``opens: {clock: ...}``), as
+    open since the moment the clock runs from.
     """
     plans = all_plans(rules, IncidentView.of(incident), ctx)
     rows = _locked_rows(session, incident.id)
     tasks = {t.key: t for t in session.exec(select(Task).where(Task.incident_id == incident.id))}
     report = SyncReport()
+    started: dict[str, datetime] = {}
     for plan in plans:
         row = rows.get(plan.key)
         name = plan.rule.id + (f" {plan.subject}" if plan.subject else "")
@@ -325,14 +388,26 @@ def sync_deadlines(
             row = _create(incident, plan, at)
             session.add(row)
             report.created.append(name)
+            if plan.start_at is not None:
+                started.setdefault(plan.rule.id, plan.start_at)
+            if (
+                row.due_at <= at
+                and _met(session, incident, plan, plan.rule, tasks, at, cause, happened_at) is None
+            ):
+                report.late.append((name, row.due_at, [str(m) for m in plan.rule.met_by]))
         elif row.status in ("met", "waived"):
             continue
         elif _recompute(session, incident, row, plan, at, cause):
             report.recomputed.append(name)
-        met = _met(session, incident, plan, plan.rule, tasks, at, cause)
+        met = _met(session, incident, plan, plan.rule, tasks, at, cause, happened_at)
         if met is not None and row.status in ACTIVE:
             _mark_met(row, met[0], met[1], at)
             report.met.append(name)
+    if playbook is not None and started:
+        opened = open_early_tasks(
+            session, incident.id, load_tasks(session, incident.id), playbook, clocks=started
+        )
+        report.opened.extend(opened)
     return report
 
 
@@ -365,10 +440,16 @@ def recompute_deadlines(
     for incident_id in wanted:
         with store.write() as session:
             incident = get_incident(session, incident_id)
-            rules = incident_playbook(session, incident).playbook.deadlines
             at = store.db_now(session)
+            playbook = incident_playbook(session, incident).playbook
             reports[incident_id] = sync_deadlines(
-                session, incident, rules, at=at, cause=f"recompute by {actor}", ctx=ctx
+                session,
+                incident,
+                playbook.deadlines,
+                at=at,
+                cause=f"recompute by {actor}",
+                ctx=ctx,
+                playbook=playbook,
             )
             flush_or_conflict(session, incident_id)
     return reports

@@ -154,6 +154,7 @@ class FormalHook:
                     actor=change.actor,
                     cause=cause,
                     replace=False,
+                    issued_at=change.happened_at,
                 )
         except BadInput as exc:
             kinds = ", ".join(dict.fromkeys(r.kind for r in rules))
@@ -240,8 +241,13 @@ def _produce(
     actor: str,
     cause: str,
     replace: bool,
+    issued_at: datetime | None = None,
 ) -> list[Produced]:
-    """Render every job in memory, then write and record them all, with one audit event per document."""
+    """Render every job in memory, then write and record them all, with one audit event per document.
+
+    ``issued_at`` dates the documents (the real time of the step that owes them, if entered); ``at``
+    is when they are recorded.
+    """
     from engine.formal.contexts import REGULATOR_KINDS, formal_context, read_sources, stated_items
     from engine.notices.contexts import check_context
 
@@ -252,7 +258,7 @@ def _produce(
     numbers = NumberTaken()
     for job in jobs:
         kind = job.rule.kind
-        issue = issue_for(session, incident, kind, job.subject, src, at, taken, numbers)
+        issue = issue_for(session, incident, kind, job.subject, src, issued_at or at, taken, numbers)
         supplement = None
         if kind == "regulator_supplementary_report":
             previous = previous_report(session, incident, None if issue["new"] else issue["seq"])

@@ -52,23 +52,28 @@ def event_hash(
     reason: str | None,
     inputs: dict[str, Any],
     prev_hash: str,
+    occurred_at: datetime | None = None,
 ) -> str:
-    """The SHA-256 of an event's content and its predecessor's hash."""
-    payload = canonical_json(
-        {
-            "incident": incident_id,
-            "seq": seq,
-            "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-            "actor": actor,
-            "kind": kind,
-            "trigger": trigger,
-            "from": from_state,
-            "to": to_state,
-            "reason": reason,
-            "inputs": inputs,
-            "prev": prev_hash,
-        }
-    )
+    """The SHA-256 of an event's content and its predecessor's hash.
+
+    ``occurred_at`` is hashed only when set, so events recorded before it existed keep their hashes.
+    """
+    content = {
+        "incident": incident_id,
+        "seq": seq,
+        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "kind": kind,
+        "trigger": trigger,
+        "from": from_state,
+        "to": to_state,
+        "reason": reason,
+        "inputs": inputs,
+        "prev": prev_hash,
+    }
+    if occurred_at is not None:
+        content["occurred"] = occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+    payload = canonical_json(content)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -83,9 +88,11 @@ def next_event(
     to_state: str | None = None,
     reason: str | None = None,
     inputs: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The column values of the incident's next event; moves the incident's chain head to it.
 
+    ``at`` is the recording time; ``occurred_at`` the real time of a step entered after the fact.
     The caller inserts the row in the same transaction (``append_event`` does it through the session).
     """
     at = at.astimezone(UTC)
@@ -105,6 +112,9 @@ def next_event(
         "inputs": body,
         "prev_hash": prev,
     }
+    if occurred_at is not None:
+        # Only when set: a step recorded as it happens writes the same row as before this column existed.
+        row["occurred_at"] = occurred_at.astimezone(UTC)
     row["hash"] = event_hash(**{k: v for k, v in row.items() if k != "prev_hash"}, prev_hash=prev)
     incident.event_count = seq
     incident.audit_head = row["hash"]
@@ -123,6 +133,7 @@ def append_event(
     to_state: str | None = None,
     reason: str | None = None,
     inputs: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> Event:
     """Add the next event of ``incident`` to the session and move the incident's chain head."""
     row = Event(
@@ -136,6 +147,7 @@ def append_event(
             to_state=to_state,
             reason=reason,
             inputs=inputs,
+            occurred_at=occurred_at,
         )
     )
     session.add(row)
@@ -204,6 +216,7 @@ def _check(incident: ChainEnd, events: Iterable[Event]) -> ChainReport:
             reason=ev.reason,
             inputs=ev.inputs,
             prev_hash=ev.prev_hash,
+            occurred_at=ev.occurred_at,
         )
         if recomputed != ev.hash:
             what = f"{ev.kind} {ev.trigger}" if ev.trigger else ev.kind

@@ -15,6 +15,7 @@ from typing import Any
 from engine.incidents.audit import append_event
 from engine.incidents.hooks import NO_HOOKS, Hooks, Step
 from engine.incidents.repository import flush_or_conflict, get_incident, incident_playbook
+from engine.incidents.rows import load_tasks, open_early_tasks
 from engine.incidents.shape import IncidentShape
 from engine.legal.assess import assess
 from engine.legal.data import LegalData
@@ -102,7 +103,11 @@ def update_facts(
             reason=(reason or "").strip() or None,
             inputs=inputs,
         )
+        source = incident_playbook(session, incident)
+        # A moment recorded by the re-assessment (graded_at) opens the tasks that wait for it.
+        tasks = load_tasks(session, incident_id)
+        open_early_tasks(session, incident_id, tasks, source.playbook, anchors=incident.anchors)
         for hook in hooks.after_change:
-            hook(Step(session, incident, incident_playbook(session, incident), now, "facts", actor))
+            hook(Step(session, incident, source, now, "facts", actor))
         flush_or_conflict(session, incident_id)
         return FactsChange(incident_id, changed, grade_before, grade_after, incident.version)

@@ -162,4 +162,10 @@ def mermaid_diagram(playbook: Playbook, locale: str = "zh-CN") -> str:
         )
         if state.final:
             text += f"  {state.id} --> [*]\n"
+    # Tasks that open before their state: a note on the state that requires them says from when.
+    for state in playbook.states:
+        early = [t for t in state.tasks if t.opens is not None]
+        if early:
+            lines = [f"{t.label(locale)} ({t.id}) opens when {t.opens.describe()}" for t in early if t.opens]
+            text += f"  note right of {state.id} : " + "<br/>".join(lines).replace(":", " ") + "\n"
     return text
