@@ -222,8 +222,7 @@ def _met(
     if plan.entry is not None:
         if plan.entry.get("status") == "closed":
             closed = plan.entry.get("closed_at")
-            when = datetime.fromisoformat(closed) if closed else at
-            return when, f"{plan.subject} closed"
+            return (datetime.fromisoformat(closed) if closed else at), f"{plan.subject} closed"
         return None
     for met in rule.met_by:
         if met.filing:
@@ -236,13 +235,13 @@ def _met(
                 return task.done_at, str(met)
         elif met.trigger:
             # The flow's own event is not flushed yet, so the cause names it; history covers the rest.
-            when = (
+            fired = (
                 (happened_at or at)
                 if cause == met.trigger
                 else _first_trigger_at(session, incident.id, met.trigger)
             )
-            if when is not None:
-                return when, str(met)
+            if fired is not None:
+                return fired, str(met)
     return None
 
 
