@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import BREACH, assert_one_line_error
+from conftest import BREACH, assert_one_line_error, at_rest
 
 CONTAINMENT = [
     "stop_transfer",
@@ -127,18 +127,11 @@ class TestIncidentCommands:
         assert cli.json("incident", "show", incident_id)["drill"] is True
 
 
-def _timeless(shown: dict) -> dict:
-    """An incident as shown, without the countdowns that move between two calls."""
-    moving = ("remaining_seconds", "countdown")
-    deadlines = [{k: v for k, v in d.items() if k not in moving} for d in shown["deadlines"]]
-    return {**shown, "deadlines": deadlines}
-
-
 class TestBadInput:
     """Each bad input: one line on stderr, exit 2, and nothing changed."""
 
     def _unchanged(self, cli, incident_id, before):
-        assert _timeless(cli.json("incident", "show", incident_id)) == _timeless(before)
+        assert at_rest(cli.json("incident", "show", incident_id)) == at_rest(before)
 
     def test_unknown_incident(self, cli):
         """An unknown id is named."""
