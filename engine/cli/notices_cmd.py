@@ -453,11 +453,8 @@ def status_cmd(
         "sms": sms,
         "deliveries": deliveries,
         "problems": [{"customer_id": cid, "status": st, "reason": err} for cid, st, err in problems],
-<<<<<<< HEAD
-        "in_doubt": {**doubt, "total": doubt["held"] + doubt["interrupted"]},
-=======
         "reasons": _grouped_reasons(problems),
->>>>>>> main
+        "in_doubt": {**doubt, "total": doubt["held"] + doubt["interrupted"]},
     }
     if as_json:
         emit_json(result)
@@ -468,9 +465,13 @@ def status_cmd(
         print(f"sms {kind}: {cost['messages']} texts, {cost['segments']} segments")
     for kind, counts in deliveries.items():
         print(f"delivery {kind}: " + ", ".join(f"{st} {n}" for st, n in sorted(counts.items())))
-<<<<<<< HEAD
-    for item in result["problems"]:
-        print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+    for group in result["reasons"]:
+        print(f"{group['status']} ×{group['count']}: {group['reason'] or '(no reason recorded)'}")
+    if listing:
+        for item in result["problems"]:
+            print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+    elif result["problems"]:
+        print(f"each of them: breach notices status {incident_id} --list")
     # Counted apart from "sent": a crash after the hand-off leaves no one knowing whether it arrived.
     if doubt["held"]:
         print(
@@ -485,14 +486,6 @@ def status_cmd(
         )
     if doubt["resent"]:
         print(f"sent again after a crash: {doubt['resent']} (the reader may have two copies)")
-=======
-    for group in result["reasons"]:
-        print(f"{group['status']} ×{group['count']}: {group['reason'] or '(no reason recorded)'}")
-    if listing:
-        for item in result["problems"]:
-            print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
-    elif result["problems"]:
-        print(f"each of them: breach notices status {incident_id} --list")
 
 
 def _grouped_reasons(problems: Any) -> list[dict[str, Any]]:
@@ -504,7 +497,6 @@ def _grouped_reasons(problems: Any) -> list[dict[str, Any]]:
         {"status": status, "reason": reason, "count": n}
         for (status, reason), n in sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
     ]
->>>>>>> main
 
 
 def _sms_cost(texts: Any) -> dict[str, dict[str, int]]:

@@ -159,7 +159,6 @@ def create_private_sqlite(url: str) -> Path | None:
     return path
 
 
-<<<<<<< HEAD
 def locked_message(url: str) -> str:
     """Why a write waited out the busy timeout: which processes hold the SQLite file, and what to do."""
     from sqlalchemy.engine import make_url
@@ -194,10 +193,10 @@ def _processes_holding(path: Path) -> list[tuple[int, str]]:
         except OSError:
             continue  # gone meanwhile, or not ours to read
     return found
-=======
+
+
 _SQLITE_NOW = text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
 _POSTGRES_NOW = text("SELECT now()")
->>>>>>> main
 
 
 class Store:
