@@ -660,11 +660,20 @@ class TestRecompute:
         last_day = before.due_at.astimezone(ZoneInfo(ZONE)).date() - timedelta(days=1)
         shipped = builtin_root() / "config" / "calendars" / f"CN-{last_day.year}.toml"
         extra = f'    {{ date = {last_day.isoformat()}, name = "Extra rest day" }},\n'
-        text = (
-            shipped.read_text(encoding="utf-8").replace("holidays = [\n", "holidays = [\n" + extra, 1)
-            if shipped.exists()
-            else f'source = "test notice"\nverified = true\nholidays = [\n{extra}]\n'
-        )
+        if shipped.exists():
+            text = shipped.read_text(encoding="utf-8").replace("holidays = [\n", "holidays = [\n" + extra, 1)
+        else:
+            # An unannounced year: the notice written here keeps the package's rest days, so that only the
+            # extra day differs from the provisional calendar the clock ran on (whatever today's date).
+            from holidays.countries.china import China
+
+            known = "".join(
+                f'    {{ date = {day.isoformat()}, name = "rest" }},\n'
+                for day in sorted(China(years=last_day.year).keys())
+                if day != last_day
+            )
+            text = f'source = "test notice"\nverified = true\nholidays = [\n{extra}{known}]\n'
+
         (ws.home / "config" / "calendars").mkdir(parents=True, exist_ok=True)
         (ws.home / "config" / "calendars" / shipped.name).write_text(text, encoding="utf-8")
         with store.read() as s:

@@ -107,7 +107,8 @@ class TestWhatNow:
         for task in CONTAINMENT[:-1]:
             cli("task", "done", incident_id, task, check=True)
         out = cli("task", "done", incident_id, CONTAINMENT[-1], check=True).stdout
-        assert "required tasks open:" not in out
+        # Tasks of later phases the playbook opens early may still be listed; none of this phase is.
+        assert not [task for task in CONTAINMENT if f"    {task} " in out], out
         assert f"breach incident advance {incident_id} contain\n" in out
         # Steps that stay in the state are not offered as the way forward.
         assert "procuratorate_suggestion" not in out

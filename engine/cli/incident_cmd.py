@@ -268,11 +268,15 @@ def triggers_cmd(
         for i in infos
     ]
     headers = ("trigger", "", "to", "allowed", "blocked by / needs")
-    stdout_console().print(key_table(headers, cells, keys=("trigger",), title=f"{incident_id} in {state}"))
+    console = stdout_console()
+    console.print(key_table(headers, cells, keys=("trigger",), title=f"{incident_id} in {state}"))
     if early:
-        print("Tasks open before their phase (breach task done ID TASK [--at TIME]):")
+        # The console folds the explanation at the terminal's width; the task id starts its line whole.
+        console.print("Tasks open before their phase (breach task done ID TASK [--at TIME]):")
         for item in early:
-            print(f"  {item.task}: {item.status}, required by {item.state} (opens when {item.opens})")
+            console.print(
+                escape(f"  {item.task}: {item.status}, required by {item.state} (opens when {item.opens})")
+            )
 
 
 @task_app.command("done")
