@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from engine.cli.context import Ctx, emit_json
 from engine.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from engine.access import RoleMap
 
 __all__ = ["register"]
 
@@ -23,7 +26,13 @@ def verify(
     bundle: Annotated[Path | None, typer.Option("--bundle", help="Check an evidence bundle instead.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Exit 0 when every hash chain is intact; 1 naming the first bad event otherwise."""
+    """Exit 0 when every trail is intact and the rows match it; 1 naming each difference otherwise.
+
+    Each incident's hash chain is walked, then its events are replayed and what they imply (state,
+    facts, grade, flags, records, tasks, waived deadlines) is compared with the stored rows. With
+    --all, incident numbers are checked for gaps and the workspace log for edits and deletions. A
+    broken incident is held: it takes no further write until 'breach audit acknowledge'.
+    """
     if bundle is not None:
         _verify_bundle(bundle, as_json)
         return
@@ -34,43 +43,103 @@ def verify(
     from engine.incidents.repository import get_incident
     from engine.incidents.tables import Incident
     from engine.incidents.worklog import verify_log
+    from engine.record.continuity import numbering_gaps
+    from engine.record.holds import latest_finding, record_broken
+    from engine.record.replay import row_differences
 
     c: Ctx = ctx.obj
     if not incident_id and not all_incidents:
         raise BadInput("name an incident id, or pass --all")
     store = c.store()
+    results: list[dict[str, Any]] = []
     with store.read() as session:
         if all_incidents:
             incidents = list(session.exec(select(Incident).order_by(Incident.id)))
         else:
             incidents = [get_incident(session, str(incident_id))]
-        reports = [verify_chain(session, inc) for inc in incidents]
-        log_problem = verify_log(session) if all_incidents else None
-    if as_json:
-        emit_json(
-            [
+        for inc in incidents:
+            chain = verify_chain(session, inc)
+            differences = [d.describe() for d in row_differences(session, inc)] if chain.ok else []
+            finding = latest_finding(session, inc.id)
+            results.append(
                 {
-                    "incident": r.incident_id,
-                    "ok": r.ok,
-                    "events": r.events,
-                    "problem": r.problem,
-                    "first_bad_seq": r.first_bad_seq,
+                    "incident": inc.id,
+                    "ok": chain.ok and not differences,
+                    "events": chain.events,
+                    "problem": chain.problem or (differences[0] if differences else None),
+                    "first_bad_seq": chain.first_bad_seq,
+                    "differences": differences,
+                    "acknowledged_by": finding.actor
+                    if finding is not None and finding.kind == "acknowledged"
+                    else None,
                 }
-                for r in reports
-            ]
-        )
-    else:
-        for r in reports:
-            print(
-                f"{r.incident_id}: {'intact' if r.ok else 'BROKEN'} ({r.events} events)"
-                + (f": {r.problem}" if r.problem else "")
             )
+        gaps = numbering_gaps(session) if all_incidents else []
+        log_problem = verify_log(session) if all_incidents else None
+    broken = {str(r["incident"]): str(r["problem"]) for r in results if not r["ok"]}
+    if broken:
+        record_broken(store, broken, actor=c.actor())
+    if as_json:
+        # Gaps and a broken workspace log are entries of the same list, so scripts read one shape.
+        extra = [
+            {"incident": gap.split(":", 1)[0], "scope": "numbering", "ok": False, "events": 0, "problem": gap}
+            for gap in gaps
+        ]
+        if all_incidents:
+            extra.append(
+                {"incident": None, "scope": "workspace_log", "ok": not log_problem, "problem": log_problem}
+            )
+        emit_json(results + extra)
+    else:
+        for r in results:
+            state = "intact" if r["ok"] else "BROKEN"
+            print(
+                f"{r['incident']}: {state} ({r['events']} events)"
+                + (f": {r['problem']}" if not r["ok"] else "")
+            )
+            for line in r["differences"][1:]:
+                print(f"  {line}")
+            if r["acknowledged_by"] and not r["ok"]:
+                print(f"  acknowledged by {r['acknowledged_by']}")
+        for gap in gaps:
+            print(f"numbering: {gap}")
+        if log_problem:
+            print(f"workspace log: BROKEN: {log_problem}")
     if log_problem:
-        print(f"workspace log: BROKEN: {log_problem}")
         raise CheckFailed(f"workspace log broken: {log_problem}")
-    bad = [r for r in reports if not r.ok]
-    if bad:
-        raise CheckFailed(f"audit trail broken: {bad[0].incident_id} {bad[0].problem}")
+    if gaps:
+        raise CheckFailed(f"incident numbering broken: {gaps[0]}")
+    if broken:
+        first = next(iter(broken))
+        raise CheckFailed(f"audit trail broken: {first} {broken[first]}")
+
+
+@audit_app.command("acknowledge")
+def acknowledge_cmd(
+    ctx: typer.Context,
+    incident_id: Annotated[str, typer.Argument(help="The held incident.")],
+    reason: Annotated[str, typer.Option("--reason", help="What was investigated and found.")] = "",
+) -> None:
+    """Record the investigation of a broken trail, which lets the incident take writes again."""
+    from engine.record.holds import acknowledge
+
+    c: Ctx = ctx.obj
+    role = str((c.workspace.settings.get("audit") or {}).get("acknowledge_role") or "dpo")
+    what = acknowledge(
+        c.store(),
+        incident_id,
+        reason=reason,
+        actor=c.actor(),
+        roles=c.hooks().roles or _no_roles(),
+        role=role,
+    )
+    print(f"{incident_id}: acknowledged ({what})")
+
+
+def _no_roles() -> RoleMap:
+    from engine.access import RoleMap
+
+    return RoleMap({})
 
 
 def _verify_bundle(path: Path, as_json: bool) -> None:

@@ -140,6 +140,9 @@ def open_incident(
                 "audit_head": "",
             }
         )
+        for prepare in hooks.on_open:
+            prepare(incident, now)
+        grade = (incident.assessment or {}).get("grade")
         opened = next_event(
             incident,
             kind="opened",
@@ -153,10 +156,10 @@ def open_incident(
                 "discovered_at": discovered_at.isoformat(),
                 "drill": drill,
                 **({"facts": facts} if facts else {}),
+                # What the assessment made of those facts, so replaying the trail knows the grade.
+                **({"grade": grade} if grade else {}),
             },
         )
-        for prepare in hooks.on_open:
-            prepare(incident, now)
         # Inserted at version 0 and raised to 1 by the single write below, after the hooks have run.
         insert_incident(session, incident)
         insert_event(session, opened)

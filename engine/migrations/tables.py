@@ -13,7 +13,7 @@ from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
 from engine.documents.registry import Document
 from engine.formal.responsible import FormalIssue, ResponsiblePerson
 from engine.incidents.tables import Event, Incident, IncidentCounter, PlaybookSnapshot, Task
-from engine.incidents.worklog import WorkspaceLog
+from engine.incidents.worklog import WorkspaceLog, WorkspaceLogHead
 from engine.notices.content import NoticeContentRecord
 from engine.notices.correction import NoticeCorrection, NoticeRevision
 from engine.notices.delivery import Delivery
@@ -30,6 +30,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     Task,
     Event,
     WorkspaceLog,
+    WorkspaceLogHead,
     Deadline,
     Escalation,
     EscalationDelivery,
