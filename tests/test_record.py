@@ -84,7 +84,10 @@ class TestRowsAgainstTrail:
         forged = {**genuine, "records": {**genuine["records"], "health": 5}}
         tamper(cli, "UPDATE incident SET facts = :f WHERE id = :i", i=incident, f=json.dumps(forged))
         result = verify(cli, incident)
-        assert result.returncode == 1 and "facts.records.health is 5 but the audit trail implies 50" in result.stdout
+        assert (
+            result.returncode == 1
+            and "facts.records.health is 5 but the audit trail implies 50" in result.stdout
+        )
         tamper(
             cli,
             "UPDATE incident SET facts = :f, assessment = :a WHERE id = :i",
@@ -192,3 +195,149 @@ class TestHold:
         assert_one_line_error(refused, "needs the role dpo")
         tamper(cli, "UPDATE incident SET state = 'containment' WHERE id = :i", i=incident)
         assert_one_line_error(cli("task", "done", incident, "stop_transfer"), "found broken")
+
+
+def rewrite_chain(cli: Cli, incident: str, *, drop_seq: int | None = None, actor: str | None = None) -> None:
+    """Rewrite an incident's trail and recompute every hash and the head, as a careful insider would:
+    drop one event and renumber the rest, or put another actor on every event."""
+    from sqlmodel import select
+
+    from engine.incidents.audit import GENESIS, event_hash
+    from engine.incidents.tables import Event
+    from engine.store.db import Store
+
+    store = Store(cli.db_url or f"sqlite:///{cli.home / 'breach.db'}")
+    try:
+        with store.write() as session:
+            events = list(
+                session.exec(select(Event).where(Event.incident_id == incident).order_by(Event.seq))
+            )
+            kept = [e for e in events if e.seq != drop_seq]
+            for ev in events:
+                if ev.seq == drop_seq:
+                    session.delete(ev)
+            session.flush()
+            prev = GENESIS
+            for number, ev in enumerate(kept, start=1):
+                ev.seq, ev.prev_hash = number, prev
+                ev.actor = actor or ev.actor
+                ev.hash = event_hash(
+                    incident_id=ev.incident_id,
+                    seq=ev.seq,
+                    at=ev.at,
+                    actor=ev.actor,
+                    kind=ev.kind,
+                    trigger=ev.trigger,
+                    from_state=ev.from_state,
+                    to_state=ev.to_state,
+                    reason=ev.reason,
+                    inputs=ev.inputs,
+                    prev_hash=prev,
+                )
+                prev = ev.hash
+                session.add(ev)
+                session.flush()
+            session.execute(
+                text("UPDATE incident SET event_count = :n, audit_head = :h WHERE id = :i"),
+                {"n": len(kept), "h": prev, "i": incident},
+            )
+    finally:
+        store.dispose()
+
+
+class TestAnchors:
+    def test_init_creates_a_private_signing_key(self, cli):
+        """breach init leaves an Ed25519 key 0600 in a 0700 folder, and audit key prints its public half."""
+        key = cli.home / "keys" / "signing.key"
+        assert key.stat().st_mode & 0o777 == 0o600
+        assert key.parent.stat().st_mode & 0o777 == 0o700
+        shown = cli("audit", "key", check=True).stdout
+        assert shown.startswith("# fingerprint ") and "BEGIN PUBLIC KEY" in shown
+        assert "PRIVATE" not in shown
+
+    def test_recomputed_chain_is_caught_by_the_anchor(self, cli):
+        """Rewriting every actor and recomputing each hash verifies as a chain, not against the anchor."""
+        incident = worked_incident(cli)
+        assert (cli.home / "audit" / "anchors.jsonl").read_text(encoding="utf-8").count("\n") >= 4
+        rewrite_chain(cli, incident, actor="mallory")
+        result = verify(cli, incident)
+        assert result.returncode == 1 and "trail was rewritten" in result.stdout
+
+    def test_deleted_and_renumbered_event_is_caught(self, cli):
+        """Deleting an event and renumbering the rest leaves fewer events than the anchor signed."""
+        incident = worked_incident(cli)
+        rewrite_chain(cli, incident, drop_seq=2)
+        result = verify(cli, "--all")
+        assert result.returncode == 1 and f"{incident}: 3 events, fewer than the 4" in result.stdout
+
+    def test_edited_anchor_file_is_caught(self, cli):
+        """An anchor line edited to match a rewritten database no longer carries a valid signature."""
+        incident = worked_incident(cli)
+        path = cli.home / "audit" / "anchors.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        forged = json.loads(lines[-1])
+        forged["statement"]["incidents"][incident]["head"] = "0" * 64
+        path.write_text("\n".join([*lines[:-1], json.dumps(forged)]) + "\n", encoding="utf-8")
+        result = verify(cli, "--all")
+        assert result.returncode == 1 and "not signed by the key" in result.stdout
+
+    def test_copy_kept_elsewhere_catches_a_replaced_anchor_file(self, cli, tmp_path):
+        """With the workspace's anchors deleted, the printed anchor kept elsewhere still catches a rewrite."""
+        incident = worked_incident(cli)
+        printed = cli("audit", "anchor", check=True).stdout
+        witness = tmp_path / "witness.jsonl"
+        witness.write_text(printed, encoding="utf-8")
+        public = tmp_path / "signing.pub"
+        public.write_text(cli("audit", "key", check=True).stdout, encoding="utf-8")
+        (cli.home / "audit" / "anchors.jsonl").unlink()
+        rewrite_chain(cli, incident, actor="mallory")
+        assert verify(cli, "--all").returncode == 0  # nothing left in the workspace to compare with
+        result = verify(cli, "--all", "--against", str(witness), "--key", str(public))
+        assert result.returncode == 1 and f"{incident}: event #4 is not the one" in result.stdout
+
+    def test_rewrite_is_not_anchored(self, cli):
+        """After a rewrite, a later command does not sign the rewritten heads, and says why."""
+        incident = worked_incident(cli)
+        rewrite_chain(cli, incident, actor="mallory")
+        later = cli("task", "done", incident, "start_investigation")
+        assert later.returncode == 0 and "not anchored" in later.stderr
+
+    def test_bundle_signature_checked_against_a_key_kept_elsewhere(self, cli, tmp_path):
+        """A bundle verifies with the real public key; rewritten with a recomputed manifest and re-signed
+        with another key, it does not."""
+        import hashlib
+        import zipfile
+
+        incident = worked_incident(cli)
+        bundle = tmp_path / "b.zip"
+        cli("incident", "export", incident, "--out", str(bundle), check=True)
+        public = tmp_path / "signing.pub"
+        public.write_text(cli("audit", "key", check=True).stdout, encoding="utf-8")
+        good = verify(cli, "--bundle", str(bundle), "--key", str(public))
+        assert good.returncode == 0 and "checked against the key given" in good.stdout
+
+        # The insider rewrites an actor, recomputes the manifest, and signs with a key of their own.
+        other = tmp_path / "other"
+        other.mkdir()
+        Cli(other, None)("init", str(other), check=True)
+        from engine.record.signing import SigningKey, load_key
+        from engine.retention import bundle_signature
+        from engine.workspace import Workspace
+
+        forger: SigningKey = load_key(Workspace.resolve(other))
+        with zipfile.ZipFile(bundle) as src:
+            parts = {n: src.read(n) for n in src.namelist()}
+        events = json.loads(parts["event.json"])
+        events[1]["actor"] = "mallory"
+        parts["event.json"] = json.dumps(events).encode()
+        manifest = json.loads(parts["manifest.json"])
+        manifest["files"]["event.json"] = hashlib.sha256(parts["event.json"]).hexdigest()
+        parts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        digest = hashlib.sha256(parts["manifest.json"]).hexdigest()
+        parts["signature.json"] = bundle_signature(forger, manifest, digest)
+        forged = tmp_path / "forged.zip"
+        with zipfile.ZipFile(forged, "w") as out:
+            for name, data in parts.items():
+                out.writestr(name, data)
+        result = verify(cli, "--bundle", str(forged), "--key", str(public))
+        assert result.returncode == 1 and "not by the key given" in result.stdout

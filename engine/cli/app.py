@@ -26,7 +26,7 @@ from engine.cli import (
     serve_cmd,
     setup_cmd,
 )
-from engine.cli.context import Ctx
+from engine.cli.context import Ctx, anchor_opened
 from engine.errors import BreachError
 
 __all__ = ["app", "run"]
@@ -92,6 +92,7 @@ def run() -> None:
 
     try:
         code = app(standalone_mode=False)
+        anchor_opened()
     except TyperException as exc:
         _usage_error(exc)
     except BreachError as exc:

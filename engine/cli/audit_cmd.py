@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,17 +25,27 @@ def verify(
     incident_id: Annotated[str | None, typer.Argument(help="Incident id (omit with --all).")] = None,
     all_incidents: Annotated[bool, typer.Option("--all", help="Verify every incident.")] = False,
     bundle: Annotated[Path | None, typer.Option("--bundle", help="Check an evidence bundle instead.")] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option("--against", help="An anchor file kept elsewhere (else the workspace's own)."),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="The public key kept elsewhere (else the workspace's own)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Exit 0 when every trail is intact and the rows match it; 1 naming each difference otherwise.
 
     Each incident's hash chain is walked, then its events are replayed and what they imply (state,
     facts, grade, flags, records, tasks, waived deadlines) is compared with the stored rows. With
-    --all, incident numbers are checked for gaps and the workspace log for edits and deletions. A
+    --all, incident numbers are checked for gaps and the workspace log for edits and deletions. The
+    heads are compared with the signed anchors (the workspace's anchor file, or --against a copy): a
+    deleted or rewritten event, even with every hash recomputed, no longer matches what was signed. A
     broken incident is held: it takes no further write until 'breach audit acknowledge'.
     """
     if bundle is not None:
-        _verify_bundle(bundle, as_json)
+        _verify_bundle(bundle, key, as_json)
         return
     from sqlmodel import select
 
@@ -76,6 +87,13 @@ def verify(
             )
         gaps = numbering_gaps(session) if all_incidents else []
         log_problem = verify_log(session) if all_incidents else None
+        anchor_problems = _anchor_problems(c, session, against, key, None if all_incidents else incident_id)
+    for r in results:
+        for line in anchor_problems.get(str(r["incident"]), []):
+            r["ok"] = False
+            r["problem"] = r["problem"] or line
+            r["differences"].append(line)
+    gaps += anchor_problems.get("", [])
     broken = {str(r["incident"]): str(r["problem"]) for r in results if not r["ok"]}
     if broken:
         record_broken(store, broken, actor=c.actor())
@@ -97,8 +115,9 @@ def verify(
                 f"{r['incident']}: {state} ({r['events']} events)"
                 + (f": {r['problem']}" if not r["ok"] else "")
             )
-            for line in r["differences"][1:]:
-                print(f"  {line}")
+            for line in r["differences"]:
+                if line != r["problem"]:
+                    print(f"  {line}")
             if r["acknowledged_by"] and not r["ok"]:
                 print(f"  acknowledged by {r['acknowledged_by']}")
         for gap in gaps:
@@ -112,6 +131,63 @@ def verify(
     if broken:
         first = next(iter(broken))
         raise CheckFailed(f"audit trail broken: {first} {broken[first]}")
+
+
+def _anchor_problems(
+    c: Ctx, session: Any, against: Path | None, key: Path | None, only: str | None
+) -> dict[str, list[str]]:
+    """What no longer matches the signed anchors, by incident ("" for the workspace log and for
+    incidents gone from the database); only ``only``'s when one incident is verified."""
+    from engine.errors import BadInput
+    from engine.record.anchors import anchor_path, divergences, read_anchors
+    from engine.record.signing import key_path, load_public_key
+
+    path = against or anchor_path(c.workspace)
+    public_path = key or key_path(c.workspace).with_name(key_path(c.workspace).name + ".pub")
+    if against is not None and not against.exists():
+        raise BadInput(f"--against {against}: no such file")
+    if not path.exists():
+        return {}
+    if not public_path.exists():
+        return {"": [f"{path} holds anchors but there is no public key at {public_path} to check them"]}
+    anchors = read_anchors(path, load_public_key(public_path))
+    found: dict[str, list[str]] = {}
+    for anchor in anchors:
+        if not anchor.valid:
+            found.setdefault("", []).append(
+                f"{path} line {anchor.line}: not signed by the key {public_path} (the file was edited)"
+            )
+    for line in divergences(session, [a for a in anchors if a.valid]):
+        subject = line.split(":", 1)[0]
+        target = "" if subject == "workspace log" or "gone from the database" in line else subject
+        found.setdefault(target, []).append(line)
+    if only is not None:
+        return {only: found.get(only, [])}
+    return found
+
+
+@audit_app.command("anchor")
+def anchor_cmd(ctx: typer.Context) -> None:
+    """Sign the heads of every incident and of the workspace log into the anchor file, and print the
+    line: keep a copy elsewhere (mail it to a witness), to compare with later ('verify --against')."""
+    from engine.record.anchors import anchor_now, anchor_path
+
+    c: Ctx = ctx.obj
+    line = anchor_now(c.store(), c.workspace, full=True)
+    print(f"anchored in {anchor_path(c.workspace)}:", file=sys.stderr)
+    print(line)
+
+
+@audit_app.command("key")
+def key_cmd(ctx: typer.Context) -> None:
+    """Print the workspace's public key and its fingerprint, to keep elsewhere for 'verify --key'."""
+    from engine.record.signing import load_key, public_pem
+
+    c: Ctx = ctx.obj
+    c.require_workspace()
+    signing = load_key(c.workspace)
+    print(f"# fingerprint {signing.fingerprint}")
+    print(public_pem(signing.public).decode("ascii"), end="")
 
 
 @audit_app.command("acknowledge")
@@ -142,10 +218,11 @@ def _no_roles() -> RoleMap:
     return RoleMap({})
 
 
-def _verify_bundle(path: Path, as_json: bool) -> None:
+def _verify_bundle(path: Path, key: Path | None, as_json: bool) -> None:
+    from engine.record.signing import load_public_key
     from engine.retention import verify_bundle
 
-    report = verify_bundle(path)
+    report = verify_bundle(path, load_public_key(key) if key is not None else None)
     if as_json:
         emit_json(
             {
@@ -153,6 +230,8 @@ def _verify_bundle(path: Path, as_json: bool) -> None:
                 "ok": report.ok,
                 "events": report.events,
                 "manifest_sha256": report.manifest_sha256,
+                "signed_by": report.signed_by,
+                "key_checked": report.key_checked,
                 "problems": report.problems,
             }
         )
@@ -162,6 +241,9 @@ def _verify_bundle(path: Path, as_json: bool) -> None:
             f"{path}: {report.incident_id}: {state} ({report.events} events, "
             f"manifest {report.manifest_sha256})"
         )
+        if report.signed_by and report.ok:
+            checked = "checked against the key given" if report.key_checked else "pass --key to check it"
+            print(f"  signed by key {report.signed_by[:16]} ({checked})")
         for problem in report.problems:
             print(f"  {problem}")
     if not report.ok:

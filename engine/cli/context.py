@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from engine.store.db import Store
     from engine.store.readmodel import Reader
 
-__all__ = ["Ctx", "emit_json", "stdout_console"]
+__all__ = ["Ctx", "anchor_opened", "emit_json", "stdout_console"]
+
+# The contexts of this process that opened the database: after a command, what it changed is anchored.
+_OPENED: list[Ctx] = []
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Ctx:
             store = Store(self.workspace.db_url)
             store.check_ready()
             self._store = store
+            _OPENED.append(self)
         return self._store
 
     def hooks(self) -> Hooks:
@@ -114,6 +118,30 @@ class Ctx:
             day = date.fromisoformat(full[:10]) - timedelta(days=1)
             return f"{day.isoformat()} 24:00 {full[19:]}"
         return f"{full[:10]} {full[11:16]} {full[19:]}"
+
+
+def anchor_opened() -> None:
+    """Sign the heads a successful command moved into the workspace's anchor file.
+
+    A workspace without a signing key (made before keys existed) is skipped until ``breach init`` runs
+    again there; a database that no longer extends the anchors is not signed, and the operator is told.
+    """
+    from engine.errors import BreachError
+
+    while _OPENED:
+        c = _OPENED.pop()
+        if c._store is None:
+            continue
+        from engine.record.signing import key_path
+
+        if not key_path(c.workspace).exists():
+            continue
+        from engine.record.anchors import anchor_now
+
+        try:
+            anchor_now(c._store, c.workspace, full=False)
+        except BreachError as exc:
+            print(f"warning: {exc}; run 'breach audit verify --all'", file=sys.stderr)
 
 
 def _default(value: Any) -> Any:

@@ -38,6 +38,10 @@ def init_workspace(home: Path, db_url: str | None = None) -> Workspace:
         store.dispose()
     if workspace.db_url_override is None:
         workspace.db_path.chmod(0o600)
+    from engine.record.signing import create_key
+
+    # The key that signs the record's anchors and bundles lives here, never in the database.
+    create_key(workspace)
     return workspace
 
 

@@ -125,9 +125,9 @@ def _apply_trigger(replayed: Replayed, playbook: Playbook, ev: Event) -> None:
     recorded = (ev.inputs or {}).get("effects") or []
     if done != recorded:
         replayed.problems.append((f"{label} effects", recorded, done))
-    if not spec.internal:
+    if not spec.internal and spec.dest:
         _enter(replayed, playbook, spec.dest)
-    replayed.state = spec.dest if not spec.internal else replayed.state
+        replayed.state = spec.dest
 
 
 def replay_events(playbook: Playbook, events: Iterable[Event]) -> Replayed:
