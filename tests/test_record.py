@@ -183,15 +183,17 @@ class TestHold:
         )
 
     def test_acknowledging_needs_the_role(self, cli):
-        """Only a holder of the acknowledging role lifts the hold; a refusal is kept in the log."""
-        (cli.home / "config").mkdir(exist_ok=True)
+        """Only a holder of the acknowledging role lifts the hold, and naming one with --as does not
+        lend it; a refusal is kept in the log."""
         (cli.home / "config" / "settings.toml").write_text(
             '[members."wang.dpo"]\nname = "王芳"\nroles = ["dpo"]\n', encoding="utf-8"
         )
-        incident = cli.open_incident("--as", "li.sec")
+        incident = cli.open_incident()
         tamper(cli, "UPDATE incident SET state = 'closed' WHERE id = :i", i=incident)
         assert verify(cli, incident).returncode == 1
-        refused = cli("--as", "li.sec", "audit", "acknowledge", incident, "--reason", "looked")
+        refused = cli("audit", "acknowledge", incident, "--reason", "looked")
+        assert_one_line_error(refused, "needs the role dpo")
+        refused = cli("--as", "wang.dpo", "audit", "acknowledge", incident, "--reason", "looked")
         assert_one_line_error(refused, "needs the role dpo")
         tamper(cli, "UPDATE incident SET state = 'containment' WHERE id = :i", i=incident)
         assert_one_line_error(cli("task", "done", incident, "stop_transfer"), "found broken")
@@ -341,3 +343,180 @@ class TestAnchors:
                 out.writestr(name, data)
         result = verify(cli, "--bundle", str(forged), "--key", str(public))
         assert result.returncode == 1 and "not by the key given" in result.stdout
+
+
+class TestIdentity:
+    def test_invisible_characters_do_not_make_another_person(self, cli):
+        """'wang.dpo' with a zero-width space is refused as a name, not taken for someone else."""
+        incident = cli.open_incident()
+        result = cli("task", "done", incident, "stop_transfer", "--as", "wang.dpo\u200b")
+        assert_one_line_error(result, "invisible or control characters", "U+200B")
+        waive = ("deadlines", "waive", incident, "POLICY-CLIENT-NOTICE", "--reason", "r")
+        assert_one_line_error(cli(*waive, "--approver", "wang.dpo\u200b"), "U+200B")
+
+    def test_compatibility_forms_are_the_same_person(self, cli):
+        """A full-width spelling of a name is the same person: it cannot approve what that person did."""
+        incident = cli.open_incident()
+        rows = cli.json("incident", "show", incident)["deadlines"]
+        rule = rows[0]["rule"]
+        waive = ("deadlines", "waive", incident, rule, "--reason", "r", "--as", "wang.dpo")
+        assert_one_line_error(cli(*waive, "--approver", "ＷＡＮＧ.ｄｐｏ"), "someone other than the operator")
+
+    def test_account_is_not_taken_from_the_environment(self, cli):
+        """USER and LOGNAME do not change who is recorded."""
+        me = cli.json("whoami")["account"]
+        incident = cli.open_incident()
+        cli(
+            "task",
+            "done",
+            incident,
+            "stop_transfer",
+            env={"USER": "wang.dpo", "LOGNAME": "wang.dpo"},
+            check=True,
+        )
+        events = cli.json("incident", "show", incident)["events"]
+        assert events[-1]["actor"] == me != "wang.dpo"
+
+
+def to_customer_notification(cli: Cli) -> str:
+    """An incident contained and moved to notifying clients, where notice to individuals may be waived."""
+    incident = cli.open_incident()
+    for task in (
+        "stop_transfer",
+        "preserve_evidence",
+        "establish_scope",
+        "start_investigation",
+        "grade_incident",
+    ):
+        cli("task", "done", incident, task, check=True)
+    cli("incident", "advance", incident, "contain", check=True)
+    return incident
+
+
+def second_login(cli: Cli, login: str) -> Cli:
+    """The same workspace as another PostgreSQL login: another operator connecting as themselves."""
+    import psycopg
+    from conftest import PG_BASE
+
+    assert cli.db_url is not None
+    schema = cli.db_url.rsplit("%3D", 1)[1]
+    with psycopg.connect("postgresql://" + PG_BASE.split("://", 1)[1], autocommit=True) as conn:
+        conn.execute(
+            f"DO $$ BEGIN CREATE ROLE {login} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {login}')
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {login}')
+        conn.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {login}')
+    user = cli.db_url.split("://", 1)[1].split("@", 1)[0]
+    return Cli(cli.home, cli.db_url.replace(f"://{user}@", f"://{login}@"))
+
+
+class TestApprovals:
+    def test_waiver_waits_for_the_approver(self, cli):
+        """Waiving notice records a request; nothing moves, and the requester cannot approve it."""
+        incident = to_customer_notification(cli)
+        asked = cli(
+            "incident", "advance", incident, "waive_notification", "--reason", "已加密", "--approver", "wang"
+        )
+        assert asked.returncode == 0 and "waits for wang's approval (request 1," in asked.stdout
+        shown = cli.json("incident", "show", incident)
+        assert shown["state"] == "customer_notification"
+        assert shown["events"][-1]["kind"] == "approval_requested"
+        assert_one_line_error(cli("approve", incident, "1"), "asked for it and cannot approve it")
+        assert_one_line_error(cli("--as", "wang", "approve", incident, "1"), "--as is not accepted")
+        refusals = cli.json("incident", "show", incident)["refusals"]
+        assert "cannot approve" in refusals[-1]["detail"]
+        assert cli.json("incident", "show", incident)["state"] == "customer_notification"
+
+    def test_expired_request_is_refused(self, cli):
+        """A request not approved in time expires, and the attempt is recorded."""
+        incident = to_customer_notification(cli)
+        cli(
+            "incident",
+            "advance",
+            incident,
+            "waive_notification",
+            "--reason",
+            "r",
+            "--approver",
+            "wang",
+            check=True,
+        )
+        tamper(cli, "UPDATE approval_request SET expires_at = :t", t="2000-01-01 00:00:00")
+        assert_one_line_error(cli("approve", incident, "1"), "expired")
+        assert_one_line_error(cli("approve", incident, "1"), "is expired, not pending")
+
+    @pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True)
+    def test_approver_approves_under_their_own_login(self, cli):
+        """On PostgreSQL the approver connects as themselves: the named approver with the role approves,
+        the step happens with both names on the record; another login, or one without the role, cannot."""
+        me = cli.json("whoami")["account"]
+        (cli.home / "config" / "settings.toml").write_text(
+            '[members.wang_dpo]\nname = "王芳"\nroles = ["dpo"]\n'
+            '[members.li_sec]\nroles = ["security_lead"]\n'
+            f'[members."{me}"]\nroles = ["security_lead"]\n',
+            encoding="utf-8",
+        )
+        incident = to_customer_notification(cli)
+        cli(
+            "incident",
+            "advance",
+            incident,
+            "waive_notification",
+            "--reason",
+            "已加密",
+            "--approver",
+            "wang_dpo",
+            check=True,
+        )
+        other = second_login(cli, "li_sec")
+        assert_one_line_error(other("approve", incident, "1"), "asks wang_dpo, not li_sec")
+        approver = second_login(cli, "wang_dpo")
+        assert approver.json("whoami")["account"] == "wang_dpo"
+        done = approver("approve", incident, "1")
+        assert done.returncode == 0, done.stderr
+        shown = cli.json("incident", "show", incident)
+        assert shown["state"] == "regulator_report"
+        step = shown["events"][-1]
+        assert step["actor"] == me and step["inputs"]["approver"] == "wang_dpo"
+        assert_one_line_error(approver("approve", incident, "1"), "is approved, not pending")
+        assert cli("audit", "verify", "--all").returncode == 0
+
+
+class TestConfiguration:
+    def test_role_changes_enter_the_workspace_log(self, cli):
+        """Granting a role by editing settings is recorded, with the change, by the next command."""
+        incident = cli.open_incident()
+        (cli.home / "config" / "settings.toml").write_text(
+            '[members."wang.dpo"]\nroles = ["dpo"]\n', encoding="utf-8"
+        )
+        cli("incident", "triggers", incident, "--json", check=True)
+        detail = json.loads(
+            str(
+                scalar(
+                    cli,
+                    "SELECT detail FROM workspace_log WHERE kind = 'config_changed' ORDER BY id DESC LIMIT 1",
+                )
+            )
+        )
+        assert "role dpo granted to wang.dpo" in detail["changed"]
+        assert "config/settings.toml added" in detail["changed"]
+        assert detail["files"]["config/settings.toml"]
+        # Unchanged configuration adds nothing.
+        count = scalar(cli, "SELECT COUNT(*) FROM workspace_log WHERE kind = 'config_changed'")
+        cli("incident", "triggers", incident, "--json", check=True)
+        assert scalar(cli, "SELECT COUNT(*) FROM workspace_log WHERE kind = 'config_changed'") == count
+
+    def test_builtin_playbook_cannot_be_shadowed_under_its_version(self, cli):
+        """A workspace playbook with the built-in id and version but other text is refused."""
+        from conftest import REPO
+
+        text_ = (REPO / "playbooks" / "cn-agency-firm.yaml").read_text(encoding="utf-8")
+        changed = text_.replace("en: Closed}", "en: Done}", 1)
+        assert changed != text_
+        (cli.home / "playbooks" / "cn-agency-firm.yaml").write_text(changed, encoding="utf-8")
+        assert_one_line_error(cli("playbook", "list"), "raise its version")
+        (cli.home / "playbooks" / "cn-agency-firm.yaml").write_text(
+            changed.replace("version: 1", "version: 2", 1), encoding="utf-8"
+        )
+        assert cli.json("playbook", "list")[0]["version"] == 2

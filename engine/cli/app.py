@@ -10,6 +10,7 @@ import typer
 
 from engine import __version__
 from engine.cli import (
+    approve_cmd,
     assess_cmd,
     audit_cmd,
     clock_cmd,
@@ -75,6 +76,7 @@ incident_cmd.register(app)
 assess_cmd.register(app)
 records_cmd.register(app)
 audit_cmd.register(app)
+approve_cmd.register(app)
 clock_cmd.register(app)
 deadlines_cmd.register(app)
 people_cmd.register(app)

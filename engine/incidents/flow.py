@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
+from engine.access import normal_name
 from engine.clocks.durations import format_instant, parse_instant
 from engine.errors import BadInput, Conflict, GuardFailed, NotAllowed, NotFound
 from engine.incidents.audit import next_event
@@ -292,7 +293,7 @@ def _advance(
     hooks: Hooks,
 ) -> AdvanceResult:
     reason = (reason or "").strip() or None
-    approver = (approver or "").strip() or None
+    approver = normal_name(approver, what="approver") if (approver or "").strip() else None
     with store.write() as session, session.no_autoflush:
         incident = load_incident(session, incident_id)
         source = incident_playbook(session, incident)

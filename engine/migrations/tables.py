@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
+from engine.approvals.tables import ApprovalRequest
 from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
 from engine.documents.registry import Document
 from engine.formal.responsible import FormalIssue, ResponsiblePerson
@@ -43,6 +44,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     ResponsiblePerson,
     FormalIssue,
     AccessToken,
+    ApprovalRequest,
 )
 
 # SQLModel registers every table class on one MetaData; the list above makes sure they are all imported.

@@ -42,6 +42,7 @@ KINDS_WITHOUT_ROW_CHANGES = frozenset(
         "exported",
         "deadline_recomputed",
         "investigated",
+        "approval_requested",
         "delivered",
         "bounced",
         "returned",
