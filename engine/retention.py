@@ -10,21 +10,23 @@ workspace log.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select
 
 from engine.errors import BadInput, NotAllowed
+from engine.files import PrivateFolder, current_limits, load_json, load_yaml, os_error, read_bytes, read_text
 from engine.incidents.audit import append_event, canonical_json, verify_rows
 from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.tables import Event, Incident
@@ -69,15 +71,15 @@ class Retention:
 def load_retention(workspace: Workspace) -> Retention:
     """Read ``legal/retention.yaml`` (the workspace's copy shadowing the built-in one)."""
     path = workspace.config_file("legal/retention.yaml")
+    raw = load_yaml(read_text(path, what="retention data file"), str(path))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         years = int(raw["minimum_years"])
         if years < 0:
             raise ValueError("minimum_years must not be negative")
         return Retention(
             str(raw["id"]), str(raw["article"]), str(raw["source"]), bool(raw["verified"]), years
         )
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise BadInput(f"{path}: invalid retention data: {exc}") from None
 
 
@@ -126,65 +128,107 @@ def bundle_signature(signer: SigningKey, manifest: dict[str, Any], digest: str) 
 
 
 def export_bundle(
-    store: Store, incident_id: str, out: Path, *, actor: str, signer: SigningKey | None = None
+    store: Store,
+    incident_id: str,
+    out: Path,
+    *,
+    actor: str,
+    root: Path | None = None,
+    signer: SigningKey | None = None,
 ) -> tuple[Path, str]:
     """Write the evidence bundle of an incident (mode 0600); return its path and manifest hash.
 
     With ``signer`` (the workspace key), the bundle carries ``signature.json``: the manifest's hash and
     the chain head, signed, with the public key's fingerprint, so a bundle whose files and manifest were
     both rewritten no longer verifies against a copy of the public key kept elsewhere.
+
+    The bundle is written under an unpredictable temporary name, created exclusively and without
+    following a link, in the folder of ``out`` (no link followed below ``root``, the workspace). It
+    takes its name inside the transaction that records the "exported" event: either both happen or
+    neither, and no temporary file is left behind.
+
+    :raises BadInput: when ``out`` exists already (a bundle is evidence: never overwritten), is a
+        folder or a link, or cannot be written (a full disk says so).
     """
-    with store.write() as session, session.no_autoflush:
-        incident = get_incident(session, incident_id)
-        parts: dict[str, bytes] = {
-            "incident.json": canonical_json(
-                {c.name: _jsonable(getattr(incident, c.name)) for c in Incident.__table__.columns}
-            ).encode("utf-8"),
-        }
-        documents: list[dict[str, Any]] = []
-        for table in _incident_tables():
-            rows = _rows(session, table, incident_id)
-            parts[f"{table.name}.json"] = canonical_json(rows).encode("utf-8")
-            if table.name == "document":
-                documents = rows
-        for doc in documents:
-            path = Path(str(doc.get("path") or ""))
-            if path.is_file():
-                parts[f"files/{doc['id']}-{path.name}"] = path.read_bytes()
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "incident": incident_id,
-            "created_at": utcnow().isoformat(),
-            "audit_head": incident.audit_head,
-            "event_count": incident.event_count,
-            "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(parts.items())},
-        }
-        manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
-        digest = hashlib.sha256(manifest_bytes).hexdigest()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as bundle:
-            bundle.writestr("manifest.json", manifest_bytes)
-            if signer is not None:
-                bundle.writestr(SIGNATURE_FILE, bundle_signature(signer, manifest, digest))
-            for name, data in parts.items():
-                bundle.writestr(name, data)
-        os.chmod(temp, 0o600)
-        # The export is itself on the record, with the hash that identifies this bundle.
-        append_event(
-            session,
-            incident,
-            kind="exported",
-            actor=actor,
-            at=utcnow(),
-            from_state=incident.state,
-            to_state=incident.state,
-            inputs={"bundle": out.name, "manifest_sha256": digest},
-        )
-        flush_or_conflict(session, incident_id)
-    os.replace(temp, out)  # only once the export event is committed
-    return out, digest
+    target = Path(os.path.abspath(out))
+    with PrivateFolder.open(target.parent, root=root) as folder:
+        if folder.exists(target.name):
+            if os.path.islink(target):
+                raise BadInput(f"{target} is a symbolic link: breach never writes through links; remove it")
+            kind = "a folder" if target.is_dir() else "a file"
+            raise BadInput(f"{target} exists already ({kind}): give --out a new file name")
+        with folder.temporary(target.name) as temp:
+            placed = False
+            try:
+                with store.write() as session, session.no_autoflush:
+                    incident, parts = _bundle_parts(session, incident_id)
+                    manifest = {
+                        "format": BUNDLE_FORMAT,
+                        "incident": incident_id,
+                        "created_at": utcnow().isoformat(),
+                        "audit_head": incident.audit_head,
+                        "event_count": incident.event_count,
+                        "files": {n: hashlib.sha256(d).hexdigest() for n, d in sorted(parts.items())},
+                    }
+                    manifest_bytes = json.dumps(
+                        manifest, ensure_ascii=False, indent=2, sort_keys=True
+                    ).encode()
+                    digest = hashlib.sha256(manifest_bytes).hexdigest()
+                    try:
+                        with (
+                            temp.file() as handle,
+                            zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as bundle,
+                        ):
+                            bundle.writestr("manifest.json", manifest_bytes)
+                            if signer is not None:
+                                bundle.writestr(SIGNATURE_FILE, bundle_signature(signer, manifest, digest))
+                            for name, data in parts.items():
+                                bundle.writestr(name, data)
+                    except OSError as exc:
+                        raise os_error(target, exc, "cannot write") from None
+                    # The export is itself on the record, with the hash that identifies this bundle.
+                    append_event(
+                        session,
+                        incident,
+                        kind="exported",
+                        actor=actor,
+                        at=utcnow(),
+                        from_state=incident.state,
+                        to_state=incident.state,
+                        inputs={"bundle": target.name, "manifest_sha256": digest},
+                    )
+                    flush_or_conflict(session, incident_id)
+                    temp.commit(replace=False)
+                    placed = True
+            except BaseException:
+                if placed:  # the event did not commit: the bundle it would name goes too
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(target.name, dir_fd=folder.fd)
+                raise
+    return target, digest
+
+
+def _bundle_parts(session: Any, incident_id: str) -> tuple[Incident, dict[str, bytes]]:
+    """The incident row and every file of its bundle but the manifest."""
+    incident = get_incident(session, incident_id)
+    parts: dict[str, bytes] = {
+        "incident.json": canonical_json(
+            {c.name: _jsonable(getattr(incident, c.name)) for c in Incident.__table__.columns}
+        ).encode("utf-8"),
+    }
+    documents: list[dict[str, Any]] = []
+    for table in _incident_tables():
+        rows = _rows(session, table, incident_id)
+        parts[f"{table.name}.json"] = canonical_json(rows).encode("utf-8")
+        if table.name == "document":
+            documents = rows
+    for doc in documents:
+        path = Path(str(doc.get("path") or ""))
+        if path.is_file():
+            parts[f"files/{doc['id']}-{path.name}"] = read_bytes(
+                path, what="document", limit_key="document_file_bytes"
+            )
+    return incident, parts
 
 
 @dataclass(frozen=True)
@@ -202,6 +246,76 @@ class BundleReport:
     def ok(self) -> bool:
         """True when nothing is wrong."""
         return not self.problems
+
+
+def _check_bundle_shape(path: Path, bundle: zipfile.ZipFile) -> None:
+    """Refuse a bundle whose members would inflate past the limits, before any is read."""
+    limits = current_limits()
+    members = bundle.infolist()
+    if len(members) > limits.bundle_members:
+        raise BadInput(
+            f"{path}: {len(members):,} members, over the limit of {limits.describe('bundle_members')}"
+        )
+    total = 0
+    for info in members:
+        total += info.file_size
+        if total > limits.bundle_unpacked_bytes:
+            raise BadInput(
+                f"{path}: inflates past the limit of {limits.describe('bundle_unpacked_bytes')}: "
+                "refused unread"
+            )
+        # A small member may compress well by chance; a large one inflating by a huge ratio is a bomb.
+        if info.file_size > 1024 * 1024 and info.file_size > info.compress_size * limits.bundle_ratio:
+            raise BadInput(
+                f"{path}: member {info.filename} inflates {info.file_size // max(info.compress_size, 1):,} "
+                f"times, over the limit of {limits.describe('bundle_ratio')}: refused unread"
+            )
+        if info.filename.endswith(".json") and info.file_size > limits.bundle_json_bytes:
+            raise BadInput(
+                f"{path}: member {info.filename} is {info.file_size:,} bytes, over the limit of "
+                f"{limits.describe('bundle_json_bytes')}"
+            )
+
+
+def _member_sha256(bundle: zipfile.ZipFile, name: str) -> str:
+    """The SHA-256 of a member, read in chunks (never the whole member in memory)."""
+    digest = hashlib.sha256()
+    with bundle.open(name) as member:
+        for chunk in iter(lambda: member.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_bundle(path: Path, public: Ed25519PublicKey | None = None) -> BundleReport:
+    """Check each file against the manifest, the audit chain inside the bundle, and its signature
+    (against ``public``, a copy of the workspace's public key kept elsewhere, when given).
+
+    The bundle must be a regular file within ``[limits] bundle_bytes``; its members are checked for
+    count, inflated size and compression ratio before any is read (a zip bomb is refused unread).
+
+    :raises BadInput: naming the bundle and the limit, or what makes it no evidence bundle.
+    """
+    limits = current_limits()
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise os_error(path, exc, "cannot read bundle") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BadInput(f"bundle {path} is not a regular file (a folder, device or pipe): give a file")
+    if info.st_size > limits.bundle_bytes:
+        raise BadInput(
+            f"bundle {path} is {info.st_size:,} bytes, over the limit of {limits.describe('bundle_bytes')}"
+        )
+    try:
+        bundle = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise BadInput(f"{path}: not an evidence bundle ({exc})") from None
+    with bundle:
+        _check_bundle_shape(path, bundle)
+        try:
+            return _verify_members(path, bundle, public)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise BadInput(f"{path}: damaged bundle ({exc})") from None
 
 
 def _check_signature(
@@ -234,55 +348,51 @@ def _check_signature(
     return problems, fingerprint_
 
 
-def verify_bundle(path: Path, public: Ed25519PublicKey | None = None) -> BundleReport:
-    """Check each file against the manifest, the audit chain inside the bundle, and its signature
-    (against ``public``, a copy of the workspace's public key kept elsewhere, when given)."""
-    try:
-        bundle = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise BadInput(f"{path}: not an evidence bundle ({exc})") from None
-    with bundle:
-        names = set(bundle.namelist())
-        if "manifest.json" not in names:
-            raise BadInput(f"{path}: not an evidence bundle (no manifest.json)")
-        manifest_bytes = bundle.read("manifest.json")
+def _verify_members(path: Path, bundle: zipfile.ZipFile, public: Ed25519PublicKey | None) -> BundleReport:
+    names = set(bundle.namelist())
+    if "manifest.json" not in names:
+        raise BadInput(f"{path}: not an evidence bundle (no manifest.json)")
+    manifest_bytes = bundle.read("manifest.json")
+    manifest = load_json(manifest_bytes, f"{path}: manifest.json")
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
+        raise BadInput(f"{path}: manifest.json is not a breach manifest")
+    problems = [
+        f"{name}: not listed in the manifest"
+        for name in sorted(names - set(listed) - {"manifest.json", SIGNATURE_FILE})
+    ]
+    signature_problems, signed_by = _check_signature(
+        bundle.read(SIGNATURE_FILE) if SIGNATURE_FILE in names else None,
+        hashlib.sha256(manifest_bytes).hexdigest(),
+        manifest,
+        public,
+    )
+    problems += signature_problems
+    for name, expected in sorted(listed.items()):
+        if name not in names:
+            problems.append(f"{name}: missing")
+        elif _member_sha256(bundle, name) != expected:
+            problems.append(f"{name}: content does not match its hash")
+    events = 0
+    if "incident.json" in names and "event.json" in names:
+        incident_row = load_json(bundle.read("incident.json"), f"{path}: incident.json")
+        rows = load_json(bundle.read("event.json"), f"{path}: event.json")
         try:
-            manifest = json.loads(manifest_bytes)
-            listed: dict[str, str] = manifest["files"]
-        except (ValueError, KeyError, TypeError):
-            raise BadInput(f"{path}: manifest.json is not a breach manifest") from None
-        problems = [
-            f"{name}: not listed in the manifest"
-            for name in sorted(names - set(listed) - {"manifest.json", SIGNATURE_FILE})
-        ]
-        signature_problems, signed_by = _check_signature(
-            bundle.read(SIGNATURE_FILE) if SIGNATURE_FILE in names else None,
-            hashlib.sha256(manifest_bytes).hexdigest(),
-            manifest,
-            public,
-        )
-        problems += signature_problems
-        for name, expected in sorted(listed.items()):
-            if name not in names:
-                problems.append(f"{name}: missing")
-            elif hashlib.sha256(bundle.read(name)).hexdigest() != expected:
-                problems.append(f"{name}: content does not match its hash")
-        events = 0
-        if "incident.json" in names and "event.json" in names:
-            incident_row = json.loads(bundle.read("incident.json"))
             incident = Incident(
                 id=incident_row["id"],
                 event_count=incident_row["event_count"],
                 audit_head=incident_row["audit_head"],
             )
-            rows = json.loads(bundle.read("event.json"))
             chain = [Event(**{**r, "at": datetime.fromisoformat(r["at"])}) for r in rows]
+        except (KeyError, TypeError, ValueError):
+            problems.append("incident.json or event.json: not the rows breach exports")
+        else:
             events = len(chain)
             report = verify_rows(incident, chain)
             if not report.ok:
                 problems.append(f"audit trail: {report.problem}")
-        else:
-            problems.append("incident.json or event.json: missing")
+    else:
+        problems.append("incident.json or event.json: missing")
     return BundleReport(
         str(manifest.get("incident")),
         hashlib.sha256(manifest_bytes).hexdigest(),

@@ -8,7 +8,6 @@ name, so a legal team can change a threshold or a template without a new release
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -108,13 +107,14 @@ class Workspace:
     @cached_property
     def settings(self) -> dict[str, Any]:
         """Built-in ``settings.toml`` merged with the workspace's; a workspace sets only what differs."""
+        from engine.files import DEFAULT_LIMITS, load_toml, read_text
+
+        # Read under the default limits: the settings are where other limits come from.
         base: dict[str, Any] = {}
-        builtin = builtin_root() / "config" / SETTINGS_FILE
-        if builtin.is_file():
-            base = tomllib.loads(builtin.read_text(encoding="utf-8"))
-        local = self.home / "config" / SETTINGS_FILE
-        if local.is_file():
-            base = deep_merge(base, tomllib.loads(local.read_text(encoding="utf-8")))
+        for path in (builtin_root() / "config" / SETTINGS_FILE, self.home / "config" / SETTINGS_FILE):
+            if os.path.lexists(path):
+                text = read_text(path, what="settings file", limits=DEFAULT_LIMITS)
+                base = deep_merge(base, load_toml(text, str(path), limits=DEFAULT_LIMITS))
         return base
 
     @property

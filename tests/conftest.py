@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pytest
 
+# breach refuses a workspace that group or others can write (as ssh refuses a loose key). Tests create
+# workspace files with plain writes, so they run under the usual umask whatever the machine's default
+# (002 on many desktops would make every test workspace group-writable and refused).
+os.umask(0o022)
+
 PG_BASE = os.environ.get("BREACH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BREACH = str(Path(sys.executable).with_name("breach"))
 REPO = Path(__file__).resolve().parent.parent
@@ -140,3 +145,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+MOVING = ("remaining_seconds", "countdown", "overdue")
+"""Keys of a deadline that follow the clock on the wall: they differ between two reads a second apart."""
+
+
+def at_rest(shown: dict):
+    """``incident show --json`` without the countdowns of its deadlines, to compare two reads of it."""
+    return {
+        **shown,
+        "deadlines": [{k: v for k, v in d.items() if k not in MOVING} for d in shown.get("deadlines", [])],
+    }

@@ -129,7 +129,7 @@ class TestLoadLegal:
     def test_malformed_yaml(self, tmp_path):
         """Malformed YAML in a legal file is refused naming the file and the line."""
         dirs = _workspace_with(tmp_path, "grading.yaml", lambda t: t + "\nbroken: [\n")
-        with pytest.raises(BadInput, match=r"grading.yaml: line \d+: invalid YAML"):
+        with pytest.raises(BadInput, match=r"grading.yaml: line \d+: malformed YAML"):
             load_legal(dirs)
 
     def test_invalid_threshold(self, tmp_path):

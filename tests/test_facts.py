@@ -231,7 +231,7 @@ class TestLoadFactsFile:
         with pytest.raises(BadInput) as caught:
             load_facts_file(DATA / "bad_yaml.yaml")
         message = str(caught.value)
-        assert "bad_yaml.yaml" in message and "line 4" in message and "invalid YAML" in message
+        assert "bad_yaml.yaml" in message and "line 4" in message and "malformed YAML" in message
 
     def test_malformed_json(self, tmp_path):
         """Malformed JSON is refused naming the file and the line."""
@@ -259,7 +259,7 @@ class TestLoadFactsFile:
 
     def test_missing_file(self, tmp_path):
         """A file that does not exist is refused naming it."""
-        with pytest.raises(BadInput, match="cannot read facts file"):
+        with pytest.raises(BadInput, match=r"facts file .*nope\.yaml does not exist"):
             load_facts_file(tmp_path / "nope.yaml")
 
     def test_empty_file_is_empty_update(self):

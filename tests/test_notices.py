@@ -215,11 +215,11 @@ class TestResume:
         ws = workspace(ws.home, ws.db_url, "[notices]\nbatch_size = 2\n")
         real, calls = notices.write_private, []
 
-        def flaky(folder, name, content):
+        def flaky(folder, name, content, **options):
             calls.append(name)
             if len(calls) == 4:
                 raise KeyboardInterrupt  # as if the operator pressed Ctrl-C mid-batch
-            return real(folder, name, content)
+            return real(folder, name, content, **options)
 
         monkeypatch.setattr(notices, "write_private", flaky)
         with pytest.raises(KeyboardInterrupt):

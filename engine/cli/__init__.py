@@ -1,6 +1,6 @@
 """Command-line entry point, with fast paths for the commands people and scripts run most.
 
-``breach --version`` and ``breach [--home D] [--db U] [--as N] incident show ID [--json]`` are answered
+``breach --version`` and ``breach [--home D] [--db U] [--as N] incident show ID [--json|--full]`` are answered
 before Typer loads: Typer and its parameter conversion cost more than the whole start-up budget of a read
 command. Any other command line, including these with other options, goes through the Typer app.
 """
@@ -15,7 +15,7 @@ _GLOBAL_OPTIONS = ("--home", "--db", "--as")
 
 
 def _fast_show(argv: list[str]) -> bool:
-    """Answer ``incident show ID [--json]`` directly; False when the command line is anything else."""
+    """Answer ``incident show ID [--json|--full]`` directly; False when the command line is anything else."""
     options: dict[str, str] = {}
     i = 0
     while i < len(argv) and argv[i] in _GLOBAL_OPTIONS:
@@ -26,8 +26,9 @@ def _fast_show(argv: list[str]) -> bool:
     rest = argv[i:]
     if len(rest) not in (3, 4) or rest[:2] != ["incident", "show"] or rest[2].startswith("-"):
         return False
-    if rest[3:] not in ([], ["--json"]):
+    if rest[3:] not in ([], ["--json"], ["--full"]):
         return False
+    as_json = rest[3:] == ["--json"]
     from engine.cli.context import Ctx, emit_json
     from engine.cli.views import incident_json, print_incident
     from engine.errors import BreachError
@@ -37,13 +38,13 @@ def _fast_show(argv: list[str]) -> bool:
         reader = c.reader()
         try:
             # The human view counts per-person notices instead of listing each of them.
-            row = reader.incident(rest[2], every_document=bool(rest[3:]))
+            row = reader.incident(rest[2], every_document=as_json)
         finally:
             reader.close()
-        if rest[3:]:
+        if as_json:
             emit_json(incident_json(c, row))
         else:
-            print_incident(c, row)
+            print_incident(c, row, full=rest[3:] == ["--full"])
     except BreachError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

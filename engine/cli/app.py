@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
 from engine import __version__
 from engine.cli import (
@@ -36,9 +38,11 @@ app = typer.Typer(
     name="breach",
     help="Incident response playbook engine for personal-data leaks.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    # Sub-commands inherit the option names from the root context.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -92,8 +96,13 @@ def run() -> None:
     """Run the CLI; an operator error is one line on stderr and exit code 2 (1 for a failed check)."""
     from typer.exceptions import TyperException
 
+    from engine.cli.terminal import install
+
+    install()  # titles, names and any stored text printed below cannot drive the terminal
     try:
-        code = app(standalone_mode=False)
+        command = typer.main.get_command(app)
+        whole_short_help(command)
+        code = command(standalone_mode=False)
         anchor_opened()
     except TyperException as exc:
         _usage_error(exc)
@@ -113,6 +122,19 @@ def run() -> None:
         )
         sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def whole_short_help(command: Any) -> None:
+    """Give every command the whole first paragraph of its help as its summary in the listings.
+
+    click cuts a summary to the width left beside the names and ends it with "...": an operator at an
+    80-column terminal then reads half a sentence. A summary set explicitly is wrapped instead.
+    """
+    # Typer carries its own copy of click: its groups are recognised by their commands, not their class.
+    for sub in getattr(command, "commands", {}).values():
+        if not sub.short_help and sub.help:
+            sub.short_help = inspect.cleandoc(sub.help).split("\n\n", 1)[0].replace("\n", " ")
+        whole_short_help(sub)
 
 
 def _usage_error(exc: Exception) -> None:

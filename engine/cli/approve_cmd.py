@@ -46,6 +46,9 @@ def approve_cmd(
             print(f"  {effect}")
     else:
         print(f"{incident_id}: request {request} approved: deadline {done.step} waived")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json, stdout_console
 from engine.cli.incident_cmd import incident_app
 from engine.errors import BadInput
@@ -41,7 +42,7 @@ def collect_facts(pairs: list[str] | None, file: Path | None, zone: str = "UTC")
 @incident_app.command("facts")
 def facts_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     pairs: SetOpt = None,
     file: FileOpt = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why the facts changed.")] = None,
@@ -85,10 +86,13 @@ def facts_cmd(
         return
     if not change.changed:
         print(f"{incident_id}: facts unchanged")
-        return
-    print(f"{incident_id}: facts changed: {', '.join(change.changed)} (version {change.version})")
+    else:
+        print(f"{incident_id}: facts changed: {', '.join(change.changed)} (version {change.version})")
     if change.grade_before != change.grade_after:
         print(f"  grade: {change.grade_before or 'not assessed'} → {change.grade_after}")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 def _print_facts(facts: dict[str, Any], assessment: dict[str, Any]) -> None:

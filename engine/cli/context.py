@@ -19,13 +19,16 @@ from engine.errors import BadInput
 from engine.workspace import Workspace
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import Console
+    from rich.table import Table
 
     from engine.incidents.hooks import Hooks
     from engine.store.db import Store
     from engine.store.readmodel import Reader
 
-__all__ = ["Ctx", "anchor_opened", "emit_json", "stdout_console"]
+__all__ = ["Ctx", "anchor_opened", "emit_json", "key_table", "stdout_console"]
 
 # The contexts of this process that opened the database: after a command, what it changed is anchored.
 _OPENED: list[Ctx] = []
@@ -43,8 +46,16 @@ class Ctx:
 
     @cached_property
     def workspace(self) -> Workspace:
-        """The workspace in force."""
-        return Workspace.resolve(self.home, self.db)
+        """The workspace in force: refused when another account could change it, its limits applied.
+
+        :raises BadInput: naming a loose path and the ``chmod`` that fixes it, or a bad ``[limits]``.
+        """
+        from engine.files import check_trusted, configure_limits, limits_from_settings
+
+        workspace = Workspace.resolve(self.home, self.db)
+        check_trusted(workspace.home)  # before a setting, playbook or template of it is read
+        configure_limits(limits_from_settings(workspace.settings))
+        return workspace
 
     @property
     def zone(self) -> str:
@@ -185,8 +196,38 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=_default) + "\n")
 
 
-def stdout_console() -> Console:
-    """A Rich console on stdout."""
-    from rich.console import Console
+PIPE_WIDTH = 4000
+"""Output to a pipe or a file is not squeezed to a terminal's width: ``grep`` must find whole ids."""
 
-    return Console(highlight=False, soft_wrap=False)
+
+def stdout_console() -> Console:
+    """A Rich console on stdout that escapes controls in what it shows: the terminal's width on a
+    terminal, lines left whole on a pipe or file."""
+    from engine.cli.terminal import safe_console
+
+    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    return safe_console(highlight=False, soft_wrap=False, width=width)
+
+
+def key_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    keys: Sequence[str] = (),
+    title: str | None = None,
+) -> Table:
+    """A table whose ``keys`` columns (ids, rules, triggers, task names: what gets typed) are never cut
+    nor wrapped, whatever the width; the other columns fold onto more lines instead of being cut."""
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, header in enumerate(headers):
+        if header in keys:
+            widest = max([cell_len(header)] + [cell_len(str(r[i])) for r in rows])
+            table.add_column(header, no_wrap=True, min_width=widest, overflow="ignore")
+        else:
+            table.add_column(header, overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    return table

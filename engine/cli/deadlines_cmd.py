@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 
-from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.complete import IncidentArg
+from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput, CheckFailed
 
 __all__ = ["deadline_rows", "display_row", "print_deadlines", "register"]
@@ -17,18 +17,6 @@ deadlines_app = typer.Typer(help="Legal clocks and internal targets across incid
 scheduler_app = typer.Typer(help="Run the deadline checker on a schedule.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ACTIVE = ("pending", "warned", "missed")
-
-
-def _time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else (value or {})
 
 
 def _param(sqlite: bool, moment: datetime) -> Any:
@@ -90,38 +78,11 @@ def deadline_rows(
 
 
 def display_row(c: Ctx, r: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """A deadline row (from the read model) as the list and the incident view show it."""
-    from engine.clocks.durations import format_countdown
+    """A deadline row (from the read model) as the list and the incident view show it: the one deadline
+    shape (``engine.shapes.deadline``)."""
+    from engine.shapes import Times, deadline
 
-    due = _time(r["due_at"])
-    assert due is not None
-    left = due - (now or datetime.now(UTC))
-    labels = _json(r["labels"])
-    active = r["status"] in ACTIVE
-    return {
-        "id": r["id"],
-        "incident_id": r["incident_id"],
-        "incident_title": r.get("title"),
-        "drill": bool(r.get("drill")),
-        "rule": r["rule_id"],
-        "subject": r["subject"] or None,
-        "kind": r["kind"],
-        "label": labels.get("zh-CN", ""),
-        "label_en": labels.get("en", ""),
-        "status": r["status"],
-        "due_at": c.fmt_time(due),
-        "provisional": bool(r["provisional"]),
-        "calendar": r["calendar"],
-        "basis": _json(r["basis"]),
-        "remaining_seconds": int(left.total_seconds()) if active else None,
-        "countdown": format_countdown(left) if active else None,
-        "overdue": active and left.total_seconds() <= 0,
-        "met_at": c.fmt_time(_time(r["met_at"])) or None,
-        "met_by": r["met_by"],
-        "lateness_seconds": r["lateness_seconds"],
-        "missed_at": c.fmt_time(_time(r["missed_at"])) or None,
-        "note": r.get("waiver_reason") or r.get("void_reason"),
-    }
+    return deadline(Times(c.zone), r, now or datetime.now(UTC))
 
 
 def status_text(row: dict[str, Any]) -> str:
@@ -143,12 +104,9 @@ def status_text(row: dict[str, Any]) -> str:
 def print_deadlines(c: Ctx, rows: list[dict[str, Any]], *, title: str, with_incident: bool = True) -> None:
     """The clocks as a table: what, due, countdown or lateness, status and legal basis."""
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(title=title)
     columns = (["incident"] if with_incident else []) + ["rule", "what", "due", "status", "basis"]
-    for col in columns:
-        table.add_column(col, overflow="fold")
+    cells = []
     for r in rows:
         rule = r["rule"] + (f" {r['subject']}" if r["subject"] else "")
         due = c.fmt_short(r["due_at"]) + (" (provisional)" if r["provisional"] else "")
@@ -156,15 +114,15 @@ def print_deadlines(c: Ctx, rows: list[dict[str, Any]], *, title: str, with_inci
         if r["overdue"]:
             status = f"[bold red]{status}[/bold red]"
         # Labels and bases are data: their brackets must print, not be read as Rich markup.
-        cells = ([r["incident_id"]] if with_incident else []) + [
+        row = ([r["incident_id"]] if with_incident else []) + [
             escape(rule),
             escape(r["label"]),
             due,
             status,
             escape(basis_text(r["basis"], short=True)),
         ]
-        table.add_row(*cells)
-    stdout_console().print(table)
+        cells.append(row)
+    stdout_console().print(key_table(columns, cells, keys=("incident", "rule"), title=title))
 
 
 @deadlines_app.command("list")
@@ -270,7 +228,7 @@ def _print_report(out: dict[str, Any]) -> None:
 @deadlines_app.command("waive")
 def waive_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     rule: Annotated[str, typer.Argument(help="The rule id, e.g. POLICY-PIPL57-INDIVIDUALS.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why (a written rationale).")] = None,
     approver: Annotated[
@@ -305,6 +263,9 @@ def waive_cmd(
         f"{incident_id}: waiving {rule}{' ' + record if record else ''} waits for {request.approver}'s "
         f"approval (request {request.id}): they run 'breach approve {incident_id} {request.id}'"
     )
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 @deadlines_app.command("recompute")

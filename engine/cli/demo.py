@@ -166,7 +166,9 @@ def _notify_recipients(c: Ctx, store: Any, incident_id: str, actor: str) -> None
     from engine.notices.people import import_people
     from engine.notices.render import render_notices
 
-    csv_path = write_private(c.workspace.home, "demo-recipients.csv", DEMO_RECIPIENTS.encode("utf-8"))
+    csv_path = write_private(
+        c.workspace.home, "demo-recipients.csv", DEMO_RECIPIENTS.encode("utf-8"), root=c.workspace.home
+    )
     locales, default = template_locales(c)
     imported = import_people(
         store, incident_id, csv_path, actor=actor, locales=locales, default_locale=default

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.complete import IncidentArg
+from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput
 
 __all__ = ["register"]
@@ -23,7 +24,7 @@ AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of 
 @documents_app.command("render")
 def render_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     kind: Annotated[str, typer.Argument(help="e.g. regulator_initial_report, disciplinary_decision.")],
     formats: Annotated[
         list[str] | None,
@@ -62,7 +63,7 @@ def render_cmd(
 
 
 @documents_app.command("list")
-def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> None:
+def list_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False) -> None:
     """The incident's formal documents (number, file, sha256) and what its playbook declares."""
     from engine.formal.service import list_documents
 
@@ -86,16 +87,16 @@ def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
     if as_json:
         emit_json({**result, "documents": rows})
         return
-    from rich.table import Table
+    from rich.markup import escape
 
     title = f"{incident_id} formal documents" + (" [演练 DRILL]" if result["drill"] else "")
-    table = Table("kind", "#", "number", "fmt", "file", "sha256", title=title)
-    for r in rows:
-        table.add_row(
-            r["kind"], r["subject"], r["number"], r["format"], Path(r["path"]).name, r["sha256"][:12]
-        )
+    cells = [
+        [r["kind"], r["subject"], r["number"], r["format"], escape(Path(r["path"]).name), r["sha256"][:12]]
+        for r in rows
+    ]
+    headers = ("kind", "#", "number", "fmt", "file", "sha256")
     console = stdout_console()
-    console.print(table)
+    console.print(key_table(headers, cells, keys=("kind", "number"), title=escape(title)))
     folders = sorted({str(Path(r["path"]).parent) for r in rows})
     if folders:
         console.print(f"files in {', '.join(folders)}", markup=False)
@@ -117,7 +118,7 @@ def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
 
 def responsible_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     name: Annotated[str | None, typer.Option("--name", help="The employee's name.")] = None,
     department: Annotated[str | None, typer.Option("--department", help="Department.")] = None,
     position: Annotated[str | None, typer.Option("--position", help="Position.")] = None,
@@ -255,7 +256,7 @@ def _print_persons(c: Ctx, incident_id: str, as_json: bool) -> None:
 @documents_app.command("rule")
 def rule_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     rule: Annotated[str, typer.Argument(help="EU-GDPR-33, EU-GDPR-34 or US-HIPAA-404.")],
     phase: Annotated[int, typer.Option("--phase", min=1, max=99, help="GDPR Art 33(4): 2 and on.")] = 1,
     delay_reason: Annotated[
@@ -281,7 +282,12 @@ def rule_cmd(
     request = RuleDocumentRequest(incident_id, jurisdiction, found, phase, delay_reason, firm)
     kind, context = rule_document_context(c.store(), request, now=utcnow())
     rendered = DocumentRenderer(c.workspace.search_path("templates")).render(kind, "md", context, locale="en")
-    path = write_private(output_folder(c.workspace.out_dir, incident_id), rendered.filename, rendered.content)
+    path = write_private(
+        output_folder(c.workspace.out_dir, incident_id),
+        rendered.filename,
+        rendered.content,
+        root=c.workspace.home,
+    )
     out = {
         "incident": incident_id,
         "rule": found.id,

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.complete import IncidentArg, TaskArg, TriggerArg
+from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput
 
 __all__ = ["parse_pairs", "register"]
@@ -76,7 +77,11 @@ def open_cmd(
         facts=facts,
         hooks=c.hooks(),
     )
+    # The id alone on stdout, so that ID=$(breach incident open ...) works; the rest is for the eye.
     print(incident.id)
+    from engine.cli.summary import print_opened
+
+    print_opened(c, incident.id, actor=actor)
 
 
 @incident_app.command("list")
@@ -91,41 +96,38 @@ def list_cmd(
     reader = c.reader()
     rows = reader.incidents(state=state, include_closed=not open_only)
     reader.close()
-    out = [
-        {
-            "id": r["id"],
-            "title": r["title"],
-            "playbook": r["playbook_id"],
-            "state": r["state"],
-            "version": r["version"],
-            "drill": r["drill"],
-            "opened_at": c.fmt_time(r["opened_at"]),
-            "discovered_at": c.fmt_time(r["discovered_at"]),
-            "grade": (r["assessment"] or {}).get("grade"),
-        }
-        for r in rows
-    ]
+    from engine.shapes import Times, incident_item
+
+    times = Times(c.zone)
+    out = [incident_item(times, r) for r in rows]
     if as_json:
         emit_json(out)
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table("id", "title", "playbook", "state", "grade", "opened")
-    for r in out:
-        table.add_row(
-            r["id"] + (" [演练]" if r["drill"] else ""),
-            r["title"],
+    cells = [
+        [
+            r["id"],
+            escape(r["title"]) + (" [演练]" if r["drill"] else ""),
             r["playbook"],
             r["state"],
             r["grade"] or "",
-            r["opened_at"][:16].replace("T", " "),
-        )
-    stdout_console().print(table)
+            c.fmt_short(r["opened_at"]),
+        ]
+        for r in out
+    ]
+    headers = ("id", "title", "playbook", "state", "grade", "opened")
+    stdout_console().print(key_table(headers, cells, keys=("id",)))
 
 
 @incident_app.command("show")
-def show_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> None:
-    """Show an incident: state, tasks, clocks, documents and its audit trail."""
+def show_cmd(
+    ctx: typer.Context,
+    incident_id: IncidentArg,
+    as_json: JsonOpt = False,
+    full: Annotated[bool, typer.Option("--full", help="The whole timeline, not its latest events.")] = False,
+) -> None:
+    """Show an incident: what now, then tasks, clocks, documents and its audit trail."""
     from engine.cli.views import incident_json, print_incident
 
     c: Ctx = ctx.obj
@@ -135,14 +137,34 @@ def show_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> 
     if as_json:
         emit_json(incident_json(c, row))
     else:
-        print_incident(c, row)
+        print_incident(c, row, full=full)
+
+
+@incident_app.command("what-now")
+def what_now_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False) -> None:
+    """What to do now: state, nearest clock, overdue clocks, open required tasks, next commands."""
+    from engine.cli.summary import print_what_now
+    from engine.incidents.whatnow import what_now
+    from engine.shapes import Times
+
+    c: Ctx = ctx.obj
+    reader = c.reader()
+    try:
+        row = reader.incident(incident_id, every_document=False)
+    finally:
+        reader.close()
+    summary = what_now(row)
+    if as_json:
+        emit_json(summary.to_json(Times(c.zone).iso))
+    else:
+        print_what_now(c, summary)
 
 
 @incident_app.command("advance")
 def advance_cmd(
     ctx: typer.Context,
-    incident_id: str,
-    trigger: str,
+    incident_id: IncidentArg,
+    trigger: TriggerArg,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (required by some triggers).")] = None,
     approver: Annotated[
         str | None, typer.Option("--approver", help="Who approved it (some triggers).")
@@ -184,6 +206,9 @@ def advance_cmd(
             f"{incident_id}: {trigger} waits for {request.approver}'s approval (request {request.id}, "
             f"until {c.fmt_time(request.expires_at)}): they run 'breach approve {incident_id} {request.id}'"
         )
+        from engine.cli.summary import after_write
+
+        after_write(c, incident_id, actor=actor)
         return
     result = advance(
         store,
@@ -200,11 +225,30 @@ def advance_cmd(
     moved = "stays in" if result.from_state == result.to_state else f"{result.from_state} →"
     print(f"{incident_id}: {trigger}: {moved} {result.to_state} (version {result.version})")
     for effect in result.effects:
-        print(f"  {effect}")
+        print(f"  {_in_zone(c, effect)}")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
+
+
+def _in_zone(c: Ctx, effect: str) -> str:
+    """An effect as the playbook words it ("contained_at = <UTC time>"), with the moment in the zone."""
+    from datetime import datetime
+
+    name, sep, value = effect.partition(" = ")
+    try:
+        moment = datetime.fromisoformat(value) if sep else None
+    except ValueError:
+        return effect
+    if moment is None or moment.tzinfo is None:  # a date or a plain value is shown as given
+        return effect
+    return f"{name} = {c.fmt_time(moment)}"
 
 
 @incident_app.command("triggers")
-def triggers_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False, actor: AsOpt = None) -> None:
+def triggers_cmd(
+    ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False, actor: AsOpt = None
+) -> None:
     """What may happen next, and for each blocked step, why."""
     from engine.incidents.flow import list_triggers
     from engine.incidents.repository import get_incident
@@ -216,22 +260,31 @@ def triggers_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False,
         infos = list_triggers(session, incident, actor=c.actor(actor), hooks=c.hooks())
         state = incident.state
     if as_json:
-        emit_json([i.to_json() for i in infos])
-        return
-    from rich.table import Table
+        from engine.shapes import trigger
 
-    table = Table("trigger", "", "to", "allowed", "blocked by / needs", title=f"{incident_id} in {state}")
-    for i in infos:
-        why = "; ".join(i.blocked_by + ([f"needs {' '.join(i.needs)}"] if i.needs else []))
-        table.add_row(i.trigger, i.label, i.dest or "", "yes" if i.allowed else "no", why)
-    stdout_console().print(table)
+        emit_json([trigger(i) for i in infos])
+        return
+    from rich.markup import escape
+
+    cells = [
+        [
+            i.trigger,
+            escape(i.label),
+            i.dest or "",
+            "yes" if i.allowed else "no",
+            escape("; ".join(i.blocked_by + ([f"needs {' '.join(i.needs)}"] if i.needs else []))),
+        ]
+        for i in infos
+    ]
+    headers = ("trigger", "", "to", "allowed", "blocked by / needs")
+    stdout_console().print(key_table(headers, cells, keys=("trigger",), title=f"{incident_id} in {state}"))
 
 
 @task_app.command("done")
 def task_done(
     ctx: typer.Context,
-    incident_id: str,
-    task: str,
+    incident_id: IncidentArg,
+    task: TaskArg,
     note: Annotated[str | None, typer.Option("--note", help="A note kept in the audit trail.")] = None,
     actor: AsOpt = None,
 ) -> None:
@@ -241,6 +294,9 @@ def task_done(
     c: Ctx = ctx.obj
     key = complete_task(c.store(), incident_id, task, actor=c.actor(actor), note=note, hooks=c.hooks())
     print(f"{incident_id}: task {key} done")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 def register(app: typer.Typer) -> None:

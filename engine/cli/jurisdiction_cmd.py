@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
 from engine.cli.incident_cmd import incident_app
 from engine.errors import BadInput
@@ -42,7 +43,7 @@ def _change(c: Ctx, incident_id: str, update: dict[str, Any], actor: str, reason
 @incident_app.command("determine")
 def determine_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     determination: Annotated[str, typer.Argument(help="e.g. gdpr_high_risk, sg_significant_harm.")],
     answer: Annotated[str, typer.Argument(help="yes or no.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why (required; kept in the audit).")] = None,
@@ -87,13 +88,16 @@ def determine_cmd(
     print(f"{incident_id}: {determination} = {'yes' if entry['value'] else 'no'} (version {version})")
     if aid is not None:
         print(f"  {aid['arithmetic']}  (an aid, not the decision)")
-    print(f"  next: breach deadlines list --incident {incident_id}  (clocks that read {determination})")
+    print(f"  see: breach deadlines list --incident {incident_id}  (clocks that read {determination})")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 @incident_app.command("filed")
 def filed_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     rule: Annotated[str, typer.Argument(help="Rule id, e.g. EU-GDPR-33.")],
     clock: Annotated[str, typer.Argument(help="Clock of the rule, e.g. notification (breach rules list).")],
     ref: Annotated[
@@ -131,7 +135,10 @@ def filed_cmd(
         emit_json({"id": incident_id, "filing": key, **entry, "version": version})
         return
     print(f"{incident_id}: {key} filed at {c.fmt_time(when)} (version {version})")
-    print(f"  next: breach deadlines list --incident {incident_id} --all")
+    print(f"  see: breach deadlines list --incident {incident_id} --all")
+    from engine.cli.summary import after_write
+
+    after_write(c, incident_id, actor=actor)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
 from engine.errors import BadInput, CheckFailed
 
@@ -31,8 +32,9 @@ def progress_reporter(label: str, quiet: bool) -> Iterator[Hooks]:
     if quiet or not sys.stderr.isatty():
         yield None, None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from engine.cli.terminal import safe_console
 
     columns = (
         TextColumn("{task.description}"),
@@ -41,7 +43,7 @@ def progress_reporter(label: str, quiet: bool) -> Iterator[Hooks]:
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    with Progress(*columns, console=safe_console(stderr=True), transient=False) as bar:
         task = bar.add_task(label, total=None, rate="")
 
         def total(count: int) -> None:
@@ -74,7 +76,7 @@ def _read_content(file: Path) -> Any:
 @notices_app.command("content")
 def content_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     file: Annotated[Path | None, typer.Argument(help="YAML or JSON; without it, show the content.")] = None,
     show: Annotated[
         bool,
@@ -178,7 +180,7 @@ def _one_line(value: Any) -> str:
 @notices_app.command("correct")
 def correct_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     file: Annotated[Path, typer.Argument(help="The corrected content (YAML or JSON), whole.")],
     actor: AsOpt = None,
     as_json: JsonOpt = False,
@@ -213,7 +215,7 @@ def correct_cmd(
 @notices_app.command("render")
 def render_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     formats: Annotated[
         list[str] | None,
         typer.Option("--format", help="md, html, eml or sms (repeatable); default: what each channel needs."),
@@ -256,7 +258,11 @@ def render_cmd(
 
 @notices_app.command("send")
 def send_cmd(
-    ctx: typer.Context, incident_id: str, out: OutOpt = None, actor: AsOpt = None, as_json: JsonOpt = False
+    ctx: typer.Context,
+    incident_id: IncidentArg,
+    out: OutOpt = None,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Email each recipient whose channel is email, exactly once; in a drill, only the drill mailbox."""
     from engine.notices.send import send_notices
@@ -321,7 +327,7 @@ def _print_recorded(report: Any, as_json: bool, done: str) -> None:
 @notices_app.command("record")
 def record_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     channel: Annotated[str, typer.Option("--channel", help="sms, post or public: how the notices went out.")],
     customers: CustomerOpt = None,
     ref: RefOpt = None,
@@ -351,7 +357,7 @@ def record_cmd(
 @notices_app.command("resolve")
 def resolve_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     delivered: Annotated[
         bool, typer.Option("--delivered", help="Checked: the mail server accepted it (needs --ref).")
     ] = False,
@@ -385,7 +391,7 @@ def resolve_cmd(
 
 
 @notices_app.command("status")
-def status_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> None:
+def status_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False) -> None:
     """Documents rendered and deliveries by status; each failed delivery with its reason."""
     from sqlalchemy import func, select
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
 from engine.errors import BadInput
 
@@ -34,7 +35,7 @@ def template_locales(c: Ctx) -> tuple[tuple[str, ...], str]:
 @people_app.command("import")
 def import_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     file: Annotated[
         Path, typer.Argument(help="CSV (UTF-8, with or without BOM); see --help of the columns.")
     ],
@@ -84,7 +85,7 @@ def import_cmd(
 
 
 @people_app.command("list")
-def list_cmd(ctx: typer.Context, incident_id: str, as_json: JsonOpt = False) -> None:
+def list_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False) -> None:
     """How many recipients an incident has, by type and channel (no names: see the database)."""
     from sqlalchemy import func, select
 

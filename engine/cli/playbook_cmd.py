@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput
 
 __all__ = ["register"]
@@ -38,18 +38,20 @@ def list_playbooks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table("id", "version", "title", "jurisdictions", "file")
-    for r in rows:
-        table.add_row(
+    cells = [
+        [
             r["id"],
             str(r["version"]),
-            f"{r['title']}\n{r['title_en']}",
+            escape(f"{r['title']}\n{r['title_en']}"),
             ", ".join(r["jurisdictions"]),
-            r["path"],
-        )
-    stdout_console().print(table)
+            escape(r["path"]),
+        ]
+        for r in rows
+    ]
+    headers = ("id", "version", "title", "jurisdictions", "file")
+    stdout_console().print(key_table(headers, cells, keys=("id",)))
 
 
 @playbook_app.command("show")
@@ -92,17 +94,17 @@ def show_playbook(ctx: typer.Context, playbook_id: str, as_json: JsonOpt = False
 @playbook_app.command("validate")
 def validate(files: Annotated[list[Path], typer.Argument(help="Playbook YAML files.")]) -> None:
     """Check playbook files; every error is printed with file, line and what was expected."""
+    from engine.files import read_text
     from engine.playbooks.model import playbook_errors
 
     failed = False
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"{path}: cannot read: {exc}")
+            source, errors = playbook_errors(read_text(path, what="playbook"), str(path))
+        except BadInput as exc:  # unreadable, over a limit, an alias bomb: reported like any error
+            print(exc)
             failed = True
             continue
-        source, errors = playbook_errors(text, str(path))
         if errors:
             failed = True
             for line in errors:

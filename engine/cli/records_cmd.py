@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx
 from engine.cli.incident_cmd import incident_app
 
@@ -16,7 +18,7 @@ __all__ = ["register"]
 @incident_app.command("export")
 def export_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     out: Annotated[
         Path | None, typer.Option("--out", help="Bundle file (default out/<ID>-evidence.zip).")
     ] = None,
@@ -34,7 +36,12 @@ def export_cmd(
     # A workspace made before signing keys existed exports unsigned until 'breach init' runs there again.
     signer = load_key(c.workspace) if key_path(c.workspace).exists() else None
     path, digest = export_bundle(
-        c.store(), incident_id, target.resolve(), actor=c.actor(actor), signer=signer
+        c.store(),
+        incident_id,
+        Path(os.path.abspath(target)),
+        actor=c.actor(actor),
+        root=c.workspace.home,
+        signer=signer,
     )
     print(
         f"{path}\nmanifest sha256 {digest} "
@@ -45,7 +52,7 @@ def export_cmd(
 @incident_app.command("purge")
 def purge_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     reason: Annotated[str, typer.Option("--reason", help="Why the record is deleted now.")],
     actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
 ) -> None:

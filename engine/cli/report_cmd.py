@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx
 from engine.errors import BadInput
 
@@ -17,7 +18,7 @@ FORMATS = ("html", "pdf")
 
 def report_cmd(
     ctx: typer.Context,
-    incident_id: str,
+    incident_id: IncidentArg,
     fmt: Annotated[str, typer.Option("--format", help="html (one self-contained file) or pdf.")] = "html",
     out: Annotated[
         Path | None,

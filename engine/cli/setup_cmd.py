@@ -20,12 +20,11 @@ def init_workspace(home: Path, db_url: str | None = None) -> Workspace:
     """Create the workspace folders and bring its database to the current schema."""
     if home.exists() and not home.is_dir():
         raise BadInput(f"{home} exists and is not a folder")
-    home.mkdir(parents=True, exist_ok=True)
-    for name in OVERRIDE_DIRS:
-        (home / name).mkdir(exist_ok=True)
-    out = home / "out"
-    out.mkdir(exist_ok=True)
-    out.chmod(0o700)  # generated notices are personal data
+    from engine.files import make_private_dirs
+
+    # 0700 whatever the umask: what another account could write there would change the response.
+    make_private_dirs(home, *OVERRIDE_DIRS, "out", root=home.parent)
+    (home / "out").chmod(0o700)  # generated notices are personal data, even in an older workspace
     workspace = Workspace.resolve(home, db_url)
     _write_examples(workspace)
     from engine.migrations.migrate import upgrade
@@ -56,7 +55,7 @@ def _write_examples(workspace: Workspace) -> None:
     for name in EXAMPLES:
         if not (workspace.home / name).exists():
             source = builtin_root() / "templates" / name
-            write_private(workspace.home, name, source.read_bytes())
+            write_private(workspace.home, name, source.read_bytes(), root=workspace.home)
 
 
 def register(app: typer.Typer) -> None:

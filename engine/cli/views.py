@@ -2,124 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from engine.cli.context import Ctx
+from engine.incidents.whatnow import label_of
 
 __all__ = ["incident_json", "print_incident", "print_timeline"]
 
 
-def _label(labels: dict[str, Any], kind: str, key: str | None, locale: str = "zh-CN") -> str:
-    if not key:
-        return ""
-    entry = labels.get(kind, {}).get(key)
-    if entry is None:
-        return key
-    names = entry.get("labels", entry) if isinstance(entry, dict) else {}
-    return str(names.get(locale) or names.get("zh-CN") or key)
-
-
 def incident_json(c: Ctx, row: dict[str, Any]) -> dict[str, Any]:
-    """The ``breach incident show --json`` object (see the CLI contract)."""
-    labels = row["labels"]
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "playbook": row["playbook_id"],
-        "playbook_version": row["playbook_version"],
-        "playbook_sha256": row["playbook_sha256"],
-        "state": row["state"],
-        "state_label": _label(labels, "states", row["state"]),
-        "version": row["version"],
-        "drill": row["drill"],
-        "opened_at": c.fmt_time(row["opened_at"]),
-        "opened_by": row["opened_by"],
-        "discovered_at": c.fmt_time(row["discovered_at"]),
-        "closed_at": c.fmt_time(row["closed_at"]) or None,
-        "facts": row["facts"],
-        "anchors": {k: c.fmt_time(v) for k, v in row["anchors"].items()},
-        "flags": row["flags"],
-        "records": row["records"],
-        "assessment": row["assessment"] or None,
-        "tasks": [
-            {
-                "id": t["key"],
-                "state": t["status"],
-                "phase_state": t["state_id"],
-                "required": t["required"],
-                "label": _label(labels, "tasks", t["key"]),
-                "done_at": c.fmt_time(t["done_at"]) or None,
-                "done_by": t["done_by"],
-            }
-            for t in row["tasks"]
-        ],
-        "deadlines": [_deadline_json(c, d) for d in row["deadlines"]],
-        "document_counts": [
-            {"kind": d["kind"], "format": d["fmt"], "count": d["n"]} for d in row.get("document_counts", [])
-        ],
-        "documents": [
-            {
-                "kind": d["kind"],
-                "format": d.get("fmt"),
-                "path": d["path"],
-                "sha256": d["sha256"],
-                "person": d.get("person_ref"),
-                "template": d.get("template"),
-                "created_at": c.fmt_time(d.get("created_at")) or None,
-            }
-            for d in row["documents"]
-        ],
-        "refusals": [
-            {
-                "at": c.fmt_time(r["at"]),
-                "actor": r["actor"],
-                "detail": r["detail"],
-            }
-            for r in row.get("refusals", [])
-        ],
-        "events": [
-            {
-                "seq": e["seq"],
-                "at": c.fmt_time(e["at"]),
-                "actor": e["actor"],
-                "kind": e["kind"],
-                "trigger": e["trigger"],
-                "from": e["from_state"],
-                "to": e["to_state"],
-                "reason": e["reason"],
-                "inputs": e["inputs"],
-                "hash": e["hash"],
-            }
-            for e in row["events"]
-        ],
-    }
+    """The ``breach incident show --json`` object (``engine.shapes.incident``; see the CLI contract)."""
+    from datetime import UTC, datetime
+
+    from engine.shapes import Times, incident
+
+    return incident(Times(c.zone), row, datetime.now(UTC))
 
 
-# Bookkeeping of the checker (engine/checker.py), not part of what a deadline says.
-_DEADLINE_INTERNAL = ("incident_id", "version", "next_check_at", "alert_round")
-
-
-def _deadline_json(c: Ctx, d: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        k: (c.fmt_time(v) if k.endswith("_at") and v is not None else v)
-        for k, v in d.items()
-        if k not in _DEADLINE_INTERNAL
-    }
-    out["rule"] = d.get("rule_id", d.get("rule"))
-    if isinstance(out.get("labels"), str):  # SQLite hands JSON columns back as text
-        out["labels"] = json.loads(out["labels"])
-    if "provisional" in out:
-        out["provisional"] = bool(out["provisional"])
-    return out
-
-
-def _details(e: dict[str, Any]) -> list[str]:
+def _details(c: Ctx, e: dict[str, Any]) -> list[str]:
     """What an event says, in a few words: its reason and the short values it recorded."""
     inputs = e["inputs"]
     details = [e["reason"]] if e["reason"] else []
     if e["kind"] == "opened":
-        details.append(f"discovered {str(inputs.get('discovered_at', ''))[:16].replace('T', ' ')} UTC")
+        details.append(f"discovered {c.fmt_short(inputs.get('discovered_at'))}")
         if inputs.get("drill"):
             details.append("drill")
     elif e["kind"] == "facts":
@@ -132,9 +37,7 @@ def _details(e: dict[str, Any]) -> list[str]:
     elif e["kind"] == "responsible_recorded":
         details.append(f"{inputs.get('name')}: {inputs.get('responsibility')}, {inputs.get('sanction')}")
     elif e["kind"] == "deadline_recomputed":
-        details.append(
-            f"{inputs.get('rule')} due {str(inputs.get('new_due_at', ''))[:16].replace('T', ' ')} UTC"
-        )
+        details.append(f"{inputs.get('rule')} due {c.fmt_short(inputs.get('new_due_at'))}")
     else:
         # Short scalar values only: file maps, fact dumps and effect lists belong in --json.
         for key, value in inputs.items():
@@ -145,48 +48,82 @@ def _details(e: dict[str, Any]) -> list[str]:
     return [str(d) for d in details]
 
 
-def print_timeline(c: Ctx, row: dict[str, Any], *, title: str = "Timeline", tasks: bool = True) -> None:
-    """The incident's audit events as a readable table (``tasks=False`` leaves out task ticks)."""
-    from rich.table import Table
+TIMELINE_TAIL = 12
+"""Events ``incident show`` lists without ``--full``: the latest are the ones that matter under pressure."""
 
-    from engine.cli.context import stdout_console
+
+def print_timeline(
+    c: Ctx,
+    row: dict[str, Any],
+    *,
+    title: str = "Timeline",
+    tasks: bool = True,
+    last: int | None = None,
+) -> None:
+    """The incident's audit events as a readable table (``tasks=False`` leaves out task ticks;
+    ``last`` keeps only that many of the latest events and says how many earlier ones were left out)."""
+    from rich.markup import escape
+
+    from engine.cli.context import key_table, stdout_console
 
     labels = row["labels"]
-    table = Table(title=title, show_lines=False)
-    for col in ("#", "when", "who", "what", "state", "details"):
-        table.add_column(col, overflow="fold")
-    for e in row["events"]:
-        if e["kind"] == "task_done" and not tasks:
-            continue
+    events = [e for e in row["events"] if tasks or e["kind"] != "task_done"]
+    hidden = 0
+    if last is not None and len(events) > last:
+        hidden = len(events) - last
+        events = events[-last:]
+    cells = []
+    for e in events:
         if e["kind"] == "trigger":
             what = f"{e['trigger']} ({labels.get('triggers', {}).get(e['trigger'], {}).get('zh-CN', '')})"
         elif e["kind"] == "task_done":
             task = e["inputs"].get("task")
-            what = f"task done: {_label(labels, 'tasks', task)}"
+            what = f"task done: {label_of(labels, 'tasks', task)}"
         else:
             what = e["kind"]
-        state = _label(labels, "states", e["to_state"])
+        state = label_of(labels, "states", e["to_state"])
         if e["from_state"] and e["from_state"] != e["to_state"]:
-            state = f"{_label(labels, 'states', e['from_state'])} → {state}"
+            state = f"{label_of(labels, 'states', e['from_state'])} → {state}"
         elif e["kind"] != "opened":
             state = ""
-        table.add_row(str(e["seq"]), c.fmt_short(e["at"]), e["actor"], what, state, "; ".join(_details(e)))
-    stdout_console().print(table)
+        cells.append(
+            [
+                str(e["seq"]),
+                c.fmt_short(e["at"]),
+                escape(e["actor"]),
+                escape(what),
+                escape(state),
+                escape("; ".join(_details(c, e))),
+            ]
+        )
+    console = stdout_console()
+    if hidden:
+        title += f" (last {len(events)} of {len(events) + hidden} events)"
+    console.print(
+        key_table(("#", "when", "who", "what", "state", "details"), cells, keys=("#",), title=title)
+    )
+    if hidden:
+        console.print(f"{hidden} earlier event(s): breach incident show {row['id']} --full")
 
 
-def print_incident(c: Ctx, row: dict[str, Any]) -> None:
-    """The human view of ``breach incident show``."""
-    from rich.table import Table
+def print_incident(c: Ctx, row: dict[str, Any], *, full: bool = False) -> None:
+    """The human view of ``breach incident show``: the "what now" summary first, then the details; the
+    timeline keeps its latest events unless ``full``."""
+    from rich.markup import escape
 
-    from engine.cli.context import stdout_console
+    from engine.cli.context import key_table, stdout_console
+    from engine.cli.summary import print_what_now
+    from engine.incidents.whatnow import what_now
 
     console = stdout_console()
+    print_what_now(c, what_now(row), console)
+    console.print()
     labels = row["labels"]
     drill = "  [bold red]演练 DRILL[/bold red]" if row["drill"] else ""
-    console.print(f"[bold]{row['id']}[/bold]  {row['title']}{drill}")
+    console.print(f"[bold]{row['id']}[/bold]  {escape(row['title'])}{drill}")
     console.print(
         f"playbook {row['playbook_id']} v{row['playbook_version']}   state: [bold]{row['state']}[/bold] "
-        f"({_label(labels, 'states', row['state'])})   version {row['version']}"
+        f"({label_of(labels, 'states', row['state'])})   version {row['version']}"
     )
     console.print(
         f"discovered {c.fmt_short(row['discovered_at'])}   opened {c.fmt_short(row['opened_at'])} "
@@ -203,25 +140,24 @@ def print_incident(c: Ctx, row: dict[str, Any]) -> None:
         console.print(f"  details: breach assess {row['id']}")
     current = [t for t in row["tasks"] if t["state_id"] == row["state"]]
     if current:
-        table = Table(title="Tasks of this phase")
-        for col in ("task", "", "required", "status", "done"):
-            table.add_column(col)
-        for t in current:
-            done = f"{c.fmt_short(t['done_at'])} {t['done_by']}" if t["done_at"] else ""
-            table.add_row(
+        cells = [
+            [
                 t["key"],
-                _label(labels, "tasks", t["key"]),
+                escape(label_of(labels, "tasks", t["key"])),
                 "yes" if t["required"] else "optional",
                 t["status"],
-                done,
-            )
-        console.print(table)
+                escape(f"{c.fmt_short(t['done_at'])} {t['done_by']}") if t["done_at"] else "",
+            ]
+            for t in current
+        ]
+        headers = ("task", "", "required", "status", "done")
+        console.print(key_table(headers, cells, keys=("task",), title="Tasks of this phase"))
     if row["deadlines"]:
         from engine.cli.deadlines_cmd import display_row, print_deadlines
 
         clocks = [display_row(c, d) for d in row["deadlines"]]
         print_deadlines(c, clocks, title="Clocks (legal deadlines and internal targets)", with_incident=False)
-    print_timeline(c, row)
+    print_timeline(c, row, last=None if full else TIMELINE_TAIL)
     for r in row.get("refusals", []):
         console.print(f"[yellow]refused:[/yellow] {c.fmt_short(r['at'])} {r['actor']}: {r['detail']}")
     if row.get("document_counts"):
@@ -230,4 +166,4 @@ def print_incident(c: Ctx, row: dict[str, Any]) -> None:
         for d in row["documents"]:
             if not d.get("person_ref"):
                 console.print(f"  {d['kind']} ({d['fmt']}): {d['path']}", markup=False)
-    console.print(f"next: breach incident triggers {row['id']}")
+    console.print(f"what may happen next: breach incident triggers {row['id']}")

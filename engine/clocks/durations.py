@@ -108,9 +108,14 @@ class Duration:
         return self.text
 
 
+_MAX_TEXT = 100
+
+
 def parse_duration(text: str) -> Duration:
     """Parse "4h", "72 hours", "30 days", "2 weeks", "3 working days", "1 month", "90 min", "1 year"."""
     raw = text if isinstance(text, str) else ""
+    if len(raw) > _MAX_TEXT:  # no real duration is this long; its digits would not even convert
+        raise BadInput(f"duration of {len(raw):,} characters refused: at most {_MAX_TEXT} (e.g. 72h)")
     match = _DURATION.match(raw.strip())
     meaning = _SPELLINGS.get(re.sub(r"\s+", " ", match.group(2)).lower()) if match else None
     if match is None or meaning is None:

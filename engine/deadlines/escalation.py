@@ -122,7 +122,11 @@ def load_settings(workspace: Workspace) -> tuple[EscalationSettings, dict[str, C
             log_file = Path(settings.log_file) if settings.log_file else None
             if log_file is not None and not log_file.is_absolute():
                 log_file = workspace.home / log_file
-            channels[name] = LogChannel(log_file)
+            if log_file is not None:
+                from engine.files import refuse_link
+
+                refuse_link(log_file, root=workspace.home)  # a planted link stops the scheduler at once
+            channels[name] = LogChannel(log_file, root=workspace.home)
         elif name == "smtp":
             channels[name] = SmtpChannel(parsed["smtp"])
         else:

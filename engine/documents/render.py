@@ -8,10 +8,7 @@ its parts compiled) and every later call only runs the compiled code with a new 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import itertools
-import os
 import re
 import unicodedata
 from collections.abc import Callable
@@ -19,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import files
 from engine.documents.docx import DocxProducer
 from engine.documents.eml import build_email, email_bytes
 from engine.documents.sms import sms_segments
@@ -330,7 +328,6 @@ _FILENAME_BYTES = 180  # well under the 255-byte limit of common file systems, w
 _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 )
-_temp_counter = itertools.count()
 
 
 _NAME_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x20\x7f-\xa0]')
@@ -362,61 +359,16 @@ def safe_filename(*parts: str, ext: str) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
-def write_private(directory: Path, filename: str, content: bytes) -> Path:
+def write_private(directory: Path, filename: str, content: bytes, *, root: Path | None = None) -> Path:
     """Write ``content`` to ``directory/filename`` atomically, readable by the owner only (0600),
-    creating ``directory`` with mode 0700 if needed; returns the path written."""
-    if not filename or filename in (".", "..") or any(c in filename for c in "/\\\x00"):
-        raise BadInput(f"refused file name {filename!r}: use safe_filename()")
-    folder = os.fspath(directory)
-    temp = f"{folder}{os.sep}.{filename}.{os.getpid()}.{next(_temp_counter)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(temp, flags, 0o600)
-    except FileNotFoundError:  # first file in this folder: create it (cheaper than a stat every time)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)  # makedirs' mode is filtered by the umask; notices are personal data
-        fd = os.open(temp, flags, 0o600)
-    target = folder + os.sep + filename
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # the umask may have removed bits: exactly rw for the owner
-            view = memoryview(content)
-            while view:  # os.write may write less than asked
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(temp, target)  # readers see the old file or the whole new one, never half
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    return Path(target)
+    creating missing folders with mode 0700; return the path written.
 
-
-_TEMP = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")  # write_private's temporary names
+    No symbolic link below ``root`` (the workspace, for its ``out/``) is followed, and the final
+    folder is never a link even without a root: a planted link is refused, naming it (exit 2).
+    """
+    return files.write_private(directory, filename, content, root=root)
 
 
 def clean_temporaries(folder: Path) -> int:
     """Remove temporary files that a killed run left (their process is gone); return how many."""
-    removed = 0
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(folder):
-            found = _TEMP.match(entry.name)
-            if found is None or _alive(int(found.group(1))):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
-                removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return files.clean_temporaries(folder)

@@ -21,6 +21,7 @@ from engine.files.private import (
     append_private,
     clean_temporaries,
     make_private_dirs,
+    refuse_link,
     write_private,
 )
 from engine.files.reading import os_error, read_bytes, read_text
@@ -57,6 +58,7 @@ __all__ = [
     "os_error",
     "read_bytes",
     "read_text",
+    "refuse_link",
     "write_private",
     "yaml_scalar",
 ]

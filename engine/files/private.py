@@ -27,6 +27,7 @@ __all__ = [
     "append_private",
     "clean_temporaries",
     "make_private_dirs",
+    "refuse_link",
     "write_private",
 ]
 
@@ -254,13 +255,19 @@ def make_private_dirs(
         return folder.path
 
 
-def append_private(path: str | os.PathLike[str], line: str) -> None:
+def append_private(
+    path: str | os.PathLike[str], line: str, *, root: str | os.PathLike[str] | None = None
+) -> None:
     """Append ``line`` to the log file ``path``: created 0600, never through a link, kept 0600.
 
-    :raises BadInput: when ``path`` is a link or not a regular file, or the write fails.
+    Folders missing on the way are created 0700; none below ``root`` (default: the log's own
+    folder) may be a link.
+
+    :raises BadInput: when ``path`` or a folder below ``root`` is a link, ``path`` is not a regular
+        file, or the write fails.
     """
     target = Path(os.path.abspath(path))
-    with PrivateFolder.open(target.parent, root=target.parent) as folder:
+    with PrivateFolder.open(target.parent, root=root if root is not None else target.parent) as folder:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         try:
             fd = os.open(target.name, flags, 0o600, dir_fd=folder.fd)
@@ -279,6 +286,25 @@ def append_private(path: str | os.PathLike[str], line: str) -> None:
             raise os_error(target, exc, "cannot write") from None
         finally:
             os.close(fd)
+
+
+def refuse_link(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> None:
+    """Refuse ``path`` when it, or a folder between ``root`` and it, is a symbolic link.
+
+    Checked before work starts, so a planted link stops the command (exit 2) instead of failing
+    half-way; the writes themselves refuse links again, so nothing relies on this check alone.
+
+    :raises BadInput: naming the link and how to remove it.
+    """
+    target = Path(os.path.abspath(path))
+    base = Path(os.path.abspath(root)) if root is not None else target.parent
+    if target != base and base not in target.parents:
+        base = target.parent
+    current = base
+    for part in target.relative_to(base).parts:
+        current = current / part
+        if current.is_symlink():
+            raise _link_refused(current)
 
 
 def clean_temporaries(folder: str | os.PathLike[str]) -> int:

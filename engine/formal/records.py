@@ -153,8 +153,12 @@ def store_document(
     at: datetime,
     actor: str,
     replace: bool,
+    root: Path | None = None,
 ) -> Produced:
-    """Register the number, write the files (removed again if the transaction rolls back), record them."""
+    """Register the number, write the files (removed again if the transaction rolls back), record them.
+
+    No link below ``root`` (the workspace) is followed on the way to ``folder``.
+    """
     from engine.documents.registry import DOCUMENT, record_document
     from engine.documents.render import write_private
 
@@ -190,7 +194,7 @@ def store_document(
         if old is not None and (folder / name).exists():
             name = _free_name(folder, name)  # the file a regulator may hold stays: a revision beside it
         try:
-            path = write_private(folder, name, doc.content)
+            path = write_private(folder, name, doc.content, root=root)
         except OSError as exc:
             raise BadInput(f"cannot write {folder / name}: {exc.strerror or exc}") from None
         _discard_on_rollback(session, path)

@@ -264,7 +264,18 @@ def _produce(
     produced = []
     for job, issue, docs in rendered:
         produced.append(
-            store_document(session, incident, folder, job, issue, docs, at=at, actor=actor, replace=replace)
+            store_document(
+                session,
+                incident,
+                folder,
+                job,
+                issue,
+                docs,
+                at=at,
+                actor=actor,
+                replace=replace,
+                root=workspace.home,
+            )
         )
         audit_document(session, incident, produced[-1], at=at, actor=actor, cause=cause)
     return produced

@@ -421,15 +421,10 @@ class TriggerInfo:
     label: str
 
     def to_json(self) -> dict[str, Any]:
-        """The shape ``breach incident triggers --json`` prints."""
-        return {
-            "trigger": self.trigger,
-            "dest": self.dest,
-            "allowed": self.allowed,
-            "blocked_by": self.blocked_by,
-            "needs": self.needs,
-            "label": self.label,
-        }
+        """The shape ``breach incident triggers --json`` prints (``engine.shapes.trigger``)."""
+        from engine.shapes import trigger
+
+        return trigger(self)
 
 
 def list_triggers(

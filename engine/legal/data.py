@@ -13,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.errors import BadInput, NotFound
@@ -326,14 +325,9 @@ class LegalData(_Data):
 
 
 def _read(path: Path, model: type[_Data]) -> _Data:
-    try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read legal data file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise BadInput(f"{path}: {where}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    from engine.files import load_yaml, read_text
+
+    raw: Any = load_yaml(read_text(path, what="legal data file"), str(path))
     if not isinstance(raw, dict):
         raise BadInput(f"{path}: legal data must be a mapping, got {type(raw).__name__}")
     try:

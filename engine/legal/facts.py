@@ -9,13 +9,11 @@ is refused before anything is stored, with one line naming every problem.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import BadInput
@@ -171,6 +169,11 @@ def _convert(key: str, raw: str, zone: str) -> Any:
     text = raw.strip()
     if text == "":
         return None  # an empty value clears the key back to its default
+    if key in _COUNT_KEYS or key in _AMOUNT_KEYS:
+        # More people or yuan than 10**18 is no leak's figure; 5,000 digits would not even convert.
+        whole = text.replace(",", "").split(".")[0]
+        if len(whole) > 19 or (whole.isdigit() and whole.isascii() and int(whole) > 10**18):
+            raise BadInput(f"{key} must be at most 10**18, got a number of {len(whole):,} digits")
     if is_intl_key(key):
         return convert_intl(key, text, zone)
     if key in _COUNT_KEYS:
@@ -292,19 +295,10 @@ def load_facts_file(path: Path) -> dict[str, Any]:
 
     :raises BadInput: naming the file, and the line when the YAML or JSON is malformed.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read facts file {path}: {exc}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise BadInput(f"{path}: {where}invalid YAML: {problem}") from None
+    from engine.files import load_json, load_yaml, read_text
+
+    text = read_text(path, what="facts file")
+    data = load_json(text, str(path)) if path.suffix.lower() == ".json" else load_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -91,6 +91,7 @@ def render_announcements(
     contexts: NoticeContexts,
     renderer: DocumentRenderer,
     folder: Path,
+    root: Path,
     actor: str,
     asked: bool,
 ) -> int:
@@ -108,7 +109,7 @@ def render_announcements(
         rendered = renderer.render(p.kind, p.fmt, context, locale=locale)
         name = safe_filename(*(["DRILL"] if incident.drill else []), p.kind, incident.id, subject, ext=p.fmt)
         try:
-            path = write_private(folder, name, rendered.content)
+            path = write_private(folder, name, rendered.content, root=root)
         except OSError as exc:
             raise BadInput(f"cannot write {folder / name}: {exc.strerror or exc}") from None
         rows.append(

@@ -260,10 +260,9 @@ def import_people(
 
     :raises ImportRejected: with every bad row (line and reason) when anything is wrong.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    from engine.files import read_bytes
+
+    data = read_bytes(path, what="people file", limit_key="people_file_bytes")
     digest = hashlib.sha256(data).hexdigest()
     text = decode(data)
     problems = header_problems(text, REQUIRED_COLUMNS, COLUMNS)

@@ -26,6 +26,7 @@ Temporary files of a killed run (``.<name>.<pid>.<n>.tmp``) are removed by the n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -192,7 +193,8 @@ def render_notices(
         p for p in plan(kinds, formats, version=frozen.version) if channel is None or p.channel == channel
     ]
     asked = bool(kinds and "public_notice" in kinds)
-    folder = (out_dir or workspace.out_dir / incident_id).resolve()
+    # Not resolved: a link planted at out/ or out/<ID> must be refused when written through, not followed.
+    folder = Path(os.path.abspath(out_dir or workspace.out_dir / incident_id))
     clean_temporaries(folder)
     report = RenderReport(incident_id, folder, frozen.version)
     with store.read() as session:
@@ -226,6 +228,7 @@ def render_notices(
                 contexts=contexts,
                 renderer=renderer,
                 folder=folder,
+                root=workspace.home,
                 actor=actor,
                 asked=asked,
             )
@@ -234,7 +237,17 @@ def render_notices(
                 on_advance(done)
         else:
             _run_pass(
-                store, p, frozen, contexts, renderer, folder, settings.batch_size, actor, report, on_advance
+                store,
+                p,
+                frozen,
+                contexts,
+                renderer,
+                folder,
+                workspace.home,
+                settings.batch_size,
+                actor,
+                report,
+                on_advance,
             )
     _audit(store, incident_id, actor, report)
     return report
@@ -244,9 +257,9 @@ def _count(session: Session, where: list[Any]) -> int:
     return int(session.execute(select(func.count()).select_from(PERSON).where(*where)).scalar_one())
 
 
-def _write(folder: Path, name: str, content: bytes) -> Path:
+def _write(folder: Path, root: Path, name: str, content: bytes) -> Path:
     try:
-        return write_private(folder, name, content)
+        return write_private(folder, name, content, root=root)
     except OSError as exc:
         raise BadInput(f"cannot write {folder / name}: {exc.strerror or exc}") from None
 
@@ -274,6 +287,7 @@ def _run_pass(
     contexts: NoticeContexts,
     renderer: DocumentRenderer,
     folder: Path,
+    root: Path,
     batch: int,
     actor: str,
     report: RenderReport,
@@ -313,7 +327,7 @@ def _run_pass(
             )
             cid = person["customer_id"]
             parts = [*prefix, p.kind, cid, *([f"v{version}"] if correction else []), person["name"]]
-            path = _write(folder, safe_filename(*parts, ext=p.fmt), rendered.content)
+            path = _write(folder, root, safe_filename(*parts, ext=p.fmt), rendered.content)
             hashes.add(rendered.template_sha256)
             if p.fmt == "sms":
                 report.sms_messages += 1

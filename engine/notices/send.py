@@ -33,7 +33,35 @@ from engine.outbox.smtp import Mailer, smtp_password
 from engine.store.db import Store, UTCDateTime, utcnow
 from engine.workspace import Workspace
 
-__all__ = ["MailingReport", "delivery_status", "enqueue", "send_notices", "smtp_settings"]
+__all__ = ["MailingReport", "delivery_status", "enqueue", "require_smtp", "send_notices", "smtp_settings"]
+
+SMTP_KEYS = ("host", "port", "sender")
+"""What a workspace must say about its mail server before notices go out by email."""
+
+
+def require_smtp(workspace: Workspace) -> None:
+    """Refuse at once when the workspace's own settings do not name its mail server.
+
+    The built-in defaults (127.0.0.1:25) are a placeholder: sending with them retried a server that is not
+    there for minutes. A workspace must set ``[smtp]`` itself.
+
+    :raises BadInput: naming the file, the table and the keys to set.
+    """
+    import tomllib
+
+    from engine.workspace import SETTINGS_FILE
+
+    path = workspace.home / "config" / SETTINGS_FILE
+    try:
+        local = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    table = local.get("smtp")
+    if not isinstance(table, dict) or not table:
+        raise BadInput(
+            f"{path} has no [smtp] table: notices go out by email only once it names the mail server "
+            f"({', '.join(SMTP_KEYS)}; username and password_env to log in)"
+        )
 
 
 def smtp_settings(workspace: Workspace) -> SmtpSettings:
@@ -162,6 +190,10 @@ def send_notices(
 ) -> MailingReport:
     """Render, enqueue and send the incident's email notices; complete the tasks they fulfil."""
     settings = notice_settings(workspace.settings)
+    with store.read() as session:
+        drill = bool(get_incident(session, incident_id).drill)
+    if not drill or settings.drill_recipient:  # a drill without a drill mailbox sends nothing at all
+        require_smtp(workspace)
     smtp = smtp_settings(workspace)
     mailer = Mailer(smtp, smtp_password(smtp))
     if mailer.budget_seconds >= settings.lease_seconds:

@@ -126,8 +126,9 @@ class LogChannel:
     name = "log"
     budget_seconds = 1.0
 
-    def __init__(self, file: Path | None = None) -> None:
+    def __init__(self, file: Path | None = None, *, root: Path | None = None) -> None:
         self.file = file
+        self.root = root  # the workspace: no folder below it on the way to the file may be a link
 
     def send(self, message: Message, handoff: Handoff) -> None:
         """Write the log line (no personal data)."""
@@ -135,9 +136,11 @@ class LogChannel:
         line = message.log_line()
         print(line, file=sys.stderr, flush=True)
         if self.file is not None:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            with self.file.open("a", encoding="utf-8") as out:
-                out.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {line}\n")
+            from engine.files import append_private
+
+            # Private (0600) and never through a link: another account must not redirect the log.
+            stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+            append_private(self.file, f"{stamp} {line}\n", root=self.root)
 
 
 class SmtpSettings(_Settings):

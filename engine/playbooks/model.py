@@ -312,8 +312,6 @@ def parse_playbook(text: str, origin: str) -> PlaybookSource:
 
 def read_playbook_file(path: Path) -> PlaybookSource:
     """Read and parse one playbook file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read: {exc}") from None
-    return parse_playbook(text, str(path))
+    from engine.files import read_text
+
+    return parse_playbook(read_text(path, what="playbook"), str(path))

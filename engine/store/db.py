@@ -7,9 +7,11 @@ Every time is stored as UTC; the columns hand back aware datetimes on both datab
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, create_engine, event, text
@@ -26,6 +28,7 @@ __all__ = [
     "JSONType",
     "Store",
     "UTCDateTime",
+    "create_private_sqlite",
     "json_column",
     "json_list_column",
     "time_column",
@@ -94,6 +97,43 @@ def _sqlite_engine(url: str, begin: str, synchronous: str) -> Engine:
     return engine
 
 
+def create_private_sqlite(url: str) -> Path | None:
+    """Create the SQLite file of ``url`` empty and 0600 (its missing folders 0700) if it does not exist.
+
+    SQLite would create it through the umask (0644 under the usual 022, 0666 under 000), and gives
+    its ``-wal`` and ``-shm`` files the mode of the database file: making the file private first keeps
+    all three private. An existing file is left as it is. Returns the file's path (None in memory).
+
+    :raises BadInput: when the file cannot be created (a link in its place, a full disk, no access).
+    """
+    from sqlalchemy.engine import make_url
+
+    from engine.files import make_private_dirs, os_error
+
+    try:
+        database = make_url(url).database
+    except Exception as exc:
+        raise BadInput(f"cannot use database URL: {exc}") from None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(os.path.abspath(database))
+    if os.path.lexists(path):
+        return path
+    make_private_dirs(path.parent, root=path.parent)  # only folders that are missing are made (0700)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return path  # created meanwhile by another run
+    except OSError as exc:
+        raise os_error(path, exc, "cannot create database") from None
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have removed bits: exactly rw for the owner
+    finally:
+        os.close(fd)
+    return path
+
+
 class Store:
     """An open database: an engine plus transaction helpers."""
 
@@ -115,6 +155,8 @@ class Store:
                 self.engine = self._write_engine = create_engine(url, echo=echo, pool_pre_ping=True)
         except Exception as exc:  # a malformed URL is the operator's input
             raise BadInput(f"cannot use database URL: {exc}") from None
+        if self.is_sqlite:
+            create_private_sqlite(url)  # before the first connection creates it through the umask
 
     @contextmanager
     def write(self) -> Iterator[Session]:

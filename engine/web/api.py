@@ -1,6 +1,6 @@
 """The read-only HTTP API under ``/api/v1``: incidents, one incident, deadlines, triggers, KPIs.
 
-Every answer is JSON in the CLI's ``--json`` shapes (``engine.web.shapes``) and is described by the
+Every answer is JSON in the CLI's ``--json`` shapes (``engine.shapes``) and is described by the
 OpenAPI document at ``/api/v1/openapi.json``. Errors are ``{"error": ..., "status": ...}``: 400 for a bad
 parameter, 404 for an unknown incident; nothing an input can do yields a 500.
 """
@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine import shapes
 from engine.errors import BadInput, NotFound
-from engine.web import shapes
 from engine.web.context import WebContext
 from engine.web.openapi import openapi_document
 from engine.web.queries import IndexFilters, deadline_rows, index_rows
@@ -70,7 +70,7 @@ def api_routes(web: WebContext) -> list[Route]:
 
     def incident(request: Request) -> dict[str, Any]:
         row = web.readers.get().incident(_incident_id(request), every_document=False)
-        return shapes.incident(web.times, row)
+        return shapes.incident(web.times, row, datetime.now(UTC), persons=False)
 
     def incident_deadlines(request: Request) -> list[dict[str, Any]]:
         ident = _incident_id(request)
@@ -102,7 +102,7 @@ def api_routes(web: WebContext) -> list[Route]:
         return [shapes.deadline(web.times, r, now) for r in rows]
 
     def triggers(request: Request) -> list[dict[str, Any]]:
-        return [t.to_json() for t in web.triggers(_incident_id(request), request)]
+        return [shapes.trigger(t) for t in web.triggers(_incident_id(request), request)]
 
     def kpis(request: Request) -> dict[str, Any]:
         from engine.report.kpi import kpis as measure

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from engine.shapes import Times
 from engine.store.db import Store
 from engine.web.readers import ReaderPool
-from engine.web.shapes import Times
 from engine.workspace import Workspace
 
 if TYPE_CHECKING:

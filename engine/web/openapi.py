@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of the read-only API, with a JSON Schema for each shape it serves.
 
-The schemas say what a client may rely on: every key the CLI's ``--json`` prints for that concept, and
-its type (times are ISO-8601 strings with an offset). Objects stay open (``additionalProperties``) so
-a later release may add keys without breaking clients.
+The schemas are the CLI's (``engine.shapes.schemas``): every key the CLI's ``--json`` prints for that
+concept, and its type (times are ISO-8601 strings with an offset). Objects stay open so a later release
+may add keys without breaking clients.
 """
 
 from __future__ import annotations
@@ -11,160 +11,29 @@ from functools import lru_cache
 from typing import Any
 
 from engine import __version__
-from engine.web.queries import DRILL_CHOICES, GRADES
+from engine.shapes.schemas import CONCEPTS, GRADES
+from engine.shapes.schemas import object_schema as _object
+from engine.web.queries import DRILL_CHOICES
 
 __all__ = ["SCHEMAS", "openapi_document"]
 
-_TIME = {"type": "string", "format": "date-time"}
-_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
-_TEXT_OR_NULL = {"type": ["string", "null"]}
-_OBJECT = {"type": "object"}
-_OBJECT_OR_NULL = {"type": ["object", "null"]}
 
-
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": sorted(properties), "properties": properties}
+def _components(value: Any) -> Any:
+    """The shared concepts with their references pointing into the OpenAPI components."""
+    if isinstance(value, dict):
+        return {
+            k: (v.replace("#/$defs/", "#/components/schemas/") if k == "$ref" else _components(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_components(v) for v in value]
+    return value
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
+    **_components(CONCEPTS),
     "Error": _object({"error": {"type": "string"}, "status": {"type": "integer"}}),
-    "IncidentItem": _object(
-        {
-            "id": {"type": "string"},
-            "title": {"type": "string"},
-            "playbook": {"type": "string"},
-            "state": {"type": "string"},
-            "version": {"type": "integer"},
-            "drill": {"type": "boolean"},
-            "opened_at": _TIME,
-            "discovered_at": _TIME,
-            "grade": {"type": ["string", "null"], "enum": [*GRADES, None]},
-        }
-    ),
-    "Task": _object(
-        {
-            "id": {"type": "string"},
-            "state": {"type": "string", "enum": ["open", "done"]},
-            "phase_state": {"type": "string"},
-            "required": {"type": "boolean"},
-            "label": {"type": "string"},
-            "done_at": _TIME_OR_NULL,
-            "done_by": _TEXT_OR_NULL,
-        }
-    ),
-    "Event": _object(
-        {
-            "seq": {"type": "integer"},
-            "at": _TIME,
-            "actor": {"type": "string"},
-            "kind": {"type": "string"},
-            "trigger": _TEXT_OR_NULL,
-            "from": _TEXT_OR_NULL,
-            "to": _TEXT_OR_NULL,
-            "reason": _TEXT_OR_NULL,
-            "inputs": _OBJECT,
-            "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-        }
-    ),
-    "Document": _object(
-        {
-            "kind": {"type": "string"},
-            "format": {"type": "string"},
-            "path": {"type": "string"},
-            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-            "person": {"type": "null"},
-            "template": _TEXT_OR_NULL,
-            "created_at": _TIME_OR_NULL,
-        }
-    ),
-    "StoredDeadline": {
-        **_object(
-            {
-                "id": {"type": "integer"},
-                "rule": {"type": "string"},
-                "rule_id": {"type": "string"},
-                "kind": {"type": "string", "enum": ["law", "policy"]},
-                "status": {"type": "string"},
-                "due_at": _TIME,
-                "provisional": {"type": "boolean"},
-                "basis": _OBJECT,
-                "labels": _OBJECT,
-            }
-        ),
-    },
-    "Deadline": _object(
-        {
-            "id": {"type": "integer"},
-            "incident_id": {"type": "string"},
-            "incident_title": {"type": "string"},
-            "drill": {"type": "boolean"},
-            "rule": {"type": "string"},
-            "subject": _TEXT_OR_NULL,
-            "kind": {"type": "string", "enum": ["law", "policy"]},
-            "label": {"type": "string"},
-            "label_en": {"type": "string"},
-            "status": {"type": "string", "enum": ["pending", "warned", "met", "missed", "waived", "void"]},
-            "due_at": _TIME,
-            "provisional": {"type": "boolean"},
-            "calendar": {"type": "string"},
-            "basis": _OBJECT,
-            "remaining_seconds": {"type": ["integer", "null"]},
-            "countdown": _TEXT_OR_NULL,
-            "overdue": {"type": "boolean"},
-            "met_at": _TIME_OR_NULL,
-            "met_by": _TEXT_OR_NULL,
-            "lateness_seconds": {"type": ["integer", "null"]},
-            "missed_at": _TIME_OR_NULL,
-            "note": _TEXT_OR_NULL,
-        }
-    ),
-    "Trigger": _object(
-        {
-            "trigger": {"type": "string"},
-            "dest": _TEXT_OR_NULL,
-            "allowed": {"type": "boolean"},
-            "blocked_by": {"type": "array", "items": {"type": "string"}},
-            "needs": {"type": "array", "items": {"type": "string"}},
-            "label": {"type": "string"},
-        }
-    ),
 }
-SCHEMAS["Incident"] = _object(
-    {
-        "id": {"type": "string"},
-        "title": {"type": "string"},
-        "playbook": {"type": "string"},
-        "playbook_version": {"type": "integer"},
-        "playbook_sha256": {"type": "string"},
-        "state": {"type": "string"},
-        "state_label": {"type": "string"},
-        "version": {"type": "integer"},
-        "drill": {"type": "boolean"},
-        "opened_at": _TIME,
-        "opened_by": {"type": "string"},
-        "discovered_at": _TIME,
-        "closed_at": _TIME_OR_NULL,
-        "facts": _OBJECT,
-        "anchors": _OBJECT,
-        "flags": _OBJECT,
-        "records": _OBJECT,
-        "assessment": _OBJECT_OR_NULL,
-        "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
-        "deadlines": {"type": "array", "items": {"$ref": "#/components/schemas/StoredDeadline"}},
-        "document_counts": {
-            "type": "array",
-            "items": _object(
-                {"kind": {"type": "string"}, "format": {"type": "string"}, "count": {"type": "integer"}}
-            ),
-        },
-        "documents": {"type": "array", "items": {"$ref": "#/components/schemas/Document"}},
-        "refusals": {
-            "type": "array",
-            "items": _object({"at": _TIME, "actor": {"type": "string"}, "detail": {"type": "string"}}),
-        },
-        "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-    }
-)
 _MEASURE = _object(
     {"count": {"type": "integer", "minimum": 0}, "median_seconds": {"type": ["integer", "null"]}}
 )
