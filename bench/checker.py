@@ -295,11 +295,11 @@ def bench_scan(db: Db, due: int, repeat: int) -> dict[str, float]:
 
 def bench_full_scan(db: Db, due: int) -> float:
     """One decide-and-record pass over the due rows (compare-and-set + outbox row each; no channel)."""
-    from engine.deadlines.checker import _advance
+    from engine.deadlines.checker import advance_due
     from engine.deadlines.escalation import EscalationSettings
 
     started = time.perf_counter()
-    alerts = _advance(
+    alerts = advance_due(
         db.store, EscalationSettings(), [], zone="Asia/Shanghai", batch=500, domain="bench.invalid"
     )
     took = time.perf_counter() - started

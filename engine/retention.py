@@ -33,7 +33,7 @@ from engine.incidents.tables import Event, Incident
 from engine.incidents.worklog import append_log
 from engine.migrations.tables import METADATA
 from engine.record.signing import SigningKey, fingerprint, public_pem, signature_valid
-from engine.store.db import Store, utcnow
+from engine.store.db import Store, table_of, utcnow
 from engine.workspace import Workspace
 
 __all__ = [
@@ -213,7 +213,7 @@ def _bundle_parts(session: Any, incident_id: str) -> tuple[Incident, dict[str, b
     incident = get_incident(session, incident_id)
     parts: dict[str, bytes] = {
         "incident.json": canonical_json(
-            {c.name: _jsonable(getattr(incident, c.name)) for c in Incident.__table__.columns}
+            {c.name: _jsonable(getattr(incident, c.name)) for c in table_of(Incident).columns}
         ).encode("utf-8"),
     }
     documents: list[dict[str, Any]] = []
@@ -229,6 +229,15 @@ def _bundle_parts(session: Any, incident_id: str) -> tuple[Incident, dict[str, b
                 path, what="document", limit_key="document_file_bytes"
             )
     return incident, parts
+
+
+@dataclass(frozen=True)
+class _ExportedEnd:
+    """The end of an exported chain, as the bundle's incident.json records it."""
+
+    id: str
+    event_count: int
+    audit_head: str
 
 
 @dataclass(frozen=True)
@@ -378,12 +387,23 @@ def _verify_members(path: Path, bundle: zipfile.ZipFile, public: Ed25519PublicKe
         incident_row = load_json(bundle.read("incident.json"), f"{path}: incident.json")
         rows = load_json(bundle.read("event.json"), f"{path}: event.json")
         try:
-            incident = Incident(
+            incident = _ExportedEnd(
                 id=incident_row["id"],
                 event_count=incident_row["event_count"],
                 audit_head=incident_row["audit_head"],
             )
-            chain = [Event(**{**r, "at": datetime.fromisoformat(r["at"])}) for r in rows]
+            chain = [
+                Event(
+                    **{
+                        **r,
+                        "at": datetime.fromisoformat(r["at"]),
+                        "occurred_at": datetime.fromisoformat(r["occurred_at"])
+                        if r.get("occurred_at")
+                        else None,
+                    }
+                )
+                for r in rows
+            ]
         except (KeyError, TypeError, ValueError):
             problems.append("incident.json or event.json: not the rows breach exports")
         else:
@@ -439,7 +459,7 @@ def purge_incident(
         )
         for table in _incident_tables():
             session.execute(delete(table).where(table.c.incident_id == incident_id))
-        session.execute(delete(Incident.__table__).where(Incident.__table__.c.id == incident_id))
+        session.execute(delete(table_of(Incident)).where(table_of(Incident).c.id == incident_id))
         append_log(session, actor=actor, kind="purged", incident_id=incident_id, detail=detail)
     removed = []
     for path in files:  # after the commit: a crash here leaves files, never rows pointing nowhere

@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel
 
 from engine.errors import BadInput, NotFound
 from engine.incidents.worklog import append_log
-from engine.store.db import Store, UTCDateTime, utcnow
+from engine.store.db import Store, UTCDateTime, table_of, utcnow
 
 __all__ = [
     "PREFIX",
@@ -56,7 +56,7 @@ class AccessToken(SQLModel, table=True):
     revoked_by: str | None = Field(default=None, max_length=100)
 
 
-TOKEN: Table = AccessToken.__table__  # type: ignore[attr-defined]
+TOKEN: Table = table_of(AccessToken)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from engine.errors import BadInput
+
 __all__ = [
     "DB_FILENAME",
     "OVERRIDE_DIRS",
+    "SETTINGS_FILE",
     "Workspace",
     "builtin_root",
     "deep_merge",
+    "read_settings",
 ]
 
 DB_FILENAME = "breach.db"
@@ -47,6 +51,32 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             merged[key] = value
     return merged
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """A settings file, parsed; a file TOML cannot read (a typo, a table declared twice) is bad input
+    naming the file, the line and what to do.
+
+    :raises BadInput: with ``path:line`` and the parser's reason.
+    """
+    from engine.files import DEFAULT_LIMITS, load_toml, read_text
+
+    # Read under the default limits: the settings are where other limits come from.
+    text = read_text(path, what="settings file", limits=DEFAULT_LIMITS)
+    try:
+        return load_toml(text, str(path), limits=DEFAULT_LIMITS)
+    except BadInput as exc:
+        head, found, reason = str(exc).partition(": invalid TOML: ")
+        if not found:
+            raise
+        line = ""
+        if "(at line " in reason:
+            reason, _, where = reason.partition(" (at line ")
+            line = ":" + where.split(",")[0].rstrip(")")
+        raise BadInput(
+            f"{head}{line}: {reason}: fix that line (each [table] once; strings in quotes), then run "
+            "'breach config check'"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -107,17 +137,23 @@ class Workspace:
     @cached_property
     def settings(self) -> dict[str, Any]:
         """Built-in ``settings.toml`` merged with the workspace's; a workspace sets only what differs."""
-        from engine.files import DEFAULT_LIMITS, load_toml, read_text
-
-        # Read under the default limits: the settings are where other limits come from.
         base: dict[str, Any] = {}
         for path in (builtin_root() / "config" / SETTINGS_FILE, self.home / "config" / SETTINGS_FILE):
             if os.path.lexists(path):
-                text = read_text(path, what="settings file", limits=DEFAULT_LIMITS)
-                base = deep_merge(base, load_toml(text, str(path), limits=DEFAULT_LIMITS))
+                base = deep_merge(base, read_settings(path))
         return base
 
     @property
     def timezone(self) -> str:
-        """The IANA zone times are shown and read in (default Asia/Shanghai)."""
-        return str(self.settings.get("workspace", {}).get("timezone", "Asia/Shanghai"))
+        """The IANA zone times are shown and read in (default Asia/Shanghai); an unknown zone is refused."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        name = self.settings.get("workspace", {}).get("timezone", "Asia/Shanghai")
+        try:
+            ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BadInput(
+                f"{self.home / 'config' / SETTINGS_FILE}: [workspace] timezone = {name!r} is not a known "
+                "time zone: use an IANA name such as Asia/Shanghai or Europe/Berlin (breach config check)"
+            ) from None
+        return str(name)

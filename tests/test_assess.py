@@ -1,6 +1,6 @@
 """Legal data, the assessment of each rule at both sides of its boundaries, and the report.
 
-Figures in these tests are the law's (law-cn.md and the interpretations); the engine reads them
+Figures in these tests are the law's (docs/law/cn.md and the interpretations); the engine reads them
 from config/legal/, so a test failing here means the data or the arithmetic drifted from the law.
 """
 
@@ -39,7 +39,7 @@ def finding(rule_id, **facts):
 
 class TestLegalData:
     def test_rule_lookup(self):
-        """Every rule id of law-cn.md used by the assessment and the report is found."""
+        """Every rule id of docs/law/cn.md used by the assessment and the report is found."""
         for rule_id in (
             "CN-CAC-GRADE",
             "CN-MIIT-GRADE",
@@ -59,7 +59,7 @@ class TestLegalData:
             LEGAL.rule("CN-X")
 
     def test_verified_flags_follow_law_cn(self):
-        """Only the CSL personal-information penalty is unverified in law-cn.md."""
+        """Only the CSL personal-information penalty is unverified in docs/law/cn.md."""
         assert [r.id for r in LEGAL.rules() if not r.verified] == ["CN-CSL-64"]
 
     @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from engine.workspace import builtin_root
 
 BUILTIN = [builtin_root() / "config"]
 
-# law-cn.md, State Council notice for 2026 (issued 2025-11-04).
+# docs/law/cn.md, State Council notice for 2026 (issued 2025-11-04).
 REST_2026 = [
     ("2026-01-01", "2026-01-03"),
     ("2026-02-15", "2026-02-23"),

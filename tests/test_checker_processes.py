@@ -91,7 +91,8 @@ def _wait_for(lines: queue.Queue, needle: str, count: int, seen: list[str], time
 class TestScheduler:
     @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
     def test_runs_scans_and_stops_cleanly(self, cli, builtin_source, stop):
-        """The scheduler scans on its interval, escalates once, and exits 0 on SIGTERM or SIGINT."""
+        """The scheduler scans on its interval, prints one line per alert (not per scan), escalates once,
+        and exits 0 on SIGTERM or SIGINT."""
         env = Env(cli.home, cli.db_url, settings_toml())
         env.incident(builtin_source, hours_ago=30)
         proc = subprocess.Popen(
@@ -106,15 +107,19 @@ class TestScheduler:
         threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
         seen: list[str] = []
         try:
-            _wait_for(lines, "scan ", 3, seen)
+            _wait_for(lines, "ALERT ", 1, seen)
+            time.sleep(3)  # three more scans, which have nothing new to say
             proc.send_signal(stop)
             assert proc.wait(timeout=30) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
         _wait_for(lines, "scheduler stopped", 1, seen, timeout=5)
-        scans = [line for line in seen if line.startswith("scan ")]
-        assert "1 alert(s)" in scans[0] and all("0 alert(s)" in s for s in scans[1:])
+        assert [line for line in seen if line.startswith("scan ")] == [seen[1]]
+        (alert,) = [line for line in seen if line.startswith("ALERT ")]
+        # What, which incident and clock, how late, and the legal basis, in one line.
+        assert alert.startswith("ALERT ") and " POLICY-CLIENT-NOTICE due " in alert, alert
+        assert "(overdue by " in alert and "个人信息保护法" in alert, alert
         assert seen[-1] == f"scheduler stopped ({stop.name})"
         with env.store.read() as s:
             assert len(list(s.exec(select(Escalation)))) == 1

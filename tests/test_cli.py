@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import BREACH, assert_one_line_error
+from conftest import BREACH, assert_one_line_error, at_rest
 
 CONTAINMENT = [
     "stop_transfer",
@@ -132,7 +132,7 @@ class TestBadInput:
     """Each bad input: one line on stderr, exit 2, and nothing changed."""
 
     def _unchanged(self, cli, incident_id, before):
-        assert cli.json("incident", "show", incident_id) == before
+        assert at_rest(cli.json("incident", "show", incident_id)) == at_rest(before)
 
     def test_unknown_incident(self, cli):
         """An unknown id is named."""

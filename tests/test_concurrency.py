@@ -31,8 +31,7 @@ def _env(cli) -> dict[str, str]:
 
 def _ready_incident(cli) -> tuple[str, int]:
     incident_id = cli.open_incident(discovered_at="2026-11-20 09:00")
-    for task in CONTAINMENT:
-        cli("task", "done", incident_id, task, check=True)
+    cli("task", "done", incident_id, *CONTAINMENT, check=True)
     return incident_id, cli.json("incident", "show", incident_id)["version"]
 
 

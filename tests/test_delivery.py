@@ -6,6 +6,7 @@ import email
 import email.policy
 import os
 import random
+import re
 import signal
 import socket
 import ssl
@@ -341,6 +342,12 @@ class TestCrashes:
         assert len(smtp.ids()) == len(set(smtp.ids())) == 4
         status = cli.json("notices", "status", incident)
         assert [p["status"] for p in status["problems"]] == ["in_doubt"]
+        assert [g["count"] for g in status["reasons"]] == [1]
+        shown = cli("notices", "status", incident, check=True).stdout
+        assert "in_doubt ×1: " in shown and "--list" in shown and not re.search(r"(P|CO)-\d", shown)
+        assert re.search(
+            r"in_doubt: (P|CO)-\d", cli("notices", "status", incident, "--list", check=True).stdout
+        )
 
     def test_crash_before_data_sends_once(self, cli, smtp):
         """Killed after the hand-off but before DATA: the next run sends it, once."""

@@ -234,7 +234,8 @@ def crash_env(cli, source, settings: str) -> Env:
 
 @pytest.mark.slow
 class TestCrashRecovery:
-    LEASE = 3
+    # Long enough that a check started right after the crash still finds the lease held on a busy machine.
+    LEASE = 12
 
     def test_crash_after_claim_is_sent_once_after_the_lease(self, cli, builtin_source):
         """A checker dying after its claim and before sending: another sends it, once, after the lease."""

@@ -339,8 +339,8 @@ class TestProducedOnSteps:
         assert "权限管理必须覆盖离职全过程" in remediation and "已完成" in remediation
 
     def test_reentry_and_retry_make_no_duplicates(self, store, ws):
-        """Reopening walks the phases again: owed documents found recorded are not produced again,
-        and the next supplement is numbered after the earlier ones."""
+        """Reopening walks the phases again: the initial report, opened by its clock (met once), stays
+        done; no document is produced again, and the next supplement is numbered after the earlier ones."""
         walk = Walk(store, ws).to_report()
         walk.tasks("submit_initial_report")
         walk.fire("supplementary_report", reason="一")
@@ -351,10 +351,9 @@ class TestProducedOnSteps:
         walk.fire("reopen", reason="发现新的导出记录")
         before = walk.docs()
         walk.to_report()
-        walk.tasks("submit_initial_report")
-        walk.fire("supplementary_report", reason="二")
         with pytest.raises(NotAllowed, match="done already"):
             walk.tasks("submit_initial_report")
+        walk.fire("supplementary_report", reason="二")
         assert [d for d in walk.docs() if d["kind"] != "regulator_supplementary_report"] == [
             d for d in before if d["kind"] != "regulator_supplementary_report"
         ]

@@ -37,7 +37,7 @@ REQUIRED = (
     "IN-DPDP-7",
     "BR-LGPD-48",
 )
-# law-intl.md: known from secondary sources only, so they must ship verified: false.
+# docs/law/intl.md: known from secondary sources only, so they must ship verified: false.
 SECONDARY = {
     "EU-NIS2-23",
     "US-SEC-8K",

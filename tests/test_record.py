@@ -235,6 +235,7 @@ def rewrite_chain(cli: Cli, incident: str, *, drop_seq: int | None = None, actor
                     reason=ev.reason,
                     inputs=ev.inputs,
                     prev_hash=prev,
+                    occurred_at=ev.occurred_at,
                 )
                 prev = ev.hash
                 session.add(ev)

@@ -296,3 +296,56 @@ def test_record_and_resolve_from_the_command_line(cli, smtp):  # noqa: F811
     resolved = cli("notices", "resolve", incident, "--delivered", "--ref", "maillog line 42", check=True)
     assert "1 email deliveries marked delivered" in resolved.stdout
     assert cli("audit", "verify", incident).returncode == 0
+
+
+class TestRecordedAt:
+    def test_entered_time_dates_the_deliveries_the_event_and_the_tasks(self, m, store):
+        """--at: each delivery's sent_at and the event's occurred_at are the entered time; the tasks it
+        completes are done then, or when they opened if that came later."""
+        render_notices(store, m.ws, m.incident, actor="alice")
+        with store.read() as s:
+            discovered = s.get(Incident, m.incident).discovered_at
+            client_opened = s.execute(
+                select(Task.opened_at).where(
+                    Task.incident_id == m.incident, Task.key == "notify_client_companies"
+                )
+            ).scalar_one()
+        sent = discovered + timedelta(minutes=30)
+        m.send()
+        for channel, ref in (("sms", "GW-1"), ("post", "EMS 1"), ("public", "https://example-tax.cn/n")):
+            record(m, channel, ref=ref, at=sent, zone="Asia/Shanghai")
+        with store.read() as s:
+            rows = s.execute(select(DELIVERY.c.sent_at).where(DELIVERY.c.channel != "email")).scalars().all()
+            recorded = (
+                s.execute(
+                    select(Event).where(Event.incident_id == m.incident, Event.kind == "notices_recorded")
+                )
+                .scalars()
+                .all()
+            )
+            done = dict(
+                s.execute(
+                    select(Task.key, Task.done_at).where(
+                        Task.incident_id == m.incident,
+                        Task.key.in_(("notify_individuals", "notify_client_companies")),  # type: ignore[attr-defined]
+                    )
+                ).all()
+            )
+        assert rows and all(r == sent for r in rows)
+        assert [e.occurred_at for e in recorded] == [sent] * 3 and all(e.at > sent for e in recorded)
+        # The client notice opened with containment (at discovery): done at the entered time.
+        assert client_opened == discovered and done["notify_client_companies"] == sent
+        # The individuals' notice opened only when containment ended, after the entered time.
+        assert done["notify_individuals"] > sent
+
+    @pytest.mark.parametrize(
+        ("shift", "needle"),
+        [(timedelta(hours=1), "in the future"), (-timedelta(hours=3), "before the incident was discovered")],
+    )
+    def test_impossible_times_change_nothing(self, m, store, shift, needle):
+        """A time in the future or before discovery is refused, and nothing is recorded."""
+        render_notices(store, m.ws, m.incident, actor="alice")
+        before = snapshot(store, m.incident)
+        with pytest.raises(BadInput, match=needle):
+            record(m, "sms", at=datetime.now(UTC) + shift, zone="Asia/Shanghai")
+        assert snapshot(store, m.incident) == before

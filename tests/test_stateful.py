@@ -87,10 +87,32 @@ class Model:
     open_refs: dict[str, Counter[str]] = field(default_factory=dict)
 
     def enter(self, state_id: str) -> None:
-        """Entering a state opens each of its tasks, done ones included."""
+        """Entering a state opens each of its tasks, done ones included, but an early task already
+        opened keeps its status; it also opens (again) the later tasks that open with this state."""
         self.state = state_id
         for task in PLAYBOOK.state(state_id).tasks:
-            self.tasks[task.id] = "open"
+            if task.opens is None or task.id not in self.tasks:
+                self.tasks[task.id] = "open"
+        for home, task in PLAYBOOK.early_tasks():
+            if task.opens is not None and task.opens.state == state_id and home.id != state_id:
+                self.tasks[task.id] = "open"
+
+    def record_anchors(self, names: set[str]) -> None:
+        """Recording a moment opens the early tasks waiting for it; recorded again, reopens done ones."""
+        self.anchors |= names
+        for _home, task in PLAYBOOK.early_tasks():
+            if task.opens is not None and task.opens.anchor in names:
+                self.tasks[task.id] = "open"
+
+    def doable(self, key: str) -> bool:
+        """An open task of the current state, or an early one opened before its state and not left."""
+        if self.tasks.get(key) != "open":
+            return False
+        home, task = PLAYBOOK.task(key)
+        if home.id == self.state:
+            return True
+        here = PLAYBOOK.state(self.state)
+        return task.opens is not None and not here.final and (here.phase or 0) < (home.phase or 0)
 
     def guard_failures(self, spec: TransitionSpec, approver: str | None) -> list[str]:
         """The guards of ``spec`` that do not hold, by name."""
@@ -188,6 +210,8 @@ class Model:
         if not spec.internal:
             assert spec.dest is not None
             after.enter(spec.dest)
+        # Moments are recorded by effects, after the state is entered: their early tasks open then.
+        after.record_anchors({str(p) for n, p in spec.effects if n == "set_anchor"})
         after.version += 1
         after.events += 1
         return [], after
@@ -196,8 +220,7 @@ class Model:
         """Only an open task of the current state may be completed."""
         if key not in TASKS:
             return [NotFound], None
-        current = {t.id for t in PLAYBOOK.state(self.state).tasks}
-        if self.tasks.get(key) != "open" or key not in current:
+        if not self.doable(key):
             return [NotAllowed], None
         after = copy.deepcopy(self)
         after.tasks[key] = "done"
@@ -311,6 +334,10 @@ class IncidentMachine(RuleBasedStateMachine):
         if result is not None:
             assert self.last_event() == ("task_done", None, state, state)
 
+    def doable_tasks(self) -> list[str]:
+        """Every task the model says may be marked done now, early ones included."""
+        return [key for key in TASKS if self.model.doable(key)]
+
     def open_current_tasks(self, *, required_only: bool = False) -> list[str]:
         return [
             t.id
@@ -382,11 +409,11 @@ class IncidentMachine(RuleBasedStateMachine):
         """Any task, of this phase or another, open or done, known or not."""
         self.complete(key)
 
-    @precondition(lambda self: bool(self.open_current_tasks()))
+    @precondition(lambda self: bool(self.doable_tasks()))
     @rule(data=st.data())
     def complete_open_task(self, data: st.DataObject) -> None:
-        """An open task of the current phase."""
-        self.complete(data.draw(st.sampled_from(self.open_current_tasks()), label="task"))
+        """An open task of the current phase, or one the playbook opened before its phase."""
+        self.complete(data.draw(st.sampled_from(self.doable_tasks()), label="task"))
 
     @precondition(lambda self: bool(self.open_current_tasks(required_only=True)))
     @rule()
@@ -486,8 +513,9 @@ def fresh_store(template_db: Path, tmp_path: Path) -> Iterator[Store]:
 
 class TestTasksOfLeftPhases:
     def test_optional_task_of_a_left_phase_is_refused(self, fresh_store: Store) -> None:
-        """An optional task still open when its phase was left cannot be completed from the next phase."""
-        incident_id = _walk_to(fresh_store, "contain")
+        """An optional task still open when its phase was left cannot be completed from the next phase,
+        even one that opened early."""
+        incident_id = _walk_to(fresh_store, "report")
         with pytest.raises(NotAllowed, match="report_to_police"):
             flow.complete_task(fresh_store, incident_id, "report_to_police", actor=ACTOR)
 

@@ -213,6 +213,16 @@ class TestStaticCheck:
         problems = check_templates(workspace_template(tmp_path, "customer_notice.md.j2", text))
         assert [(p.line, "item.raw" in p.message) for p in problems] == [(6, True)]
 
+    def test_with_block_binds_its_names_and_checks_its_values(self, tmp_path):
+        """A {% with %} block is checked like any other: its names are bound, its values are checked."""
+        text = (
+            "{% with n = person.name, ids = person.identifiers %}{{ n }}{{ ids|length }}{% endwith %}\n"
+            "{% with x = person.nmae %}{{ x }}{{ secret_plan }}{% endwith %}\n"
+        )
+        problems = check_templates(workspace_template(tmp_path, "customer_notice.md.j2", text))
+        assert [p.line for p in problems] == [2, 2]
+        assert "person.nmae" in problems[0].message and "secret_plan" in problems[1].message
+
     def test_private_attributes_are_flagged(self, tmp_path):
         """Any attribute starting with '_' is reported, also through the attr filter."""
         text = "{{ firm.__class__ }}\n{{ firm|attr('_x') }}\n"

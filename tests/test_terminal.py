@@ -297,3 +297,104 @@ class TestSending:
         result = cli("notices", "send", incident_id)
         assert_one_line_error(result, "settings.toml has no [smtp] table", "host, port, sender")
         assert at_rest(cli.json("incident", "show", incident_id)) == before
+
+
+FIRM_AND_SMTP = """
+[firm]
+name = "示例财税服务有限公司"
+address = "北京市朝阳区示例路1号"
+contact_name = "李静"
+contact_phone = "400-800-0000"
+contact_email = "privacy@example-tax.cn"
+contact_hours = "工作日 9:00–18:00"
+
+[smtp]
+host = "mail.example-tax.cn"
+port = 587
+sender = "privacy@example-tax.cn"
+"""
+
+
+class TestSettings:
+    def test_init_writes_every_section_commented(self, cli):
+        """init leaves a commented settings.toml (0600) that documents every section and changes nothing."""
+        path = cli.home / "config" / "settings.toml"
+        text = path.read_text(encoding="utf-8")
+        assert path.stat().st_mode & 0o777 == 0o600
+        for table in ("[firm]", "[smtp]", "[documents]", "[roles]", "[deadlines.policy]", "[escalation]"):
+            assert f"\n# {table}\n" in text, table
+        assert "# contact_email = " in text and "also the From address" in text
+        assert {row["source"] for row in cli.json("config", "show")} == {"built-in"}
+
+    def test_check_names_what_is_missing_then_passes(self, cli):
+        """config check: exit 1 naming [firm] and [smtp] on a fresh workspace, 0 once they are set."""
+        fresh = cli("config", "check")
+        assert fresh.returncode == 1 and "firm: [firm] is not set" in fresh.stdout
+        assert "smtp: " in fresh.stdout and "workspace: ok" in fresh.stdout
+        path = cli.home / "config" / "settings.toml"
+        path.write_text(path.read_text(encoding="utf-8") + FIRM_AND_SMTP, encoding="utf-8")
+        done = cli("config", "check")
+        assert done.returncode == 0, done.stdout + done.stderr
+        shown = {row["key"]: row for row in cli.json("config", "show")}
+        assert shown["smtp.port"] == {"key": "smtp.port", "value": 587, "source": "workspace"}
+        assert shown["smtp.timeout_seconds"]["source"] == "built-in"
+
+    def test_bad_files_exit_2_with_file_line_and_fix(self, cli):
+        """A table declared twice, an unknown zone: exit 2, one line with the file and line; a typo'd
+        table is named by config check."""
+        incident_id = cli.open_incident()
+        path = cli.home / "config" / "settings.toml"
+        path.write_text('[firm]\nname = "a"\n\n[firm]\nname = "b"\n', encoding="utf-8")
+        for args in (("incident", "list"), ("config", "check"), ("incident", "show", incident_id)):
+            assert_one_line_error(cli(*args), f"{path}:4:", "twice", "breach config check")
+        path.write_text('[workspace]\ntimezone = "Mars/Olympus"\n', encoding="utf-8")
+        assert_one_line_error(cli("incident", "list"), str(path), "Mars/Olympus", "IANA")
+        path.write_text(FIRM_AND_SMTP + "\n[smpt]\nport = 25\n", encoding="utf-8")
+        typo = cli("config", "check")
+        assert typo.returncode == 1 and "smpt: unknown table [smpt]" in typo.stdout
+
+
+class TestPeopleFind:
+    def test_find_across_incidents_masked(self, cli):
+        """A caller's phone, however spelt, finds them in every incident; nothing shown is whole."""
+        from pathlib import Path
+
+        people = Path(__file__).parent / "data" / "people" / "agency.csv"
+        first = cli.open_incident(title="一月泄露")
+        second = cli.open_incident(title="二月泄露")
+        for incident in (first, second):
+            cli("people", "import", incident, str(people), check=True)
+        found = cli.json("people", "find", "+86 138-0000-0001")
+        assert [(m["incident_id"], m["customer_id"]) for m in found] == [
+            (second, "P-0001"),
+            (first, "P-0001"),
+        ]
+        assert found[0]["name"] == "张*" and found[0]["phone"] == "138****0001"
+        assert found[0]["email"] == "z***@example.com" and found[0]["notified"] is False
+        shown = cli("people", "find", "zhangsan@example.com", check=True).stdout
+        assert "not notified yet" in shown and "一月泄露" in shown
+        assert "13800000001" not in shown and "张三" not in shown and "zhangsan@" not in shown
+        assert cli.json("people", "find", "CO-1001")[0]["name"] == "北京示例科技有限公司"
+        assert (
+            cli("people", "find", "nobody-like-this", check=True).stdout.strip()
+            == "no one matches in any incident"
+        )
+        assert_one_line_error(cli("people", "find", "x"), "at least 2 characters")
+
+    def test_config_set_edits_in_place(self, cli):
+        """config set puts each key in its table, once, keeps the comments, and refuses unknown keys."""
+        path = cli.home / "config" / "settings.toml"
+        cli("config", "set", "smtp.host", "mail.example-tax.cn", check=True)
+        cli("config", "set", "smtp.port", "587", check=True)
+        cli("config", "set", "smtp.port", "2525", check=True)
+        cli("config", "set", "deadlines.policy.POLICY-PIPL57-REGULATOR", "48h", check=True)
+        cli("config", "set", "firm.contact_phone", "13800000000", check=True)
+        text = path.read_text(encoding="utf-8")
+        assert text.count("\n[smtp]\n") == 1 and "port = 2525" in text and "port = 587" not in text
+        assert "# contact_email = " in text  # the documentation stays
+        shown = {row["key"]: row["value"] for row in cli.json("config", "show")}
+        assert shown["smtp.port"] == 2525 and shown["smtp.host"] == "mail.example-tax.cn"
+        assert shown["deadlines.policy.POLICY-PIPL57-REGULATOR"] == "48h"
+        assert shown["firm.contact_phone"] == "13800000000"  # digits stay text where the setting is text
+        assert_one_line_error(cli("config", "set", "smtp.hots", "x"), "unknown setting 'smtp.hots'", "host")
+        assert path.read_text(encoding="utf-8") == text

@@ -16,6 +16,7 @@ from engine.cli import (
     assess_cmd,
     audit_cmd,
     clock_cmd,
+    config_cmd,
     deadlines_cmd,
     documents_cmd,
     incident_cmd,
@@ -52,7 +53,18 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+# The command's context, for the result callback (click hands it only the command's return value).
+_current: list[Ctx] = []
+
+
+def after_command(*_args: object, **_params: object) -> None:
+    """After a successful command: say out loud any clock it started already overdue (on stderr)."""
+    for c in _current:
+        for line in c.late_warnings():
+            print(line, file=sys.stderr)
+
+
+@app.callback(result_callback=after_command)
 def main(
     ctx: typer.Context,
     db: Annotated[
@@ -72,6 +84,7 @@ def main(
 ) -> None:
     """breach runs a personal-data leak response as a playbook: clocks, assessment, notices, audit."""
     ctx.obj = Ctx(home=home, db=db, actor_option=actor)
+    _current[:] = [ctx.obj]
 
 
 setup_cmd.register(app)
@@ -90,6 +103,7 @@ rules_cmd.register(app)
 jurisdiction_cmd.register(app)
 report_cmd.register(app)
 serve_cmd.register(app)
+config_cmd.register(app)
 
 
 def run() -> None:

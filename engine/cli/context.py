@@ -131,6 +131,18 @@ class Ctx:
             self._hooks = hooks_for(self.workspace)
         return self._hooks
 
+    def late_warnings(self) -> list[str]:
+        """What this command's steps said of clocks that started already overdue, one line each."""
+        if self._hooks is None:
+            return []
+        from engine.deadlines.sync import DeadlineHook
+
+        lines: list[str] = []
+        for hook in self._hooks.after_change:
+            if isinstance(hook, DeadlineHook):
+                lines += [late.advice(self.zone) for late in hook.late_starts]
+        return list(dict.fromkeys(lines))
+
     def reader(self) -> Reader:
         """A fast read-only connection for display commands."""
         self.require_workspace()

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.cli.clock_views import alert_line, display_row, print_deadlines
 from engine.cli.complete import IncidentArg
-from engine.cli.context import Ctx, emit_json, key_table, stdout_console
+from engine.cli.context import Ctx, emit_json
 from engine.errors import BadInput, CheckFailed
 
 __all__ = ["deadline_rows", "display_row", "print_deadlines", "register"]
@@ -16,28 +17,12 @@ __all__ = ["deadline_rows", "display_row", "print_deadlines", "register"]
 deadlines_app = typer.Typer(help="Legal clocks and internal targets across incidents.", no_args_is_help=True)
 scheduler_app = typer.Typer(help="Run the deadline checker on a schedule.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-ACTIVE = ("pending", "warned", "missed")
 
 
 def _param(sqlite: bool, moment: datetime) -> Any:
     """A UTC moment as the column stores it: SQLAlchemy's text format on SQLite, naive UTC on PostgreSQL."""
     naive = moment.astimezone(UTC).replace(tzinfo=None)
     return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else naive
-
-
-def basis_text(basis: dict[str, Any], *, short: bool = False) -> str:
-    """The legal basis in one line: article (and source unless ``short``), and the flags that matter."""
-    text = (
-        f"{basis.get('article') or ''}"
-        if short
-        else f"{basis.get('article') or ''} {basis.get('source') or ''}"
-    )
-    text = text.strip()
-    if basis.get("note"):
-        text += f" [{basis['note']}]"
-    if basis.get("verified") is False:
-        text += " [unverified]"
-    return text
 
 
 def deadline_rows(
@@ -75,54 +60,6 @@ def deadline_rows(
     finally:
         reader.close()
     return [display_row(c, r, now) for r in rows]
-
-
-def display_row(c: Ctx, r: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """A deadline row (from the read model) as the list and the incident view show it: the one deadline
-    shape (``engine.shapes.deadline``)."""
-    from engine.shapes import Times, deadline
-
-    return deadline(Times(c.zone), r, now or datetime.now(UTC))
-
-
-def status_text(row: dict[str, Any]) -> str:
-    """Status with what the operator must know: countdown, lateness frozen at meeting, why void."""
-    from engine.clocks.durations import format_countdown
-
-    if row["status"] == "met":
-        late = row["lateness_seconds"] or 0
-        return (
-            "met on time"
-            if late <= 0
-            else f"met {format_countdown(timedelta(seconds=late)).removesuffix(' left')} late"
-        )
-    if row["status"] in ACTIVE:
-        return f"{row['status']}: {row['countdown']}"
-    return f"{row['status']}" + (f": {row['note']}" if row["note"] else "")
-
-
-def print_deadlines(c: Ctx, rows: list[dict[str, Any]], *, title: str, with_incident: bool = True) -> None:
-    """The clocks as a table: what, due, countdown or lateness, status and legal basis."""
-    from rich.markup import escape
-
-    columns = (["incident"] if with_incident else []) + ["rule", "what", "due", "status", "basis"]
-    cells = []
-    for r in rows:
-        rule = r["rule"] + (f" {r['subject']}" if r["subject"] else "")
-        due = c.fmt_short(r["due_at"]) + (" (provisional)" if r["provisional"] else "")
-        status = escape(status_text(r))
-        if r["overdue"]:
-            status = f"[bold red]{status}[/bold red]"
-        # Labels and bases are data: their brackets must print, not be read as Rich markup.
-        row = ([r["incident_id"]] if with_incident else []) + [
-            escape(rule),
-            escape(r["label"]),
-            due,
-            status,
-            escape(basis_text(r["basis"], short=True)),
-        ]
-        cells.append(row)
-    stdout_console().print(key_table(columns, cells, keys=("incident", "rule"), title=title))
 
 
 @deadlines_app.command("list")
@@ -209,9 +146,7 @@ def _print_report(out: dict[str, Any]) -> None:
         f"resent in doubt {d['resent_in_doubt']}, held in doubt {d['held_in_doubt']}"
     )
     for a in out["alerts"]:
-        print(
-            f"  {a['kind']}: {a['incident_id']} {a['rule']} {a['subject'] or ''} due {a['due_at']}".rstrip()
-        )
+        print(f"  {alert_line(a)}")
     for p in d["problems"]:
         print(f"  delivery problem: {p}")
     for o in out["overdue"]:
@@ -319,15 +254,21 @@ def scheduler_run(
     store = _checked_store(c)
     options = _scan_options(c, channels)
 
+    scans = 0
+
     def tick() -> None:
+        nonlocal scans
         try:
             out = scan(store, settings, channels, zone=c.zone, **options).to_json(c.zone)
+            scans += 1
             d = out["deliveries"]
-            print(
-                f"scan {out['checked_at']}: {len(out['alerts'])} alert(s), {d['sent']} sent, "
-                f"{d['failed'] + d['retrying']} delivery problem(s), {len(out['overdue'])} overdue",
-                flush=True,
-            )
+            # One line per alert; a scan that changed nothing prints nothing after the first.
+            if scans == 1:
+                print(f"scan {out['checked_at']}: first scan done, {len(out['overdue'])} overdue", flush=True)
+            for alert in out["alerts"]:
+                print(alert_line(alert), flush=True)
+            for problem in d["problems"]:
+                print(f"delivery problem: {problem}", flush=True)
         except Exception as exc:  # a bad scan must not stop the schedule; the next tick tries again
             print(
                 f"scan failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from engine.cli.context import Ctx, stdout_console
 
@@ -26,8 +26,17 @@ DEMO_FACTS: dict[str, object] = {
     "operator_type": "other",
 }
 
+
 # Each step: the tasks to complete in the current phase, then the trigger with its reason and inputs.
-STEPS: list[tuple[list[str], str, dict[str, object]]] = [
+class StepOptions(TypedDict, total=False):
+    """What a demo step adds to its trigger: inputs, a written reason, responsible persons to record."""
+
+    inputs: dict[str, str]
+    reason: str
+    responsible: bool
+
+
+STEPS: list[tuple[list[str], str, StepOptions]] = [
     (
         [
             "stop_transfer",
@@ -35,7 +44,6 @@ STEPS: list[tuple[list[str], str, dict[str, object]]] = [
             "establish_scope",
             "start_investigation",
             "grade_incident",
-            "report_to_police",
         ],
         "contain",
         {},
@@ -47,7 +55,7 @@ STEPS: list[tuple[list[str], str, dict[str, object]]] = [
     ),
     ([], "correction_order", {"inputs": {"ref": "某网信办〔2026〕12号", "due_at": "+20d"}}),
     (
-        ["submit_initial_report", "cooperate_with_authorities"],
+        ["submit_initial_report", "cooperate_with_authorities", "report_to_police"],
         "supplementary_report",
         {"reason": "调查确认泄露条数与涉及客户单位名单"},
     ),
@@ -238,7 +246,7 @@ def run_demo(c: Ctx) -> None:
                 record_responsible(store, incident.id, actor=actor, **person)  # type: ignore[arg-type]
         for task in tasks:
             complete_task(store, incident.id, task, actor=actor, hooks=c.hooks(), note=DEMO_NOTES.get(task))
-        inputs = {k: str(v) for k, v in dict(options.get("inputs", {})).items()}  # type: ignore[call-overload]
+        inputs = dict(options.get("inputs", {}))
         if inputs.get("due_at") == "+20d":
             inputs["due_at"] = (utcnow() + timedelta(days=20)).isoformat()
         result = advance(
@@ -248,7 +256,7 @@ def run_demo(c: Ctx) -> None:
             actor=actor,
             zone=c.zone,
             hooks=c.hooks(),
-            reason=options.get("reason") and str(options["reason"]),
+            reason=options.get("reason"),
             inputs=inputs,
         )
         console.print(f"  {trigger}: {result.from_state} → {result.to_state}")
@@ -288,7 +296,7 @@ def _print_documents(c: Ctx, incident_id: str) -> None:
 
 def _print_clocks(c: Ctx, row: dict[str, object]) -> None:
     """The incident's clocks with basis and status, and the rules that never started, with why."""
-    from engine.cli.deadlines_cmd import display_row, print_deadlines
+    from engine.cli.clock_views import display_row, print_deadlines
     from engine.deadlines.sync import DeadlineHook, rules_not_running
     from engine.incidents.repository import get_incident
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.complete import IncidentArg, TaskArg, TriggerArg
+from engine.cli.complete import IncidentArg, TriggerArg, open_tasks
 from engine.cli.context import Ctx, emit_json, key_table, stdout_console
 from engine.errors import BadInput
 
@@ -17,6 +17,13 @@ incident_app = typer.Typer(help="Incidents: open, list, show, advance, triggers.
 task_app = typer.Typer(help="Tasks of an incident's current phase.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")]
+AtOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="When it really happened, if before now (ISO-8601; without an offset, the workspace zone).",
+    ),
+]
 
 
 def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
@@ -174,17 +181,20 @@ def advance_cmd(
         int | None, typer.Option("--expect-version", help="Refuse if the incident moved past this version.")
     ] = None,
     actor: AsOpt = None,
+    at: AtOpt = None,
 ) -> None:
     """Fire a trigger: guards, state change, next tasks and audit, all or nothing.
 
     A trigger that needs an approver becomes a request instead: the approver named with --approver
     takes the step by running 'breach approve ID REQUEST' themselves.
     """
+    from engine.clocks.durations import parse_instant
     from engine.incidents.flow import advance
     from engine.incidents.repository import get_incident, incident_playbook
 
     c: Ctx = ctx.obj
     values = parse_pairs(inputs or [], "--input")
+    when = parse_instant(at, c.zone) if at is not None else None
     store = c.store()
     with store.read() as session:
         incident = get_incident(session, incident_id)
@@ -221,6 +231,7 @@ def advance_cmd(
         approver=approver,
         inputs=values,
         expected_version=expect_version,
+        at=when,
     )
     moved = "stays in" if result.from_state == result.to_state else f"{result.from_state} →"
     print(f"{incident_id}: {trigger}: {moved} {result.to_state} (version {result.version})")
@@ -250,7 +261,7 @@ def triggers_cmd(
     ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False, actor: AsOpt = None
 ) -> None:
     """What may happen next, and for each blocked step, why."""
-    from engine.incidents.flow import list_triggers
+    from engine.incidents.flow import early_tasks, list_triggers
     from engine.incidents.repository import get_incident
 
     c: Ctx = ctx.obj
@@ -258,6 +269,7 @@ def triggers_cmd(
     with store.read() as session:
         incident = get_incident(session, incident_id)
         infos = list_triggers(session, incident, actor=c.actor(actor), hooks=c.hooks())
+        early = early_tasks(session, incident)
         state = incident.state
     if as_json:
         from engine.shapes import trigger
@@ -278,22 +290,49 @@ def triggers_cmd(
     ]
     headers = ("trigger", "", "to", "allowed", "blocked by / needs")
     stdout_console().print(key_table(headers, cells, keys=("trigger",), title=f"{incident_id} in {state}"))
+    if early:
+        print("Tasks open before their phase (breach task done ID TASK [--at TIME]):")
+        for item in early:
+            print(f"  {item.task}: {item.status}, required by {item.state} (opens when {item.opens})")
 
 
 @task_app.command("done")
 def task_done(
     ctx: typer.Context,
     incident_id: IncidentArg,
-    task: TaskArg,
+    tasks: Annotated[
+        list[str],
+        typer.Argument(
+            help="One or more task ids, completed together (all or none).", autocompletion=open_tasks
+        ),
+    ],
     note: Annotated[str | None, typer.Option("--note", help="A note kept in the audit trail.")] = None,
+    at: AtOpt = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why it is recorded late (needed for --at over 24 h back).")
+    ] = None,
     actor: AsOpt = None,
 ) -> None:
-    """Mark a task of the incident's current phase done."""
-    from engine.incidents.flow import complete_task
+    """Mark open tasks done, all or none: those of the current phase, or ones the playbook opens early."""
+    from engine.clocks.durations import format_instant, parse_instant
+    from engine.incidents.flow import complete_tasks
 
     c: Ctx = ctx.obj
-    key = complete_task(c.store(), incident_id, task, actor=c.actor(actor), note=note, hooks=c.hooks())
-    print(f"{incident_id}: task {key} done")
+    when = parse_instant(at, c.zone) if at is not None else None
+    keys = complete_tasks(
+        c.store(),
+        incident_id,
+        tasks,
+        actor=c.actor(actor),
+        note=note,
+        hooks=c.hooks(),
+        at=when,
+        reason=reason,
+        zone=c.zone,
+    )
+    done_at = f" at {format_instant(when, c.zone)}" if when is not None else ""
+    for key in keys:
+        print(f"{incident_id}: task {key} done{done_at}")
     from engine.cli.summary import after_write
 
     after_write(c, incident_id, actor=actor)

@@ -293,6 +293,9 @@ def send_cmd(
             print(f"task {task}: {outcome}")
         for line in s.failed:
             print(f"failed: {line}", file=sys.stderr)
+        from engine.cli.summary import after_write
+
+        after_write(c, incident_id, actor=actor)
     if not report.complete:
         pending = sum(n for counts in report.status.values() for st, n in counts.items() if st != "sent")
         raise CheckFailed(
@@ -313,8 +316,11 @@ RefOpt = Annotated[
 ]
 
 
-def _print_recorded(report: Any, as_json: bool, done: str) -> None:
-    """What a record or resolve call changed, and the notice tasks it completed or is waiting for."""
+def _print_recorded(c: Ctx, report: Any, as_json: bool, done: str) -> None:
+    """What a record or resolve call changed, the notice tasks it completed or is waiting for, and what
+    to do now."""
+    from engine.cli.summary import after_write
+
     if as_json:
         emit_json(report.to_json())
         return
@@ -322,6 +328,7 @@ def _print_recorded(report: Any, as_json: bool, done: str) -> None:
     print(f"{report.incident_id}: {len(report.changed)} {done}{kept}")
     for task, outcome in report.tasks.items():
         print(f"task {task}: {outcome}")
+    after_write(c, report.incident_id)
 
 
 @notices_app.command("record")
@@ -334,13 +341,24 @@ def record_cmd(
     failed: Annotated[
         str | None, typer.Option("--failed", help="Record a failed attempt with this reason instead.")
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="When they really went out (ISO-8601; without an offset, the workspace zone)."
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why it is recorded late (needed for --at over 24 h back).")
+    ] = None,
     actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record notices sent outside breach (SMS gateway, post, announcement) against their rendered text."""
+    from engine.clocks.durations import parse_instant
     from engine.notices.recorded import record_deliveries
 
     c: Ctx = ctx.obj
+    when = parse_instant(at, c.zone) if at is not None else None
     report = record_deliveries(
         c.store(),
         incident_id,
@@ -350,8 +368,11 @@ def record_cmd(
         hooks=c.hooks(),
         customers=_split(customers),
         failed=failed,
+        at=when,
+        at_reason=reason,
+        zone=c.zone,
     )
-    _print_recorded(report, as_json, f"{channel} deliveries recorded as {'failed' if failed else 'sent'}")
+    _print_recorded(c, report, as_json, f"{channel} deliveries recorded as {'failed' if failed else 'sent'}")
 
 
 @notices_app.command("resolve")
@@ -387,12 +408,19 @@ def resolve_cmd(
     )
     again = f"queued again (send them with: breach notices send {incident_id})"
     done = "marked delivered" if delivered else again
-    _print_recorded(report, as_json, f"email deliveries {done}")
+    _print_recorded(c, report, as_json, f"email deliveries {done}")
 
 
 @notices_app.command("status")
-def status_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False) -> None:
-    """Documents rendered and deliveries by status; each failed delivery with its reason."""
+def status_cmd(
+    ctx: typer.Context,
+    incident_id: IncidentArg,
+    as_json: JsonOpt = False,
+    listing: Annotated[
+        bool, typer.Option("--list", help="Also list each delivery not sent, with its customer id.")
+    ] = False,
+) -> None:
+    """Documents rendered and deliveries by status, failure reasons grouped (--list: each delivery)."""
     from sqlalchemy import func, select
 
     from engine.documents.registry import DOCUMENT
@@ -424,6 +452,7 @@ def status_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = 
         "sms": sms,
         "deliveries": deliveries,
         "problems": [{"customer_id": cid, "status": st, "reason": err} for cid, st, err in problems],
+        "reasons": _grouped_reasons(problems),
     }
     if as_json:
         emit_json(result)
@@ -434,8 +463,24 @@ def status_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = 
         print(f"sms {kind}: {cost['messages']} texts, {cost['segments']} segments")
     for kind, counts in deliveries.items():
         print(f"delivery {kind}: " + ", ".join(f"{st} {n}" for st, n in sorted(counts.items())))
-    for item in result["problems"]:
-        print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+    for group in result["reasons"]:
+        print(f"{group['status']} ×{group['count']}: {group['reason'] or '(no reason recorded)'}")
+    if listing:
+        for item in result["problems"]:
+            print(f"{item['status']}: {item['customer_id']}: {item['reason'] or ''}")
+    elif result["problems"]:
+        print(f"each of them: breach notices status {incident_id} --list")
+
+
+def _grouped_reasons(problems: Any) -> list[dict[str, Any]]:
+    """Deliveries not sent, counted per status and reason, the largest group first."""
+    from collections import Counter
+
+    counts = Counter((status, reason) for _, status, reason in problems)
+    return [
+        {"status": status, "reason": reason, "count": n}
+        for (status, reason), n in sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
+    ]
 
 
 def _sms_cost(texts: Any) -> dict[str, dict[str, int]]:

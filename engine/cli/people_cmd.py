@@ -1,4 +1,4 @@
-"""``breach people import|list``: the recipients of an incident's notices."""
+"""``breach people import|list|find``: the recipients of an incident's notices."""
 
 from __future__ import annotations
 
@@ -82,6 +82,9 @@ def import_cmd(
         f"{report.incident_id}: imported {report.persons} people and {report.companies} client companies "
         f"(file sha256 {report.sha256[:16]}…)"
     )
+    from engine.cli.summary import after_write
+
+    after_write(c, report.incident_id, actor=actor)
 
 
 @people_app.command("list")
@@ -111,6 +114,42 @@ def list_cmd(ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = Fa
         print(f"{row['type']:<8} {row['channel']:<7} {row['count']}")
     if not counts:
         print(f"{incident_id} has no recipients yet: breach people import {incident_id} FILE.csv")
+
+
+@people_app.command("find")
+def find_cmd(
+    ctx: typer.Context,
+    text: Annotated[
+        str, typer.Argument(help="A name (or 2+ characters of it), phone, e-mail or customer id.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Was this caller affected, and were they notified? Searches every incident; shows masked values."""
+    from engine.notices.lookup import FOUND_LIMIT, find_people
+
+    c: Ctx = ctx.obj
+    reader = c.reader()
+    try:
+        found = find_people(reader, text, c.zone)
+    finally:
+        reader.close()
+    if as_json:
+        emit_json([m.to_json() for m in found])
+        return
+    if not found:
+        print("no one matches in any incident")
+        return
+    for m in found:
+        contact = ", ".join(x for x in (m.phone, m.email) if x)
+        print(f"{m.incident_id}  {m.customer_id}  {m.name}  {contact}  ({m.type}, by {m.channel})")
+        print(f"  incident: {m.incident_title}")
+        if not m.notices:
+            print("  not notified yet: no notice rendered for them")
+        for n in m.notices:
+            when = f" {c.fmt_short(n['sent_at'])}" if n["sent_at"] else ""
+            print(f"  {n['kind']} v{n['version']} by {n['channel']}: {n['status']}{when}")
+    if len(found) == FOUND_LIMIT:
+        print(f"(the first {FOUND_LIMIT} matches: narrow the search)")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,7 +23,7 @@ def list_playbooks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     c: Ctx = ctx.obj
     sources = PlaybookCatalog(c.workspace).all()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": s.playbook.id,
             "version": s.playbook.version,

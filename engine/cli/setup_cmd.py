@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +57,14 @@ def _write_examples(workspace: Workspace) -> None:
         if not (workspace.home / name).exists():
             source = builtin_root() / "templates" / name
             write_private(workspace.home, name, source.read_bytes(), root=workspace.home)
+    from engine.cli.config_cmd import commented_settings
+    from engine.workspace import SETTINGS_FILE
+
+    # Every setting, explained and commented out: found where operators look, changing nothing.
+    config = workspace.home / "config"
+    if not os.path.lexists(config / SETTINGS_FILE):
+        builtin = (builtin_root() / "config" / SETTINGS_FILE).read_text(encoding="utf-8")
+        write_private(config, SETTINGS_FILE, commented_settings(builtin).encode("utf-8"), root=workspace.home)
 
 
 def register(app: typer.Typer) -> None:
@@ -76,8 +85,8 @@ def register(app: typer.Typer) -> None:
         where = workspace.db_url_override or str(workspace.db_path)
         print(f"workspace ready at {workspace.home} (database: {_redact(where)})")
         print(
-            "next: set [firm] in config/settings.toml; the fields of notice content are in "
-            "notice-content.example.yaml"
+            "next: set [firm] and [smtp] in config/settings.toml (every setting is there, commented; "
+            "breach config check); the fields of notice content are in notice-content.example.yaml"
         )
 
     @db_app.command("upgrade")

@@ -53,13 +53,13 @@ class EscapingWriter:
 def install() -> None:
     """Escape everything printed on stdout and stderr from here on (once per process)."""
     if not isinstance(sys.stdout, EscapingWriter):
-        sys.stdout = EscapingWriter(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = EscapingWriter(sys.stdout)
     if not isinstance(sys.stderr, EscapingWriter):
-        sys.stderr = EscapingWriter(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = EscapingWriter(sys.stderr)
 
 
 def _raw(stream: Any) -> IO[str]:
-    return stream.raw if isinstance(stream, EscapingWriter) else stream  # type: ignore[no-any-return]
+    return stream.raw if isinstance(stream, EscapingWriter) else stream
 
 
 def safe_console(*, stderr: bool = False, **options: Any) -> Console:

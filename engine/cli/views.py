@@ -86,14 +86,19 @@ def print_timeline(
             state = f"{label_of(labels, 'states', e['from_state'])} → {state}"
         elif e["kind"] != "opened":
             state = ""
+        when, details = e["at"], _details(c, e)
+        if e.get("occurred_at"):
+            # The timeline tells what happened when; the recording time stays visible beside it.
+            when = e["occurred_at"]
+            details.append(f"recorded {c.fmt_short(e['at'])}")
         cells.append(
             [
                 str(e["seq"]),
-                c.fmt_short(e["at"]),
+                c.fmt_short(when),
                 escape(e["actor"]),
                 escape(what),
                 escape(state),
-                escape("; ".join(_details(c, e))),
+                escape("; ".join(details)),
             ]
         )
     console = stdout_console()
@@ -153,7 +158,7 @@ def print_incident(c: Ctx, row: dict[str, Any], *, full: bool = False) -> None:
         headers = ("task", "", "required", "status", "done")
         console.print(key_table(headers, cells, keys=("task",), title="Tasks of this phase"))
     if row["deadlines"]:
-        from engine.cli.deadlines_cmd import display_row, print_deadlines
+        from engine.cli.clock_views import display_row, print_deadlines
 
         clocks = [display_row(c, d) for d in row["deadlines"]]
         print_deadlines(c, clocks, title="Clocks (legal deadlines and internal targets)", with_incident=False)

@@ -117,13 +117,14 @@ class CountryCalendar(Calendar):
 
     def __init__(self, code: str, config_dirs: list[Path] | None = None) -> None:
         import holidays
+        from holidays.version import __version__ as package_version
 
         probe = holidays.country_holidays(code)
         # English names keep the explain trail in one language when the package has them.
         language = "en_US" if "en_US" in probe.supported_languages else None
         self._holidays = holidays.country_holidays(code, language=language)
         self.name = str(self._holidays.country)
-        self._package_version = holidays.__version__
+        self._package_version = package_version
         self._file = _load_country_file(self.name, config_dirs or [])
 
     def _prepare(self, day: date) -> None:
@@ -245,14 +246,15 @@ def _reach(year: int) -> tuple[date, date]:
 @cache
 def _package_schedule(year: int) -> Schedule:
     """The ``holidays`` package's China data for one year, cached: it never changes in a process."""
-    import holidays
+    from holidays.countries.china import China
+    from holidays.version import __version__ as package_version
 
-    if year < holidays.China.start_year:
+    if year < China.start_year:
         return Schedule(year, {}, frozenset(), "no data", False, "none")
     # One instance per year keeps each year's holidays apart from its neighbours'. Every instance also
     # carries all cross-year swapped days of the package (2005-12-31 from the 2006 notice...): keep
     # those in this year's reach only, as for a file.
-    package = holidays.China(years=year, language="en_US")
+    package = China(years=year, language="en_US")
     first, last = _reach(year)
     return Schedule(
         year=year,
@@ -260,7 +262,7 @@ def _package_schedule(year: int) -> Schedule:
         workdays=frozenset(day for day in package.weekend_workdays if first <= day <= last),
         source="State Council notice as carried by the holidays package",
         verified=True,
-        origin=f"holidays {holidays.__version__}",
+        origin=f"holidays {package_version}",
     )
 
 
@@ -388,9 +390,9 @@ class ChinaCalendar(Calendar):
     }
 
     def __init__(self, config_dirs: list[Path]) -> None:
-        import holidays
+        from holidays.version import __version__ as package_version
 
-        self._package_version = holidays.__version__
+        self._package_version = package_version
         # Files are read and validated up front so a bad file is reported at once, naming it.
         self._files = {year: _load_schedule(path, year) for year, path in _find_cn_files(config_dirs).items()}
         self._digests = {

@@ -3,7 +3,7 @@
 Pure functions: no database, no CLI. Instants are aware datetimes in UTC; a ``zone`` (IANA name)
 decides which local day a trigger falls on and how results are shown.
 
-The rules (Civil Code Art 201-203, law-cn.md):
+The rules (Civil Code Art 201-203, docs/law/cn.md):
 
 - hours and minutes run from the exact moment of the trigger; no calendar applies;
 - days, weeks, months and years start on the day after the trigger (local date) and end at 24:00 of

@@ -2,7 +2,7 @@
 
 A rule in a playbook's ``deadlines:`` list (every figure is data, never code)::
 
-    - id: CN-CAC-RPT-4                  # a rule id from law-cn.md, or POLICY-... for an internal target
+    - id: CN-CAC-RPT-4                  # a rule id from docs/law/cn.md, or POLICY-... for an internal target
       kind: law                         # law | policy; policy targets are shown as "internal policy, not law"
       labels: {zh-CN: 初次报告, en: Initial report}
       anchor: [aware_at, discovered_at] # the first anchor of these that is recorded starts the clock

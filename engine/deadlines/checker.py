@@ -35,11 +35,11 @@ from engine.deadlines.escalation import (
     enqueue,
 )
 from engine.incidents.tables import Incident
-from engine.store.db import Store, UTCDateTime
+from engine.store.db import Store, UTCDateTime, changed_rows, table_of
 
-__all__ = ["Decision", "DueRow", "ScanReport", "decide", "find_due", "overdue", "scan"]
+__all__ = ["Decision", "DueRow", "ScanReport", "advance_due", "decide", "find_due", "overdue", "scan"]
 
-INCIDENT: Table = Incident.__table__  # type: ignore[attr-defined]
+INCIDENT: Table = table_of(Incident)
 ACTIVE = ("pending", "warned", "missed")
 # The scan's hot query, one index range (ix_deadline_next_check_at). Only the bound moment goes through
 # our column type; results are read plainly and converted below, because the generic per-value result
@@ -69,7 +69,8 @@ def _utc(value: Any) -> datetime:
     # with its offset appended is five times faster than datetime.replace(tzinfo=...) on the result.
     if isinstance(value, str):
         return datetime.fromisoformat(value + "+00:00")
-    return value.replace(tzinfo=UTC)
+    moment: datetime = value.replace(tzinfo=UTC)
+    return moment
 
 
 def find_due(session: Session, now: datetime, limit: int, *, skip_locked: bool = False) -> list[DueRow]:
@@ -157,7 +158,7 @@ def _payload(
     }
 
 
-def _advance(
+def advance_due(
     store: Store, settings: EscalationSettings, channels: list[str], *, zone: str, batch: int, domain: str
 ) -> list[dict[str, Any]]:
     """Claim every due deadline once and write its alert to the outbox; return the alerts written."""
@@ -185,15 +186,17 @@ def _advance(
                 }
                 if decision.status == "missed":
                     values["missed_at"] = now
-                won = session.execute(
-                    update(DEADLINE)
-                    .where(
-                        DEADLINE.c.id == row.id,
-                        DEADLINE.c.version == row.version,
-                        DEADLINE.c.status == row.status,
+                won = changed_rows(
+                    session.execute(
+                        update(DEADLINE)
+                        .where(
+                            DEADLINE.c.id == row.id,
+                            DEADLINE.c.version == row.version,
+                            DEADLINE.c.status == row.status,
+                        )
+                        .values(**values)
                     )
-                    .values(**values)
-                ).rowcount
+                )
                 if won != 1:
                     continue  # another checker or an operator changed it since we read it
                 progressed += 1
@@ -221,6 +224,9 @@ def _advance(
                             "kind": decision.kind,
                             "skipped": decision.skipped,
                             "due_at": payload["due_at"],
+                            "remaining_seconds": int((row.due_at - now).total_seconds()),
+                            "label": payload["labels"].get("zh-CN", ""),
+                            "basis": payload["basis"],
                         }
                     )
         if len(rows) < batch or progressed == 0:
@@ -293,7 +299,7 @@ def scan(
     domain: str = "breach.invalid",
 ) -> ScanReport:
     """One full scan: alerts decided and written, the outbox delivered, the overdue listed."""
-    alerts = _advance(store, settings, list(channels), zone=zone, batch=batch, domain=domain)
+    alerts = advance_due(store, settings, list(channels), zone=zone, batch=batch, domain=domain)
     delivery = Outbox(store, settings, channels).deliver()
     with store.read() as session:
         now = store.db_now(session)

@@ -68,21 +68,28 @@ from engine.outbox.channels import (
     _Settings,
 )
 from engine.outbox.leases import NOW, fenced_update
-from engine.store.db import Store
+from engine.store.db import Store, changed_rows, table_of
 from engine.workspace import Workspace
 
 __all__ = ["DeliveryReport", "EscalationSettings", "Outbox", "enqueue", "load_settings"]
 
 FAILPOINT_ENV = "BREACH_FAILPOINT"
-DELIVERY: Table = EscalationDelivery.__table__  # type: ignore[attr-defined]
-ESCALATION: Table = Escalation.__table__  # type: ignore[attr-defined]
-DEADLINE: Table = Deadline.__table__  # type: ignore[attr-defined]
+DELIVERY: Table = table_of(EscalationDelivery)
+ESCALATION: Table = table_of(Escalation)
+DEADLINE: Table = table_of(Deadline)
+
+
+EscalationChannel = Literal["log", "smtp", "webhook"]
+
+
+def _log_only() -> list[EscalationChannel]:
+    return ["log"]
 
 
 class EscalationSettings(_Settings):
     """``[escalation]`` in settings.toml."""
 
-    channels: list[Literal["log", "smtp", "webhook"]] = Field(default_factory=lambda: ["log"])
+    channels: list[EscalationChannel] = Field(default_factory=_log_only)
     log_file: str = ""
     lease_seconds: float = Field(default=120, gt=0, le=3600)
     in_doubt: Literal["resend", "hold"] = "resend"
@@ -276,22 +283,26 @@ class Outbox:
                     settle, bucket = "in_doubt", report.held
                 token = uuid.uuid4().hex
                 d = DELIVERY.c
-                won = session.execute(
-                    update(DELIVERY)
-                    .where(
-                        d.id == row.id,
-                        d.status == row.status,
-                        func.coalesce(d.claim_token, "") == (row.claim_token or ""),
+                won = changed_rows(
+                    session.execute(
+                        update(DELIVERY)
+                        .where(
+                            d.id == row.id,
+                            d.status == row.status,
+                            func.coalesce(d.claim_token, "") == (row.claim_token or ""),
+                        )
+                        .values(
+                            status=settle or "sending",
+                            claim_token=token,
+                            lease_until=None
+                            if settle
+                            else now + timedelta(seconds=self.settings.lease_seconds),
+                            attempts=d.attempts + (0 if settle else 1),
+                            handed_off_at=None,
+                            in_doubt=in_doubt,
+                        )
                     )
-                    .values(
-                        status=settle or "sending",
-                        claim_token=token,
-                        lease_until=None if settle else now + timedelta(seconds=self.settings.lease_seconds),
-                        attempts=d.attempts + (0 if settle else 1),
-                        handed_off_at=None,
-                        in_doubt=in_doubt,
-                    )
-                ).rowcount
+                )
                 if won != 1:
                     continue  # another checker took it between our read and our write
                 if settle:

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 from sqlalchemy.orm.exc import StaleDataError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from engine.access import normal_name, same_person
 from engine.clocks.calendars import Calendar, get_calendar
@@ -35,19 +36,25 @@ from engine.deadlines.tables import Deadline
 from engine.errors import BadInput, Conflict, IncidentNotFound, NotAllowed, NotFound
 from engine.incidents.audit import append_event
 from engine.incidents.hooks import Step
+from engine.incidents.rows import load_tasks, open_early_tasks
+from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event, Incident, Task
 from engine.legal.data import LegalData
+from engine.legal.jurisdictions import Jurisdictions
+from engine.playbooks.model import Playbook
 from engine.store.db import Store
 from engine.workspace import Workspace
 
 __all__ = [
     "ACTIVE",
     "DeadlineHook",
+    "LateStart",
     "all_plans",
     "deadline_context",
     "recompute_deadlines",
     "rules_not_running",
     "sync_deadlines",
+    "touches_places",
     "waive",
 ]
 
@@ -77,25 +84,71 @@ def deadline_context(workspace: Workspace, legal: Callable[[], LegalData] | None
         data = load_legal(config)
     else:
         data = legal()
-    from engine.clocks.intl import load_rules
+
+    def jurisdictions() -> Jurisdictions:
+        from engine.clocks.intl import load_rules
+
+        return load_rules(config)
 
     return PlanContext(
         legal=data,
         zone=workspace.timezone,
         calendar=calendar,
         policy_durations=dict(policy),
-        jurisdictions=load_rules(config),
+        load_jurisdictions=jurisdictions,
     )
+
+
+def touches_places(facts: dict[str, Any]) -> bool:
+    """Whether the facts name a place (``countries``, or ``residents`` counted): only then can a
+    jurisdiction's clock apply (``engine.clocks.intl.incident_countries`` lists them)."""
+    residents = facts.get("residents") or {}
+    return bool(facts.get("countries")) or any(residents.values())
 
 
 def all_plans(rules: list[DeadlineRule], view: IncidentView, ctx: PlanContext) -> list[Plan]:
     """The playbook's deadlines, then the clocks of every jurisdiction the incident touches."""
     plans = plan_rules(rules, view, ctx)
-    if ctx.jurisdictions is not None:
+    if not touches_places(view.facts):
+        return plans
+    data = ctx.jurisdiction_rules()
+    if data is not None:
         from engine.clocks.intl import plan_jurisdictions
 
-        plans += plan_jurisdictions(ctx.jurisdictions, view, ctx)
+        plans += plan_jurisdictions(data, view, ctx)
     return plans
+
+
+@dataclass(frozen=True)
+class LateStart:
+    """A clock that started already due or overdue: e.g. the grade reached 较大 hours after awareness."""
+
+    incident_id: str
+    rule: str
+    due_at: datetime
+    met_by: list[str]
+
+    def advice(self, zone: str) -> str:
+        """One line for the operator: which clock, since when it is due, and what to do now."""
+        from engine.clocks.durations import format_instant
+
+        todo = []
+        for met in self.met_by:
+            kind, _, name = met.partition(":")
+            if kind == "task":
+                todo.append(
+                    f"breach task done {self.incident_id} {name} (with --at TIME if it was done earlier)"
+                )
+            elif kind == "trigger":
+                todo.append(f"breach incident advance {self.incident_id} {name}")
+        # A task is what can be done now; a trigger may wait for its phase, so it is named only alone.
+        tasks = [t for t in todo if t.startswith("breach task")]
+        action = " or ".join(tasks or todo) or f"breach deadlines list --incident {self.incident_id}"
+        return (
+            f"warning: {self.incident_id}: clock {self.rule} started already overdue (due "
+            f"{format_instant(self.due_at, zone)}): act now: {action}; "
+            "a late report must state why it is late"
+        )
 
 
 class DeadlineHook:
@@ -106,6 +159,8 @@ class DeadlineHook:
         self.legal = legal
         self._context: PlanContext | None = None
         self._schema_checked = False
+        # Clocks this command started already due or overdue, for the command to say out loud.
+        self.late_starts: list[LateStart] = []
 
     def context(self) -> PlanContext:
         """The planning context, built once per hook (so once per command)."""
@@ -127,35 +182,48 @@ class DeadlineHook:
             if not inspect(session.connection()).has_table("deadline"):
                 raise BadInput("the database has no deadline table yet: run 'breach db upgrade'")
             self._schema_checked = True
-        sync_deadlines(session, step.incident, rules, at=step.at, cause=step.cause, ctx=self.context())
+        report = sync_deadlines(
+            session,
+            step.incident,
+            rules,
+            at=step.at,
+            cause=step.cause,
+            ctx=self.context(),
+            playbook=step.playbook.playbook,
+            happened_at=step.occurred_at,
+        )
+        self.late_starts += [LateStart(step.incident.id, name, due, met) for name, due, met in report.late]
 
 
 def _first_trigger_at(session: Session, incident_id: str, trigger: str) -> datetime | None:
-    """When ``trigger`` first fired on the incident, from its audit events (flushed ones only)."""
+    """When ``trigger`` first fired on the incident (its real time if entered), from its audit events."""
     row = session.exec(
-        select(Event.at)
+        select(Event.occurred_at, Event.at)
         .where(Event.incident_id == incident_id, Event.trigger == trigger)
         .order_by(Event.seq)  # type: ignore[arg-type]
         .limit(1)
     ).first()
-    return row
+    return None if row is None else (row[0] or row[1])
 
 
 def _met(
     session: Session,
-    incident: Incident,
+    incident: IncidentShape,
     plan: Plan,
     rule: DeadlineRule,
     tasks: dict[str, Task],
     at: datetime,
     cause: str,
+    happened_at: datetime | None = None,
 ) -> tuple[datetime, str] | None:
-    """When and by what the deadline was fulfilled, or None while it is not."""
+    """When and by what the deadline was fulfilled, or None while it is not.
+
+    ``happened_at`` is the real time of the step being recorded, when the operator entered one.
+    """
     if plan.entry is not None:
         if plan.entry.get("status") == "closed":
             closed = plan.entry.get("closed_at")
-            when = datetime.fromisoformat(closed) if closed else at
-            return when, f"{plan.subject} closed"
+            return (datetime.fromisoformat(closed) if closed else at), f"{plan.subject} closed"
         return None
     for met in rule.met_by:
         if met.filing:
@@ -168,9 +236,13 @@ def _met(
                 return task.done_at, str(met)
         elif met.trigger:
             # The flow's own event is not flushed yet, so the cause names it; history covers the rest.
-            when = at if cause == met.trigger else _first_trigger_at(session, incident.id, met.trigger)
-            if when is not None:
-                return when, str(met)
+            fired = (
+                (happened_at or at)
+                if cause == met.trigger
+                else _first_trigger_at(session, incident.id, met.trigger)
+            )
+            if fired is not None:
+                return fired, str(met)
     return None
 
 
@@ -206,6 +278,9 @@ class SyncReport:
     recomputed: list[str] = field(default_factory=list)
     met: list[str] = field(default_factory=list)
     voided: list[str] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)
+    # Clocks that started already due or overdue (the facts came late): name, due time, what meets it.
+    late: list[tuple[str, datetime, list[str]]] = field(default_factory=list)
 
 
 def _locked_rows(session: Session, incident_id: str) -> dict[tuple[str, str], Deadline]:
@@ -217,7 +292,7 @@ def _locked_rows(session: Session, incident_id: str) -> dict[tuple[str, str], De
 
 
 def _recompute(
-    session: Session, incident: Incident, row: Deadline, plan: Plan, at: datetime, cause: str
+    session: Session, incident: IncidentShape, row: Deadline, plan: Plan, at: datetime, cause: str
 ) -> bool:
     """Refresh a row that is not met or waived from its plan; True when its due time or status moved."""
     assert plan.due is not None
@@ -254,7 +329,7 @@ def _recompute(
     return True
 
 
-def _create(incident: Incident, plan: Plan, at: datetime) -> Deadline:
+def _create(incident: IncidentShape, plan: Plan, at: datetime) -> Deadline:
     """A new pending row for a plan, due to be looked at from its first warning point."""
     assert plan.due is not None
     row = Deadline(
@@ -275,21 +350,26 @@ def _create(incident: Incident, plan: Plan, at: datetime) -> Deadline:
 
 def sync_deadlines(
     session: Session,
-    incident: Incident,
+    incident: IncidentShape,
     rules: list[DeadlineRule],
     *,
     at: datetime,
     cause: str,
     ctx: PlanContext,
+    playbook: Playbook | None = None,
+    happened_at: datetime | None = None,
 ) -> SyncReport:
     """Create, recompute, meet or void the incident's deadlines so they match ``rules`` now.
 
-    Runs inside the caller's transaction; recomputed due times are appended to the audit trail.
+    Runs inside the caller's transaction; recomputed due times are appended to the audit trail. With
+    ``playbook``, a clock that starts opens the tasks that open with it (``opens: {clock: ...}``), as
+    open since the moment the clock runs from.
     """
     plans = all_plans(rules, IncidentView.of(incident), ctx)
     rows = _locked_rows(session, incident.id)
     tasks = {t.key: t for t in session.exec(select(Task).where(Task.incident_id == incident.id))}
     report = SyncReport()
+    started: dict[str, datetime] = {}
     for plan in plans:
         row = rows.get(plan.key)
         name = plan.rule.id + (f" {plan.subject}" if plan.subject else "")
@@ -308,14 +388,26 @@ def sync_deadlines(
             row = _create(incident, plan, at)
             session.add(row)
             report.created.append(name)
+            if plan.start_at is not None:
+                started.setdefault(plan.rule.id, plan.start_at)
+            if (
+                row.due_at <= at
+                and _met(session, incident, plan, plan.rule, tasks, at, cause, happened_at) is None
+            ):
+                report.late.append((name, row.due_at, [str(m) for m in plan.rule.met_by]))
         elif row.status in ("met", "waived"):
             continue
         elif _recompute(session, incident, row, plan, at, cause):
             report.recomputed.append(name)
-        met = _met(session, incident, plan, plan.rule, tasks, at, cause)
+        met = _met(session, incident, plan, plan.rule, tasks, at, cause, happened_at)
         if met is not None and row.status in ACTIVE:
             _mark_met(row, met[0], met[1], at)
             report.met.append(name)
+    if playbook is not None and started:
+        opened = open_early_tasks(
+            session, incident.id, load_tasks(session, incident.id), playbook, clocks=started
+        )
+        report.opened.extend(opened)
     return report
 
 
@@ -334,30 +426,36 @@ def recompute_deadlines(
     with store.read() as session:
         if incident_ids:
             wanted = list(dict.fromkeys(incident_ids))
-            known = set(session.exec(select(Incident.id).where(Incident.id.in_(wanted))))  # type: ignore[attr-defined]
+            known = set(session.exec(select(Incident.id).where(col(Incident.id).in_(wanted))))
             unknown = [i for i in wanted if i not in known]
             if unknown:
                 raise IncidentNotFound(", ".join(unknown))
         else:
             wanted = list(
                 session.exec(
-                    select(Incident.id).where(Incident.closed_at.is_(None)).order_by(Incident.id)  # type: ignore[union-attr, attr-defined]
+                    select(Incident.id).where(col(Incident.closed_at).is_(None)).order_by(Incident.id)
                 )
             )
     reports: dict[str, SyncReport] = {}
     for incident_id in wanted:
         with store.write() as session:
             incident = get_incident(session, incident_id)
-            rules = incident_playbook(session, incident).playbook.deadlines
             at = store.db_now(session)
+            playbook = incident_playbook(session, incident).playbook
             reports[incident_id] = sync_deadlines(
-                session, incident, rules, at=at, cause=f"recompute by {actor}", ctx=ctx
+                session,
+                incident,
+                playbook.deadlines,
+                at=at,
+                cause=f"recompute by {actor}",
+                ctx=ctx,
+                playbook=playbook,
             )
             flush_or_conflict(session, incident_id)
     return reports
 
 
-def rules_not_running(session: Session, incident: Incident, ctx: PlanContext) -> list[tuple[str, str]]:
+def rules_not_running(session: Session, incident: IncidentShape, ctx: PlanContext) -> list[tuple[str, str]]:
     """The playbook's rules that have no deadline for the incident, each with why (e.g. grade too low).
 
     "No clock" is easily read as "no duty": showing why a rule is not running prevents that.

@@ -113,7 +113,8 @@ class _Checker:
             if parent is None:
                 return None
             if isinstance(key, str):
-                return parent.get("fields", {}).get(key)
+                field: dict[str, Any] | None = parent.get("fields", {}).get(key)
+                return field
             return parent.get("items") if isinstance(key, int) else None
         if isinstance(node, nodes.Filter) and node.node is not None:
             inner = self.resolve(node.node, scope)
@@ -189,18 +190,26 @@ class _Checker:
                 if not isinstance(node, nodes.FromImport)
                 else [n[1] if isinstance(n, tuple) else n for n in node.names]
             )
-            scope.update(dict.fromkeys([getattr(n, "name", n) for n in names]))
+            # An import binds a name; a {% set %} block a name or a namespace reference (ns.x binds ns).
+            bound = [
+                n if isinstance(n, str) else n.name
+                for n in names
+                if isinstance(n, str | nodes.Name | nodes.NSRef)
+            ]
+            scope.update(dict.fromkeys(bound))
         elif isinstance(node, nodes.Macro | nodes.CallBlock | nodes.With):
             if isinstance(node, nodes.Macro):
                 scope[node.name] = None
-            for child in [
-                *node.defaults,
-                *getattr(node, "values", []),
-                *([node.call] if isinstance(node, nodes.CallBlock) else []),
-            ]:
+            # What is evaluated outside the block, and the names the block binds for its body.
+            if isinstance(node, nodes.With):
+                outside, params = list(node.values), list(node.targets)
+            else:
+                outside = [*node.defaults, *([node.call] if isinstance(node, nodes.CallBlock) else [])]
+                params = list(node.args)
+            for child in outside:
                 self.visit(child, scope)
             inner = {**scope, "caller": None, "varargs": None, "kwargs": None}
-            for target in [*node.args, *getattr(node, "targets", [])]:
+            for target in params:
                 self.bind(target, inner, None)
             for child in node.body:
                 self.visit(child, inner)
@@ -253,8 +262,8 @@ def check_templates(search_paths: Iterable[Path], *, contexts: Path | None = Non
 
     kinds = load_contexts(contexts)
     every: dict[str, Any] = {}
-    for declared in kinds.values():
-        every.update(declared)
+    for fields in kinds.values():
+        every.update(fields)
     paths = [Path(p) for p in search_paths]
     problems: list[Problem] = []
     for root in paths:
@@ -364,10 +373,10 @@ def templates_in_force(search_paths: Iterable[Path]) -> list[dict[str, Any]]:
         dirs = locale_dirs(paths, locale)
         partials = sorted({f.name for d in dirs if d.is_dir() for f in d.glob("_*.j2")})
         wanted: dict[tuple[str, str], list[str]] = {}
-        for kind in KINDS.values():
-            for fmt in kind.formats:
+        for spec in KINDS.values():
+            for fmt in spec.formats:
                 for suffix in _FILES[fmt]:
-                    wanted.setdefault((kind.name, f"{kind.name}.{suffix}"), []).append(fmt)
+                    wanted.setdefault((spec.name, f"{spec.name}.{suffix}"), []).append(fmt)
         wanted.update({("(partial)", name): [] for name in partials})
         for (kind, name), formats in wanted.items():
             found = next((d / name for d in dirs if (d / name).is_file()), None)

@@ -123,7 +123,8 @@ class DocxProducer:
             return xml.encode("utf-8")
         # Row loops may change how many columns a table has; docxtpl's fix takes no XML declaration.
         tree = helper.fix_tables(xml[xml.index("?>") + 2 :] if xml.startswith("<?xml") else xml)
-        return etree.tostring(tree, xml_declaration=True, encoding="UTF-8", standalone=True)
+        fixed: bytes = etree.tostring(tree, xml_declaration=True, encoding="UTF-8", standalone=True)
+        return fixed
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel
 
 from engine.documents.render import Rendered
-from engine.store.db import UTCDateTime
+from engine.store.db import UTCDateTime, changed_rows, table_of
 
 __all__ = ["DOCUMENT", "Document", "document_values", "insert_ignore", "record_document"]
 
@@ -56,7 +56,7 @@ class Document(SQLModel, table=True):
     created_by: str
 
 
-DOCUMENT: Table = Document.__table__  # type: ignore[attr-defined]
+DOCUMENT: Table = table_of(Document)
 
 
 def insert_ignore(session: Session, table: Table) -> Any:
@@ -123,4 +123,4 @@ def record_document(
         person_id=person_id,
         person_ref=person_ref,
     )
-    return bool(session.execute(insert_ignore(session, DOCUMENT).values(**values)).rowcount)
+    return bool(changed_rows(session.execute(insert_ignore(session, DOCUMENT).values(**values))))

@@ -295,7 +295,8 @@ def html_to_pdf(html: str) -> bytes:
 
     # A workspace template could point at file:///etc/... or an internal URL: only data: URLs load.
     fetcher = weasyprint.URLFetcher(allowed_protocols=("data",))
-    return weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
+    pdf: bytes = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
+    return pdf
 
 
 def _email_producer(

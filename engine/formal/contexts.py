@@ -20,9 +20,11 @@ from sqlmodel import Session
 from engine.access import RoleMap
 from engine.documents.filters import datetime_local, to_follow
 from engine.formal.responsible import RESPONSIBILITY, RESPONSIBLE, SANCTION, compensation_text, word
+from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Task
 from engine.notices.contexts import FirmSettings, IncidentStats, NoticeContent, base_context, report_block
 from engine.playbooks.document_rules import SECTIONS, DocumentRule
+from engine.store.db import table_of
 
 __all__ = ["REGULATOR_KINDS", "Sources", "formal_context", "read_sources", "stated_items"]
 
@@ -59,7 +61,7 @@ _NONE_WHEN_EMPTY = ("support_requested", "other_matters")
 class Sources:
     """Everything a formal context is built from, read once per step."""
 
-    incident: Any  # the incident row (IncidentRecord or Incident)
+    incident: IncidentShape  # the incident row (IncidentRecord or Incident)
     playbook: Any
     firm: FirmSettings
     settings: Any  # engine.formal.service.DocumentSettings
@@ -73,14 +75,19 @@ class Sources:
 
 
 def read_sources(
-    session: Session, workspace: Any, incident: Any, playbook: Any, firm: FirmSettings, settings: Any
+    session: Session,
+    workspace: Any,
+    incident: IncidentShape,
+    playbook: Any,
+    firm: FirmSettings,
+    settings: Any,
 ) -> Sources:
     """Everything the contexts are read from, once per step (``settings``: the ``[documents]`` table)."""
     from engine.notices.content import CONTENT
     from engine.notices.passes import recipient_stats
 
     raw = session.execute(select(CONTENT.c.content).where(CONTENT.c.incident_id == incident.id)).scalar()
-    task = Task.__table__.c  # type: ignore[attr-defined]
+    task = table_of(Task).c
     tasks = {
         r["key"]: dict(r)
         for r in session.execute(

@@ -11,12 +11,12 @@ take it: the second is refused and retried by its operator.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
 from engine.formal.responsible import ISSUE, next_issue_seq
+from engine.incidents.shape import IncidentShape
 
 __all__ = ["NumberTaken", "issue_numbers", "next_number", "register_of"]
 
@@ -58,7 +58,7 @@ def next_number(session: Session, prefix: str, year: int, taken: NumberTaken) ->
 
 def issue_numbers(
     session: Session,
-    incident: Any,
+    incident: IncidentShape,
     kind: str,
     subjects: list[str],
     *,

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from engine.errors import BadInput, NotAllowed
 from engine.formal.numbers import NumberTaken, next_number
 from engine.formal.responsible import ISSUE, next_issue_seq
+from engine.incidents.shape import IncidentShape
 from engine.playbooks.document_rules import DocumentRule
 
 __all__ = [
@@ -73,7 +74,7 @@ class Job:
 
 def issue_for(
     session: Session,
-    incident: Any,
+    incident: IncidentShape,
     kind: str,
     subject: str,
     src: Any,
@@ -111,7 +112,7 @@ def issue_for(
     }
 
 
-def previous_report(session: Session, incident: Any, before_seq: int | None) -> dict[str, Any]:
+def previous_report(session: Session, incident: IncidentShape, before_seq: int | None) -> dict[str, Any]:
     """The latest regulator report a supplement follows (initial or supplementary, issued before it)."""
     query = select(ISSUE).where(
         ISSUE.c.incident_id == incident.id,
@@ -129,7 +130,7 @@ def previous_report(session: Session, incident: Any, before_seq: int | None) -> 
     return dict(row._mapping)
 
 
-def _filename(incident: Any, job: Job, fmt: str) -> str:
+def _filename(incident: IncidentShape, job: Job, fmt: str) -> str:
     """A sanitised file name: DRILL mark, kind, incident, subject and the person's name (readable)."""
     from engine.documents.render import safe_filename
 
@@ -144,7 +145,7 @@ def _filename(incident: Any, job: Job, fmt: str) -> str:
 
 def store_document(
     session: Session,
-    incident: Any,
+    incident: IncidentShape,
     folder: Path,
     job: Job,
     issue: dict[str, Any],
@@ -258,7 +259,7 @@ def _discard_on_rollback(session: Session, path: Path) -> None:
 
 
 def audit_document(
-    session: Session, incident: Any, produced: Produced, *, at: datetime, actor: str, cause: str
+    session: Session, incident: IncidentShape, produced: Produced, *, at: datetime, actor: str, cause: str
 ) -> None:
     """One event per document: its number and each format's file name and hash (never its content)."""
     from engine.incidents.audit import next_event

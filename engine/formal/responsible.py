@@ -37,7 +37,7 @@ from sqlmodel import Field, Session, SQLModel
 from engine.errors import BadInput, NotAllowed
 from engine.incidents.audit import next_event
 from engine.incidents.rows import insert_event, load_incident, load_tasks, write_incident
-from engine.store.db import Store, UTCDateTime, utcnow
+from engine.store.db import Store, UTCDateTime, table_of, utcnow
 
 __all__ = [
     "ISSUE",
@@ -121,8 +121,8 @@ class FormalIssue(SQLModel, table=True):
     created_by: str
 
 
-RESPONSIBLE: Table = ResponsiblePerson.__table__  # type: ignore[attr-defined]
-ISSUE: Table = FormalIssue.__table__  # type: ignore[attr-defined]
+RESPONSIBLE: Table = table_of(ResponsiblePerson)
+ISSUE: Table = table_of(FormalIssue)
 
 
 def word(table: dict[str, tuple[str, str]], code: str, locale: str) -> str:

@@ -34,8 +34,10 @@ from engine.formal.numbers import NumberTaken
 from engine.formal.records import Job, Produced, audit_document, issue_for, previous_report, store_document
 from engine.formal.responsible import ISSUE, RESPONSIBLE
 from engine.incidents.hooks import Step
+from engine.incidents.shape import IncidentShape
 from engine.playbooks.document_rules import FORMAL_KINDS, DocumentRule
-from engine.store.db import Store, utcnow
+from engine.playbooks.model import Playbook
+from engine.store.db import Store, table_of, utcnow
 from engine.workspace import Workspace
 
 __all__ = [
@@ -152,13 +154,14 @@ class FormalHook:
                     actor=change.actor,
                     cause=cause,
                     replace=False,
+                    issued_at=change.happened_at,
                 )
         except BadInput as exc:
             kinds = ", ".join(dict.fromkeys(r.kind for r in rules))
             raise NotAllowed(f"{step} owes {kinds}, which cannot be produced: {exc}") from None
 
 
-def _enters(playbook: Any, cause: str, state: str) -> bool:
+def _enters(playbook: Playbook, cause: str, state: str) -> bool:
     """Whether ``cause`` is the opening or a trigger whose transition leads into ``state``."""
     if cause == "opened":
         return playbook.initial == state
@@ -178,7 +181,7 @@ def _recorded_formats(session: Session, incident_id: str, kind: str, subject: st
 
 def _jobs(
     session: Session,
-    incident: Any,
+    incident: IncidentShape,
     rule: DocumentRule,
     *,
     subject: str | None,
@@ -187,6 +190,8 @@ def _jobs(
 ) -> list[Job]:
     """The documents ``rule`` owes now: its subjects (a supplement, each person) and missing formats."""
     wanted = formats or list(rule.formats)
+    # (subject key, the responsible person's row, the record entry) for each document owed.
+    subjects: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
     if rule.kind == "regulator_supplementary_report":
         entries = incident.records.get(rule.record or "", [])
         if subject is not None:
@@ -228,7 +233,7 @@ def _produce(
     session: Session,
     workspace: Workspace,
     renderer: Any,
-    incident: Any,
+    incident: IncidentShape,
     playbook: Any,
     jobs: list[Job],
     *,
@@ -236,8 +241,13 @@ def _produce(
     actor: str,
     cause: str,
     replace: bool,
+    issued_at: datetime | None = None,
 ) -> list[Produced]:
-    """Render every job in memory, then write and record them all, with one audit event per document."""
+    """Render every job in memory, then write and record them all, with one audit event per document.
+
+    ``issued_at`` dates the documents (the real time of the step that owes them, if entered); ``at``
+    is when they are recorded.
+    """
     from engine.formal.contexts import REGULATOR_KINDS, formal_context, read_sources, stated_items
     from engine.notices.contexts import check_context
 
@@ -248,7 +258,7 @@ def _produce(
     numbers = NumberTaken()
     for job in jobs:
         kind = job.rule.kind
-        issue = issue_for(session, incident, kind, job.subject, src, at, taken, numbers)
+        issue = issue_for(session, incident, kind, job.subject, src, issued_at or at, taken, numbers)
         supplement = None
         if kind == "regulator_supplementary_report":
             previous = previous_report(session, incident, None if issue["new"] else issue["seq"])
@@ -345,8 +355,8 @@ def _steps_taken(session: Session, incident_id: str) -> set[str]:
     ``state:X`` entered."""
     from engine.incidents.tables import Event, Task
 
-    e = Event.__table__.c  # type: ignore[attr-defined]
-    t = Task.__table__.c  # type: ignore[attr-defined]
+    e = table_of(Event).c
+    t = table_of(Task).c
     taken: set[str] = set()
     for trigger, to_state in session.execute(
         select(e.trigger, e.to_state).where(e.incident_id == incident_id).distinct()

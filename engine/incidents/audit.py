@@ -16,22 +16,26 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlmodel import Session, select
 
 from engine.errors import NotAllowed
-from engine.incidents.tables import Event, Incident
+from engine.incidents.shape import IncidentShape
+from engine.incidents.tables import Event
 
 __all__ = [
     "GENESIS",
+    "ChainEnd",
     "ChainReport",
     "append_event",
+    "canonical_json",
     "event_hash",
     "next_event",
     "refuse_if_held",
     "verify_chain",
+    "verify_rows",
 ]
 
 # The latest finding about the incident's trail in the workspace log: broken, or acknowledged since.
@@ -72,28 +76,33 @@ def event_hash(
     reason: str | None,
     inputs: dict[str, Any],
     prev_hash: str,
+    occurred_at: datetime | None = None,
 ) -> str:
-    """The SHA-256 of an event's content and its predecessor's hash."""
-    payload = canonical_json(
-        {
-            "incident": incident_id,
-            "seq": seq,
-            "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-            "actor": actor,
-            "kind": kind,
-            "trigger": trigger,
-            "from": from_state,
-            "to": to_state,
-            "reason": reason,
-            "inputs": inputs,
-            "prev": prev_hash,
-        }
-    )
+    """The SHA-256 of an event's content and its predecessor's hash.
+
+    ``occurred_at`` is hashed only when set, so events recorded before it existed keep their hashes.
+    """
+    content = {
+        "incident": incident_id,
+        "seq": seq,
+        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "kind": kind,
+        "trigger": trigger,
+        "from": from_state,
+        "to": to_state,
+        "reason": reason,
+        "inputs": inputs,
+        "prev": prev_hash,
+    }
+    if occurred_at is not None:
+        content["occurred"] = occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+    payload = canonical_json(content)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def next_event(
-    incident: Any,
+    incident: IncidentShape,
     *,
     kind: str,
     actor: str,
@@ -103,9 +112,11 @@ def next_event(
     to_state: str | None = None,
     reason: str | None = None,
     inputs: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The column values of the incident's next event; moves the incident's chain head to it.
 
+    ``at`` is the recording time; ``occurred_at`` the real time of a step entered after the fact.
     The caller inserts the row in the same transaction (``append_event`` does it through the session).
     """
     at = at.astimezone(UTC)
@@ -125,6 +136,9 @@ def next_event(
         "inputs": body,
         "prev_hash": prev,
     }
+    if occurred_at is not None:
+        # Only when set: a step recorded as it happens writes the same row as before this column existed.
+        row["occurred_at"] = occurred_at.astimezone(UTC)
     row["hash"] = event_hash(**{k: v for k, v in row.items() if k != "prev_hash"}, prev_hash=prev)
     incident.event_count = seq
     incident.audit_head = row["hash"]
@@ -133,7 +147,7 @@ def next_event(
 
 def append_event(
     session: Session,
-    incident: Any,
+    incident: IncidentShape,
     *,
     kind: str,
     actor: str,
@@ -143,6 +157,7 @@ def append_event(
     to_state: str | None = None,
     reason: str | None = None,
     inputs: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
 ) -> Event:
     """Add the next event of ``incident`` to the session and move the incident's chain head."""
     refuse_if_held(session, incident.id)
@@ -157,6 +172,7 @@ def append_event(
             to_state=to_state,
             reason=reason,
             inputs=inputs,
+            occurred_at=occurred_at,
         )
     )
     session.add(row)
@@ -174,7 +190,23 @@ class ChainReport:
     first_bad_seq: int | None = None
 
 
-def _check(incident: Incident, events: Iterable[Event]) -> ChainReport:
+class ChainEnd(Protocol):
+    """What a chain is checked against: the incident's id and the count and last hash it records.
+
+    An incident row has these; so has the copy read back from an evidence bundle.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def event_count(self) -> int: ...
+
+    @property
+    def audit_head(self) -> str: ...
+
+
+def _check(incident: ChainEnd, events: Iterable[Event]) -> ChainReport:
     prev = GENESIS
     expected_seq = 1
     count = 0
@@ -209,6 +241,7 @@ def _check(incident: Incident, events: Iterable[Event]) -> ChainReport:
             reason=ev.reason,
             inputs=ev.inputs,
             prev_hash=ev.prev_hash,
+            occurred_at=ev.occurred_at,
         )
         if recomputed != ev.hash:
             what = f"{ev.kind} {ev.trigger}" if ev.trigger else ev.kind
@@ -233,12 +266,12 @@ def _check(incident: Incident, events: Iterable[Event]) -> ChainReport:
     return ChainReport(incident.id, count, True)
 
 
-def verify_chain(session: Session, incident: Incident) -> ChainReport:
+def verify_chain(session: Session, incident: ChainEnd) -> ChainReport:
     """Walk the incident's events in order and report the first one that breaks the chain."""
     events = session.exec(select(Event).where(Event.incident_id == incident.id).order_by(Event.seq))  # type: ignore[arg-type]
     return _check(incident, events)
 
 
-def verify_rows(incident: Incident, events: Iterable[Event]) -> ChainReport:
+def verify_rows(incident: ChainEnd, events: Iterable[Event]) -> ChainReport:
     """Check a chain given as rows (e.g. read back from an evidence bundle)."""
     return _check(incident, sorted(events, key=lambda e: e.seq))

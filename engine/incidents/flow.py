@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from engine.access import normal_name
@@ -21,6 +21,7 @@ from engine.incidents.audit import next_event
 from engine.incidents.hooks import NO_HOOKS, Hooks, Step
 from engine.incidents.repository import incident_playbook, playbook_summary
 from engine.incidents.rows import (
+    EVENT,
     IncidentRecord,
     TaskState,
     finish_task,
@@ -28,15 +29,18 @@ from engine.incidents.rows import (
     insert_incident,
     load_incident,
     load_tasks,
+    open_early_tasks,
     open_state_tasks,
     write_incident,
 )
+from engine.incidents.shape import IncidentShape
+from engine.incidents.steptime import check_step_time
 from engine.incidents.tables import Incident, PlaybookSnapshot
 from engine.incidents.worklog import append_log
 from engine.playbooks.effects import Mutable
 from engine.playbooks.guards import Situation, evaluate_guards
 from engine.playbooks.machine import Run, machine_for
-from engine.playbooks.model import Playbook, PlaybookSource, TransitionSpec
+from engine.playbooks.model import Playbook, PlaybookSource, StateSpec, TransitionSpec
 from engine.store.db import Store, utcnow
 
 __all__ = [
@@ -44,13 +48,15 @@ __all__ = [
     "TriggerInfo",
     "advance",
     "complete_task",
+    "complete_tasks",
+    "early_tasks",
     "list_triggers",
     "open_incident",
 ]
 
 
 def _situation(
-    incident: Incident, tasks: dict[str, TaskState], actor: str, inputs: dict[str, Any], hooks: Hooks
+    incident: IncidentShape, tasks: dict[str, TaskState], actor: str, inputs: dict[str, Any], hooks: Hooks
 ) -> Situation:
     grade = (incident.assessment or {}).get("grade")
     order = tuple((incident.assessment or {}).get("grade_order") or ())
@@ -119,27 +125,25 @@ def open_incident(
         year = int(format_instant(now, zone)[:4])
         number = _next_number(session, year)
         incident = IncidentRecord(
-            **{
-                "id": f"INC-{year}-{number:04d}",
-                "title": title,
-                "playbook_id": playbook.id,
-                "playbook_version": playbook.version,
-                "playbook_sha256": source.sha256,
-                "state": playbook.initial,
-                "version": 0,
-                "drill": drill,
-                "opened_by": actor,
-                "opened_at": now,
-                "discovered_at": discovered_at,
-                "closed_at": None,
-                "facts": facts or {},
-                "anchors": {"discovered_at": discovered_at.isoformat(), "opened_at": now.isoformat()},
-                "flags": {},
-                "records": {},
-                "assessment": {},
-                "event_count": 0,
-                "audit_head": "",
-            }
+            id=f"INC-{year}-{number:04d}",
+            title=title,
+            playbook_id=playbook.id,
+            playbook_version=playbook.version,
+            playbook_sha256=source.sha256,
+            state=playbook.initial,
+            version=0,
+            drill=drill,
+            opened_by=actor,
+            opened_at=now,
+            discovered_at=discovered_at,
+            closed_at=None,
+            facts=facts or {},
+            anchors={"discovered_at": discovered_at.isoformat(), "opened_at": now.isoformat()},
+            flags={},
+            records={},
+            assessment={},
+            event_count=0,
+            audit_head="",
         )
         for prepare in hooks.on_open:
             prepare(incident, now)
@@ -164,7 +168,11 @@ def open_incident(
         # Inserted at version 0 and raised to 1 by the single write below, after the hooks have run.
         insert_incident(session, incident)
         insert_event(session, opened)
-        open_state_tasks(session, incident.id, {}, playbook, playbook.initial, now)
+        # Containment work starts at discovery, not when the incident was recorded here: its tasks
+        # (and those opening with it) count as open since then, which bounds a backdated completion.
+        first_tasks: dict[str, TaskState] = {}
+        open_state_tasks(session, incident.id, first_tasks, playbook, playbook.initial, discovered_at)
+        open_early_tasks(session, incident.id, first_tasks, playbook, anchors=incident.anchors)
         for hook in hooks.after_change:
             hook(Step(session, incident, source, now, "opened", actor))
         write_incident(session, incident, 0)
@@ -210,7 +218,7 @@ class AdvanceResult:
     effects: list[str]
 
 
-def _transition_or_refuse(playbook: Playbook, incident: Incident, trigger: str) -> TransitionSpec:
+def _transition_or_refuse(playbook: Playbook, incident: IncidentShape, trigger: str) -> TransitionSpec:
     if trigger not in playbook.triggers():
         raise NotFound(
             f"unknown trigger {trigger!r}; playbook {playbook.id} has: {', '.join(playbook.triggers())}"
@@ -239,11 +247,14 @@ def advance(
     inputs: dict[str, str] | None = None,
     expected_version: int | None = None,
     hooks: Hooks = NO_HOOKS,
+    at: datetime | None = None,
 ) -> AdvanceResult:
     """Fire ``trigger`` on an incident: guards, state change, tasks, effects and audit in one transaction.
 
     ``expected_version`` is the version the operator saw; when not given, it is read first, so that
     someone else's change between that read and this write is reported as a conflict, not overwritten.
+    ``at`` is when the step really happened (``--at``); anchors, records and deadlines take it, the
+    audit event keeps it beside the recording time.
     """
     try:
         return _advance(
@@ -257,6 +268,7 @@ def advance(
             inputs=inputs,
             expected_version=expected_version,
             hooks=hooks,
+            at=at,
         )
     except RoleRefused as refused:
         # The attempt is kept in the workspace log, in its own transaction: the incident stays untouched.
@@ -291,6 +303,7 @@ def _advance(
     inputs: dict[str, str] | None,
     expected_version: int | None,
     hooks: Hooks,
+    at: datetime | None,
 ) -> AdvanceResult:
     reason = (reason or "").strip() or None
     approver = normal_name(approver, what="approver") if (approver or "").strip() else None
@@ -323,14 +336,25 @@ def _advance(
             )
         tasks = load_tasks(session, incident_id)
         situation = _situation(incident, tasks, actor, values, hooks)
-        for hook in hooks.situation:
-            hook(session, incident, situation)
+        for refine in hooks.situation:
+            refine(session, incident, situation)
         now = utcnow()
+        if at is not None:
+            entered = _state_entered_at(session, incident)
+            at = check_step_time(
+                at,
+                now=now,
+                discovered_at=incident.discovered_at,
+                zone=zone,
+                reason=reason,
+                floors=[(entered, f"the incident entered {incident.state}")] if entered else [],
+            )
+        happened = at or now
         mutable = Mutable(
             flags=dict(incident.flags),
             anchors=dict(incident.anchors),
             records={k: [dict(e) for e in v] for k, v in incident.records.items()},
-            at=now,
+            at=happened,
             actor=actor,
             inputs=values,
             reason=reason,
@@ -339,19 +363,22 @@ def _advance(
             incident,
             situation,
             mutable,
-            lambda state_id: open_state_tasks(session, incident_id, tasks, playbook, state_id, now),
+            lambda state_id: open_state_tasks(session, incident_id, tasks, playbook, state_id, happened),
         )
         before = incident.state
         if not machine_for(source).fire(run, trigger):
             raise GuardFailed(f"cannot {trigger}: " + "; ".join(run.blocked), run.blocked)
+        recorded = {k for k, v in mutable.anchors.items() if v and incident.anchors.get(k) != v}
         incident.flags, incident.anchors, incident.records = mutable.flags, mutable.anchors, mutable.records
+        open_early_tasks(session, incident_id, tasks, playbook, anchors=incident.anchors, again=recorded)
         if playbook.state(incident.state).final:
-            incident.closed_at = now
+            incident.closed_at = happened
         event = next_event(
             incident,
             kind="trigger",
             actor=actor,
             at=now,
+            occurred_at=at,
             trigger=trigger,
             from_state=before,
             to_state=incident.state,
@@ -360,9 +387,36 @@ def _advance(
         )
         insert_event(session, event)
         for hook in hooks.after_change:
-            hook(Step(session, incident, source, now, trigger, actor))
+            hook(Step(session, incident, source, now, trigger, actor, occurred_at=at))
         version = write_incident(session, incident, seen)
         return AdvanceResult(incident_id, trigger, before, incident.state, version, run.effects_done)
+
+
+def _doable(playbook: Playbook, state: str, key: str, row: TaskState) -> bool:
+    """Whether an operator may mark the task done now.
+
+    A task is done in its own state; one the playbook opens early also before it, once opened, but
+    never after its state was left (like any task of a left phase) nor in a final state.
+    """
+    if row.status != "open":
+        return False
+    if row.state_id == state:
+        return True
+    try:
+        home, spec = playbook.task(key)
+        here = playbook.state(state)
+    except NotFound:
+        return False
+    return spec.opens is not None and _ahead(playbook, here, home)
+
+
+def _ahead(playbook: Playbook, here: StateSpec, home: StateSpec) -> bool:
+    """Whether the incident, in ``here``, has yet to reach ``home`` (by phase, else by transitions)."""
+    if here.final:
+        return False
+    if home.phase is not None and here.phase is not None:
+        return here.phase < home.phase
+    return home.id in playbook.reachable_from(here.id)
 
 
 def complete_task(
@@ -373,40 +427,121 @@ def complete_task(
     actor: str,
     note: str | None = None,
     hooks: Hooks = NO_HOOKS,
+    at: datetime | None = None,
+    reason: str | None = None,
+    zone: str = "UTC",
 ) -> str:
-    """Mark an open task of the incident's current state done, with an audit event; return its key."""
+    """Mark an open task done (see :func:`complete_tasks`); return its key."""
+    return complete_tasks(
+        store, incident_id, [task_key], actor=actor, note=note, hooks=hooks, at=at, reason=reason, zone=zone
+    )[0]
+
+
+def complete_tasks(
+    store: Store,
+    incident_id: str,
+    task_keys: list[str],
+    *,
+    actor: str,
+    note: str | None = None,
+    hooks: Hooks = NO_HOOKS,
+    at: datetime | None = None,
+    reason: str | None = None,
+    zone: str = "UTC",
+) -> list[str]:
+    """Mark open tasks done, all or none, one audit event each, in one transaction; return their keys.
+
+    A task is open in its state, or earlier when the playbook opens it early. ``at`` is when the work
+    was really done (``--at``): the task's done time, the deadlines it meets and the documents it owes
+    take it; it may not precede the moment the task opened. ``reason`` explains a time more than a day
+    back and is kept in the events.
+    """
+    keys = [k.strip() for k in task_keys]
+    if not keys:
+        raise BadInput("name at least one task")
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise BadInput(f"task {', '.join(repeated)} named twice")
+    note, reason = (note or "").strip() or None, (reason or "").strip() or None
     with store.write() as session, session.no_autoflush:
         incident = load_incident(session, incident_id)
         source = incident_playbook(session, incident)
         playbook = source.playbook
-        state_spec, _task_spec = playbook.task(task_key)
         tasks = load_tasks(session, incident_id)
-        row = tasks.get(task_key)
-        if row is None or row.status != "open" or row.state_id != incident.state:
-            open_now = ", ".join(
-                k for k, t in tasks.items() if t.status == "open" and t.state_id == incident.state
-            )
-            if row is not None and row.status == "done":
-                why = "done already"
-            else:
-                why = f"not open (it belongs to state {state_spec.id}; the incident is in {incident.state})"
-            raise NotAllowed(f"task {task_key!r} is {why}; open tasks: {open_now or 'none'}")
         now = utcnow()
-        finish_task(session, incident_id, task_key, at=now, by=actor, note=note or None)
-        event = next_event(
-            incident,
-            kind="task_done",
-            actor=actor,
-            at=now,
-            from_state=incident.state,
-            to_state=incident.state,
-            inputs={"task": task_key, **({"note": note} if note else {})},
-        )
-        insert_event(session, event)
-        for hook in hooks.after_change:
-            hook(Step(session, incident, source, now, f"task:{task_key}", actor))
+        for key in keys:
+            _check_doable(playbook, incident.state, tasks, key)
+            if at is not None:
+                opened = tasks[key].opened_at
+                check_step_time(
+                    at,
+                    now=now,
+                    discovered_at=incident.discovered_at,
+                    zone=zone,
+                    reason=reason,
+                    floors=[(opened, f"task {key} opened")] if opened is not None else [],
+                )
+        happened = at or now
+        for key in keys:
+            finish_task(session, incident_id, key, at=happened, by=actor, note=note)
+            tasks[key] = TaskState("done", tasks[key].state_id, tasks[key].opened_at)
+            event = next_event(
+                incident,
+                kind="task_done",
+                actor=actor,
+                at=now,
+                occurred_at=at,
+                from_state=incident.state,
+                to_state=incident.state,
+                reason=reason if at is not None else None,
+                inputs={"task": key, **({"note": note} if note else {})},
+            )
+            insert_event(session, event)
+            for hook in hooks.after_change:
+                hook(Step(session, incident, source, now, f"task:{key}", actor, occurred_at=at))
         write_incident(session, incident, incident.version)
-        return task_key
+        return keys
+
+
+def _check_doable(playbook: Playbook, state: str, tasks: dict[str, TaskState], key: str) -> None:
+    """Refuse (one line, with the open tasks) a task that cannot be marked done now."""
+    state_spec, task_spec = playbook.task(key)
+    row = tasks.get(key)
+    if row is not None and _doable(playbook, state, key, row):
+        return
+    open_now = ", ".join(k for k, t in tasks.items() if _doable(playbook, state, k, t))
+    if row is not None and row.status == "done":
+        why = "done already"
+    elif task_spec.opens is not None:
+        why = (
+            f"not open yet (it opens when {task_spec.opens.describe()}, or with state "
+            f"{state_spec.id}; the incident is in {state})"
+        )
+    else:
+        why = f"not open (it belongs to state {state_spec.id}; the incident is in {state})"
+    raise NotAllowed(f"task {key!r} is {why}; open tasks: {open_now or 'none'}")
+
+
+def _state_entered_at(session: Session, incident: IncidentRecord) -> datetime | None:
+    """When the incident entered its current state: the real time of the last step that moved it there.
+
+    None while it is still in the state it was opened in: that state's work runs from discovery.
+    """
+    ev = EVENT.c
+    row = (
+        session.connection()
+        .execute(
+            select(ev.occurred_at, ev.at)
+            .where(ev.incident_id == incident.id, ev.to_state == incident.state, ev.from_state != ev.to_state)
+            .order_by(ev.seq.desc())
+            .limit(1)
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    when: datetime = row[0] or row[1]
+    return when
 
 
 @dataclass(frozen=True)
@@ -420,16 +555,10 @@ class TriggerInfo:
     needs: list[str]
     label: str
 
-    def to_json(self) -> dict[str, Any]:
-        """The shape ``breach incident triggers --json`` prints (``engine.shapes.trigger``)."""
-        from engine.shapes import trigger
-
-        return trigger(self)
-
 
 def list_triggers(
     session: Session,
-    incident: Incident,
+    incident: IncidentShape,
     *,
     actor: str,
     hooks: Hooks = NO_HOOKS,
@@ -440,8 +569,8 @@ def list_triggers(
     result = []
     for spec in playbook.transitions_from(incident.state):
         situation = _situation(incident, tasks, actor, {}, hooks)
-        for hook in hooks.situation:
-            hook(session, incident, situation)
+        for refine in hooks.situation:
+            refine(session, incident, situation)
         blocked = evaluate_guards(
             [g for g in spec.guards if g[0] != "approver_not_actor"], situation, playbook
         )
@@ -465,3 +594,26 @@ def list_triggers(
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class EarlyTask:
+    """A task opened before the state that requires it, as ``incident triggers`` lists it."""
+
+    task: str
+    state: str
+    status: str
+    opens: str
+
+
+def early_tasks(session: Session, incident: Incident) -> list[EarlyTask]:
+    """The tasks opened before their state and not yet past it: what may be done out of phase order."""
+    playbook = incident_playbook(session, incident).playbook
+    tasks = load_tasks(session, incident.id)
+    found = []
+    for home, spec in playbook.early_tasks():
+        row = tasks.get(spec.id)
+        if row is None or spec.opens is None or not _ahead(playbook, playbook.state(incident.state), home):
+            continue
+        found.append(EarlyTask(spec.id, home.id, row.status, spec.opens.describe()))
+    return found

@@ -27,7 +27,8 @@ class Step:
     """One accepted change of an incident, as its hooks see it.
 
     ``cause`` says what changed it: ``opened``, a trigger's name, ``task:<id>`` or ``facts``. ``at`` is
-    when the change was recorded; ``actor`` who made it.
+    when the change was recorded; ``actor`` who made it; ``occurred_at`` when the step really happened,
+    if the operator said so (``--at``): deadlines are met and documents dated by :attr:`happened_at`.
     """
 
     session: Session
@@ -36,6 +37,12 @@ class Step:
     at: datetime
     cause: str
     actor: str
+    occurred_at: datetime | None = None
+
+    @property
+    def happened_at(self) -> datetime:
+        """When the step happened: the entered time if one was given, else when it was recorded."""
+        return self.occurred_at or self.at
 
 
 @dataclass

@@ -15,7 +15,8 @@ from typing import Any
 from engine.incidents.audit import append_event
 from engine.incidents.hooks import NO_HOOKS, Hooks, Step
 from engine.incidents.repository import flush_or_conflict, get_incident, incident_playbook
-from engine.incidents.tables import Incident
+from engine.incidents.rows import load_tasks, open_early_tasks
+from engine.incidents.shape import IncidentShape
 from engine.legal.assess import assess
 from engine.legal.data import LegalData
 from engine.legal.facts import GRADES, changed_keys, facts_to_dict, flatten_facts, merge_facts
@@ -24,7 +25,7 @@ from engine.store.db import Store, utcnow
 __all__ = ["FactsChange", "apply_assessment", "assessment_hook", "update_facts"]
 
 
-def apply_assessment(incident: Incident, legal: LegalData, at: datetime) -> tuple[str | None, str]:
+def apply_assessment(incident: IncidentShape, legal: LegalData, at: datetime) -> tuple[str | None, str]:
     """Assess the incident's facts and store the result on it; return the grade before and after."""
     before = (incident.assessment or {}).get("grade")
     facts = merge_facts({}, dict(incident.facts or {}))
@@ -40,10 +41,10 @@ def apply_assessment(incident: Incident, legal: LegalData, at: datetime) -> tupl
     return before, result.grade
 
 
-def assessment_hook(legal: Callable[[], LegalData]) -> Callable[[Incident, datetime], None]:
+def assessment_hook(legal: Callable[[], LegalData]) -> Callable[[IncidentShape, datetime], None]:
     """An ``on_open`` hook assessing an incident opened with facts (``legal`` loads the data lazily)."""
 
-    def hook(incident: Incident, at: datetime) -> None:
+    def hook(incident: IncidentShape, at: datetime) -> None:
         if incident.facts:
             apply_assessment(incident, legal(), at)
 
@@ -102,7 +103,11 @@ def update_facts(
             reason=(reason or "").strip() or None,
             inputs=inputs,
         )
+        source = incident_playbook(session, incident)
+        # A moment recorded by the re-assessment (graded_at) opens the tasks that wait for it.
+        tasks = load_tasks(session, incident_id)
+        open_early_tasks(session, incident_id, tasks, source.playbook, anchors=incident.anchors)
         for hook in hooks.after_change:
-            hook(Step(session, incident, incident_playbook(session, incident), now, "facts", actor))
+            hook(Step(session, incident, source, now, "facts", actor))
         flush_or_conflict(session, incident_id)
         return FactsChange(incident_id, changed, grade_before, grade_after, incident.version)

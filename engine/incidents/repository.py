@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
 from engine.errors import Conflict, IncidentNotFound, NotFound
+from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Incident, PlaybookSnapshot
 from engine.playbooks.model import Playbook, PlaybookSource, parse_playbook
 
@@ -22,7 +23,7 @@ __all__ = ["flush_or_conflict", "get_incident", "incident_playbook", "playbook_s
 _parsed: dict[str, PlaybookSource] = {}
 
 
-def incident_playbook(session: Session, incident: Incident) -> PlaybookSource:
+def incident_playbook(session: Session, incident: IncidentShape) -> PlaybookSource:
     """The playbook version the incident was opened with, from its stored snapshot."""
     cached = _parsed.get(incident.playbook_sha256)
     if cached is None:

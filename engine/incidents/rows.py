@@ -22,21 +22,24 @@ from engine.incidents.audit import refuse_if_held
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event, Incident, Task
 from engine.playbooks.model import Playbook
+from engine.store.db import table_of
 
 __all__ = [
+    "EVENT",
     "IncidentRecord",
     "TaskState",
     "insert_event",
     "insert_incident",
     "load_incident",
     "load_tasks",
+    "open_early_tasks",
     "open_state_tasks",
     "write_incident",
 ]
 
-INCIDENT = Incident.__table__
-TASK = Task.__table__
-EVENT = Event.__table__
+INCIDENT = table_of(Incident)
+TASK = table_of(Task)
+EVENT = table_of(Event)
 # What a step may change on the incident row; id, playbook and opening data never change.
 WRITABLE = (
     "state",
@@ -61,7 +64,7 @@ _UPDATE_INCIDENT = (
     .values({**{name: bindparam(f"v_{name}") for name in WRITABLE}, "version": bindparam("v_version")})
 )
 _INSERT_INCIDENT = insert(INCIDENT)
-_SELECT_TASKS = select(TASK.c.key, TASK.c.status, TASK.c.state_id).where(
+_SELECT_TASKS = select(TASK.c.key, TASK.c.status, TASK.c.state_id, TASK.c.opened_at).where(
     TASK.c.incident_id == bindparam("b_id")
 )
 _INSERT_TASK = insert(TASK)
@@ -138,25 +141,22 @@ class TaskState:
 
     status: str
     state_id: str
+    # Since when it could be worked on: its state's entry, its clock's start, its anchor, or discovery.
+    opened_at: datetime | None = None
 
 
 def load_tasks(session: Session, incident_id: str) -> dict[str, TaskState]:
     """The incident's tasks by key."""
     rows = session.connection().execute(_SELECT_TASKS, {"b_id": incident_id})
-    return {key: TaskState(status, state_id) for key, status, state_id in rows}
+    return {key: TaskState(status, state_id, opened) for key, status, state_id, opened in rows}
 
 
-def open_state_tasks(
-    session: Session,
-    incident_id: str,
-    tasks: dict[str, TaskState],
-    playbook: Playbook,
-    state_id: str,
-    at: datetime,
+def _open_rows(
+    session: Session, incident_id: str, tasks: dict[str, TaskState], opening: list[tuple[str, Any, datetime]]
 ) -> None:
-    """Entering a state (again) opens each of its tasks; done work from an earlier pass is redone."""
+    """Insert the tasks not seen yet and reopen the others; each entry is (state id, task spec, since)."""
     new, again = [], []
-    for spec in playbook.state(state_id).tasks:
+    for state_id, spec, at in opening:
         if spec.id in tasks:
             again.append({"b_id": incident_id, "b_key": spec.id, "v_at": at})
         else:
@@ -173,12 +173,69 @@ def open_state_tasks(
                     "note": None,
                 }
             )
-        tasks[spec.id] = TaskState("open", state_id)
+        tasks[spec.id] = TaskState("open", state_id, at)
     conn = session.connection()
     if new:
         conn.execute(_INSERT_TASK, new)
     if again:
         conn.execute(_REOPEN_TASK, again)
+
+
+def open_state_tasks(
+    session: Session,
+    incident_id: str,
+    tasks: dict[str, TaskState],
+    playbook: Playbook,
+    state_id: str,
+    at: datetime,
+) -> None:
+    """Entering a state (again) opens each of its tasks; done work from an earlier pass is redone.
+
+    A task that opens early (``opens``) and was already opened keeps its status: done early, it stays
+    done. Entering a state also opens (again) the later tasks that open with it.
+    """
+    opening: list[tuple[str, Any, datetime]] = []
+    for spec in playbook.state(state_id).tasks:
+        if spec.opens is not None and spec.id in tasks:
+            continue
+        opening.append((state_id, spec, at))
+    for home, spec in playbook.early_tasks():
+        if spec.opens is not None and spec.opens.state == state_id and home.id != state_id:
+            opening.append((home.id, spec, at))
+    _open_rows(session, incident_id, tasks, opening)
+
+
+def open_early_tasks(
+    session: Session,
+    incident_id: str,
+    tasks: dict[str, TaskState],
+    playbook: Playbook,
+    *,
+    clocks: dict[str, datetime] | None = None,
+    anchors: dict[str, Any] | None = None,
+    again: set[str] | frozenset[str] = frozenset(),
+) -> list[str]:
+    """Open the early tasks whose moment has come; return their keys.
+
+    A task opens when its clock is among ``clocks`` (rules that just started, with the moment each runs
+    from) or its anchor among ``anchors`` (the incident's recorded moments). It counts as open since that
+    moment, which is the earliest a completion may be dated. One already opened keeps its status, unless
+    its anchor is in ``again`` (recorded anew, as when containment ends a second time after a
+    reopening): then it opens again, as a state's tasks do when the state is entered again.
+    """
+    clocks, anchors = clocks or {}, anchors or {}
+    opening: list[tuple[str, Any, datetime]] = []
+    for home, spec in playbook.early_tasks():
+        opens = spec.opens
+        assert opens is not None
+        row = tasks.get(spec.id)
+        if opens.clock is not None and opens.clock in clocks and row is None:
+            opening.append((home.id, spec, clocks[opens.clock]))
+        elif opens.anchor is not None and anchors.get(opens.anchor):
+            if row is None or (opens.anchor in again and row.status == "done"):
+                opening.append((home.id, spec, datetime.fromisoformat(str(anchors[opens.anchor]))))
+    _open_rows(session, incident_id, tasks, opening)
+    return [spec.id for _, spec, _ in opening]
 
 
 def finish_task(

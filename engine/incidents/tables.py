@@ -79,7 +79,11 @@ class Task(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """An audit event; ``hash`` chains it to the previous event of the same incident."""
+    """An audit event; ``hash`` chains it to the previous event of the same incident.
+
+    ``at`` is when it was recorded (the chain's order); ``occurred_at``, when set, is when the step
+    really happened outside breach (``--at``).
+    """
 
     __tablename__ = "event"
     __table_args__ = (
@@ -100,6 +104,7 @@ class Event(SQLModel, table=True):
     inputs: dict[str, Any] = json_column()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    occurred_at: datetime | None = time_column(nullable=True)
 
 
 class IncidentCounter(SQLModel, table=True):

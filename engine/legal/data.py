@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -36,6 +36,9 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DataT = TypeVar("_DataT", bound=_Data)
+
+
 class RuleInfo(_Data):
     """What every rule and penalty carries: its stable id and where the law says it."""
 
@@ -43,7 +46,7 @@ class RuleInfo(_Data):
     title: str = ""
     article: str
     source: str
-    # False when law-cn.md knows the figure only from a secondary source; shown to the operator.
+    # False when the figure is known only from a secondary source (docs/law/cn.md); shown to the operator.
     verified: bool
 
 
@@ -241,14 +244,6 @@ class InitialReportClock(NamedTuple):
     rule: InitialReportRule
 
 
-_FILES: dict[str, type[_Data]] = {
-    "grading.yaml": GradingFile,
-    "reporting.yaml": ReportingFile,
-    "criminal.yaml": CriminalFile,
-    "penalties.yaml": PenaltiesFile,
-}
-
-
 class LegalData(_Data):
     """All legal data in force, with the path each file was read from."""
 
@@ -324,7 +319,7 @@ class LegalData(_Data):
         return {g.id: sum(records.get(c, 0) for c in g.categories) for g in self.criminal.record_groups}
 
 
-def _read(path: Path, model: type[_Data]) -> _Data:
+def _read(path: Path, model: type[_DataT]) -> _DataT:
     from engine.files import load_yaml, read_text
 
     raw: Any = load_yaml(read_text(path, what="legal data file"), str(path))
@@ -347,16 +342,24 @@ def load_legal(config_dirs: list[Path]) -> LegalData:
 
     :raises BadInput: naming the file and the problem when a file is missing or invalid.
     """
-    loaded: dict[str, _Data] = {}
     files: dict[str, Path] = {}
-    for name, model in _FILES.items():
+
+    def load(name: str, model: type[_DataT]) -> _DataT:
         path = next((d / "legal" / name for d in config_dirs if (d / "legal" / name).is_file()), None)
         if path is None:
             searched = ", ".join(str(d / "legal") for d in config_dirs)
             raise BadInput(f"legal data file {name} not found in {searched}")
-        loaded[name.removesuffix(".yaml")] = _read(path, model)
         files[name] = path
-    data = LegalData(**loaded, files=files)
+        return _read(path, model)
+
+    # One file after the other, so the first missing or invalid one is the one reported.
+    grading = load("grading.yaml", GradingFile)
+    reporting = load("reporting.yaml", ReportingFile)
+    criminal = load("criminal.yaml", CriminalFile)
+    penalties = load("penalties.yaml", PenaltiesFile)
+    data = LegalData(
+        grading=grading, reporting=reporting, criminal=criminal, penalties=penalties, files=files
+    )
     known = {r.id for r in data.rules()}
     for penalty in data.penalties.penalties:
         unknown = [r for r in penalty.applies_to if r not in known]

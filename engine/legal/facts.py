@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from engine.errors import BadInput
 from engine.legal.intl_facts import Determination, Filing, FilingKey, Moment, Place, convert_intl, is_intl_key
@@ -232,7 +233,7 @@ def parse_assignments(pairs: list[str], zone: str = "UTC") -> dict[str, Any]:
     return update
 
 
-def _problem(error: dict[str, Any]) -> str:
+def _problem(error: ErrorDetails) -> str:
     """One error of a validation, in the operator's words: where, what was expected, what came."""
     where = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
     kind = error["type"]

@@ -1,7 +1,7 @@
 """Alembic environment: the SQLModel metadata, batch mode on SQLite (ALTER TABLE is limited there)."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import Connection, engine_from_config, pool
 
 from engine.migrations.tables import METADATA
 
@@ -32,7 +32,7 @@ def run_migrations_online() -> None:
         _run(connection)
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from engine.documents.registry import DOCUMENT, document_values, insert_ignore
 from engine.documents.render import DocumentRenderer, safe_filename, write_private
 from engine.errors import BadInput
+from engine.incidents.shape import IncidentShape
 from engine.notices.contexts import NoticeContexts
 from engine.notices.correction import correction_changes
 from engine.notices.passes import Pass, eligible
@@ -86,7 +87,7 @@ def render_announcements(
     store: Store,
     p: Pass,
     *,
-    incident: Any,
+    incident: IncidentShape,
     version: int,
     contexts: NoticeContexts,
     renderer: DocumentRenderer,

@@ -10,6 +10,8 @@ same transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import exists, func, select
 
 from engine.errors import NotAllowed
@@ -46,10 +48,29 @@ def _task_status(store: Store, incident_id: str, task: str) -> str | None:
         ).scalar_one_or_none()
 
 
-def complete_notice_tasks(store: Store, incident_id: str, *, actor: str, hooks: Hooks) -> dict[str, str]:
+def _task_opened(store: Store, incident_id: str, task: str) -> datetime | None:
+    with store.read() as session:
+        opened: datetime | None = session.execute(
+            select(Task.opened_at).where(Task.incident_id == incident_id, Task.key == task)  # type: ignore[call-overload]
+        ).scalar_one_or_none()
+        return opened
+
+
+def complete_notice_tasks(
+    store: Store,
+    incident_id: str,
+    *,
+    actor: str,
+    hooks: Hooks,
+    at: datetime | None = None,
+    reason: str | None = None,
+    zone: str = "UTC",
+) -> dict[str, str]:
     """Complete each notice task whose whole audience is notified; say per task what happened or is missing.
 
     Kinds without an audience (no client companies among the recipients) are left to the operator.
+    ``at`` is when the last notices really went out (``notices record --at``): the task is done then,
+    or when it opened if that was later (notices sent before their phase count from its start).
     """
     outcome: dict[str, str] = {}
     for kind, task in TASKS.items():
@@ -69,8 +90,22 @@ def complete_notice_tasks(store: Store, incident_id: str, *, actor: str, hooks: 
             outcome[task] = "done already" if status == "done" else "not open in the current phase"
             continue
         note = f"notices delivered to all {total} recipients (breach notices send / record)"
+        when = None
+        if at is not None:
+            opened = _task_opened(store, incident_id, task)
+            when = max(at, opened) if opened is not None else at
         try:
-            complete_task(store, incident_id, task, actor=actor, note=note, hooks=hooks)
+            complete_task(
+                store,
+                incident_id,
+                task,
+                actor=actor,
+                note=note,
+                hooks=hooks,
+                at=when,
+                reason=reason,
+                zone=zone,
+            )
             outcome[task] = "completed"
         except NotAllowed as exc:  # completed by someone else meanwhile
             outcome[task] = str(exc)

@@ -26,7 +26,7 @@ from engine.errors import NotAllowed
 from engine.incidents.audit import append_event, canonical_json
 from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.notices.contexts import NoticeContent
-from engine.store.db import Store, UTCDateTime, utcnow
+from engine.store.db import Store, UTCDateTime, table_of, utcnow
 
 __all__ = [
     "CONTENT",
@@ -63,7 +63,7 @@ class NoticeContentRecord(SQLModel, table=True):
     version: int = Field(default=1, sa_column=Column(Integer(), nullable=False, server_default="1"))
 
 
-CONTENT: Table = NoticeContentRecord.__table__  # type: ignore[attr-defined]
+CONTENT: Table = table_of(NoticeContentRecord)
 
 
 def content_body(content: NoticeContent) -> tuple[dict[str, Any], str]:

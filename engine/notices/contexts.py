@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import BadInput
+from engine.incidents.shape import IncidentShape
 from engine.notices.people import CATEGORY_LABELS
 
 __all__ = [
@@ -178,7 +179,9 @@ class IncidentStats:
     category_codes: tuple[str, ...] = ()
 
 
-def _incident_block(incident: Any, narrative: IncidentNarrative, stats: IncidentStats, locale: str) -> dict:
+def _incident_block(
+    incident: IncidentShape, narrative: IncidentNarrative, stats: IncidentStats, locale: str
+) -> dict[str, Any]:
     said = {name: localize(getattr(narrative, name), locale) for name in IncidentNarrative.model_fields}
     facts = dict(incident.facts or {})
     assessment = dict(incident.assessment or {})
@@ -205,7 +208,7 @@ def _incident_block(incident: Any, narrative: IncidentNarrative, stats: Incident
 
 def base_context(
     *,
-    incident: Any,
+    incident: IncidentShape,
     firm: FirmSettings,
     content: NoticeContent,
     locale: str,
@@ -264,7 +267,7 @@ def check_context(kind: str, context: dict[str, Any]) -> None:
 class NoticeContexts:
     """Builds the context of each per-person notice of one incident (shared parts cached per locale)."""
 
-    incident: Any
+    incident: IncidentShape
     firm: FirmSettings
     content: NoticeContent
     generated_at: datetime

@@ -34,7 +34,7 @@ from engine.notices.content import (
 )
 from engine.notices.contexts import NoticeContent, NoticeContexts, localize
 from engine.notices.fields import CONTENT_FIELDS, field_label, field_value, missing_fields
-from engine.store.db import Store, UTCDateTime, utcnow
+from engine.store.db import Store, UTCDateTime, table_of, utcnow
 
 __all__ = [
     "CORRECTION",
@@ -76,8 +76,8 @@ class NoticeCorrection(SQLModel, table=True):
     person_id: int = Field(primary_key=True, foreign_key="person.id")
 
 
-REVISION: Table = NoticeRevision.__table__  # type: ignore[attr-defined]
-CORRECTION: Table = NoticeCorrection.__table__  # type: ignore[attr-defined]
+REVISION: Table = table_of(NoticeRevision)
+CORRECTION: Table = table_of(NoticeCorrection)
 
 
 @dataclass(frozen=True)

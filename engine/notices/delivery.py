@@ -42,7 +42,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, Integer, Table, UniqueConstraint, func, select, update
+from sqlalchemy import Boolean, Column, Index, Integer, Row, Table, UniqueConstraint, func, select, update
 from sqlmodel import Field, SQLModel
 
 from engine.deadlines.escalation import FAILPOINT_ENV
@@ -52,7 +52,7 @@ from engine.notices.settings import NoticeSettings
 from engine.outbox.channels import DeliveryFailed, LeaseLost
 from engine.outbox.leases import NOW, fenced_update
 from engine.outbox.smtp import Mailer, Pace
-from engine.store.db import Store, UTCDateTime
+from engine.store.db import Store, UTCDateTime, changed_rows, table_of
 
 __all__ = ["DELIVERY", "DONE", "EMAILED", "TASKS", "Delivery", "SendReport", "Sender"]
 
@@ -101,7 +101,7 @@ class Delivery(SQLModel, table=True):
     resolution: str | None = Field(default=None, max_length=16)  # "delivered" or "resend"
 
 
-DELIVERY: Table = Delivery.__table__  # type: ignore[attr-defined]
+DELIVERY: Table = table_of(Delivery)
 
 
 def _failpoint(name: str) -> None:
@@ -259,7 +259,7 @@ class Sender:
             )
             # Rows still leased by a process of this host: taken over at once if that process is dead.
             orphaned = (c.status == "sending") & (c.lease_until > now) & c.claim_token.like(f"{_HOST}:%")
-            found = []
+            found: list[Row[Any]] = []
             for condition in (due, orphaned):
                 query_now = query.where(condition)
                 found += session.execute(
@@ -276,22 +276,26 @@ class Sender:
                 # An operator who checked and asked for a resend has lifted the hold for this row.
                 hold = in_doubt and self.settings.in_doubt == "hold" and row.resolution != "resend"
                 token = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
-                won = session.execute(
-                    update(DELIVERY)
-                    .where(
-                        c.id == row.id,
-                        c.status == row.status,
-                        func.coalesce(c.claim_token, "") == (row.claim_token or ""),
+                won = changed_rows(
+                    session.execute(
+                        update(DELIVERY)
+                        .where(
+                            c.id == row.id,
+                            c.status == row.status,
+                            func.coalesce(c.claim_token, "") == (row.claim_token or ""),
+                        )
+                        .values(
+                            status="in_doubt" if hold else "sending",
+                            claim_token=token,
+                            in_doubt=in_doubt,
+                            lease_until=None
+                            if hold
+                            else now + timedelta(seconds=self.settings.lease_seconds),
+                            attempts=c.attempts + (0 if hold else 1),
+                            handed_off_at=None,
+                        )
                     )
-                    .values(
-                        status="in_doubt" if hold else "sending",
-                        claim_token=token,
-                        in_doubt=in_doubt,
-                        lease_until=None if hold else now + timedelta(seconds=self.settings.lease_seconds),
-                        attempts=c.attempts + (0 if hold else 1),
-                        handed_off_at=None,
-                    )
-                ).rowcount
+                )
                 if won != 1:
                     continue
                 if hold:

@@ -27,7 +27,7 @@ from engine.incidents.repository import flush_or_conflict, get_incident, inciden
 from engine.notices.people_cells import cell_text, free_text, masked_identifiers, residence, template_locale
 from engine.notices.people_csv import MISMATCH, decode, header_problems, rows
 from engine.notices.people_csv import Rejected as ImportRejected
-from engine.store.db import Store, UTCDateTime, utcnow
+from engine.store.db import Store, UTCDateTime, table_of, utcnow
 
 __all__ = [
     "CATEGORY_LABELS",
@@ -123,7 +123,7 @@ class Person(SQLModel, table=True):
     import_sha256: str = Field(max_length=64)
 
 
-PERSON: Table = Person.__table__  # type: ignore[attr-defined]
+PERSON: Table = table_of(Person)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ never names or addresses); then the notice tasks complete if everyone is now not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -28,12 +29,13 @@ from engine.errors import BadInput, Conflict, NotAllowed
 from engine.incidents.audit import append_event
 from engine.incidents.hooks import Hooks
 from engine.incidents.repository import flush_or_conflict, get_incident
+from engine.incidents.steptime import check_step_time
 from engine.incidents.tables import Incident
 from engine.notices.completion import complete_notice_tasks
 from engine.notices.delivery import DELIVERY, DONE
 from engine.notices.passes import AUDIENCE, CHANNEL_FORMATS
 from engine.notices.people import PERSON
-from engine.store.db import Store
+from engine.store.db import Store, changed_rows
 
 __all__ = ["OUTCOMES", "RECORDABLE", "Recorded", "record_deliveries", "resolve_deliveries"]
 
@@ -103,7 +105,15 @@ def _people(
 
 
 def _audit(
-    session: Session, incident: Incident, action: str, inputs: dict[str, Any], actor: str, at: Any
+    session: Session,
+    incident: Incident,
+    action: str,
+    inputs: dict[str, Any],
+    actor: str,
+    at: Any,
+    *,
+    occurred_at: datetime | None = None,
+    reason: str | None = None,
 ) -> None:
     """Append the call's audit event and write; a concurrent change of the incident is a conflict."""
     append_event(
@@ -115,6 +125,8 @@ def _audit(
         from_state=incident.state,
         to_state=incident.state,
         inputs=inputs,
+        occurred_at=occurred_at,
+        reason=(reason or "").strip() or None if occurred_at is not None else None,
     )
     flush_or_conflict(session, incident.id)
 
@@ -167,12 +179,17 @@ def record_deliveries(
     hooks: Hooks,
     customers: list[str] | None = None,
     failed: str | None = None,
+    at: datetime | None = None,
+    at_reason: str | None = None,
+    zone: str = "UTC",
 ) -> Recorded:
     """Record that the rendered notices went out by ``channel`` (or, with ``failed``, that sending failed).
 
     Without ``customers``, every recipient whose channel is ``channel``. Each must have its notice
     rendered in the channel's format; a recipient already recorded as notified is left as it is.
-    All or nothing: one unknown or unrendered recipient refuses the whole call.
+    All or nothing: one unknown or unrendered recipient refuses the whole call. ``at`` is when they
+    really went out (``--at``; ``at_reason`` explains a time over a day back): the deliveries, the
+    audit event and the notice tasks it completes take it.
     """
     if channel not in RECORDABLE:
         if channel == "email":
@@ -205,6 +222,9 @@ def record_deliveries(
             )
         }
         now = store.db_now(session)
+        if at is not None:
+            check_step_time(at, now=now, discovered_at=incident.discovered_at, zone=zone, reason=at_reason)
+        sent_at = at or now
         outcome = Recorded(incident_id, action)
         status = "failed" if reason else "sent"
         for person in people:
@@ -216,7 +236,7 @@ def record_deliveries(
                 before = existing.get((person.id, doc.version))
                 values: dict[str, Any] = {
                     "status": status,
-                    "sent_at": None if reason else now,
+                    "sent_at": None if reason else sent_at,
                     "sent_to": None if reason else ("drill" if incident.drill else "recipient"),
                     "sent_sha256": None if reason else doc.sha256,
                     "last_error": reason,
@@ -243,11 +263,13 @@ def record_deliveries(
                         )
                     )
                 else:
-                    changed = session.execute(
-                        update(DELIVERY)
-                        .where(c.id == before.id, c.status == before.status)
-                        .values(attempts=c.attempts + 1, **values)
-                    ).rowcount
+                    changed = changed_rows(
+                        session.execute(
+                            update(DELIVERY)
+                            .where(c.id == before.id, c.status == before.status)
+                            .values(attempts=c.attempts + 1, **values)
+                        )
+                    )
                     if changed != 1:
                         raise Conflict(f"a delivery of {incident_id} changed meanwhile: try again")
             outcome.changed.append(person.customer_id)
@@ -258,9 +280,11 @@ def record_deliveries(
                 "recipients": len(outcome.changed),
                 "reference": ref,
             }
-            _audit(session, incident, action, inputs, actor, now)
+            _audit(session, incident, action, inputs, actor, now, occurred_at=at, reason=at_reason)
     if outcome.changed and not reason:
-        outcome.tasks = complete_notice_tasks(store, incident_id, actor=actor, hooks=hooks)
+        outcome.tasks = complete_notice_tasks(
+            store, incident_id, actor=actor, hooks=hooks, at=at, reason=at_reason, zone=zone
+        )
     return outcome
 
 
@@ -329,9 +353,9 @@ def resolve_deliveries(
             else:
                 # A fresh round of attempts; one in doubt keeps its flag, so it goes out marked as a resend.
                 values.update(status="pending", next_attempt_at=now, attempts=0)
-            changed = session.execute(
-                update(DELIVERY).where(c.id == row.id, c.status == row.status).values(values)
-            ).rowcount
+            changed = changed_rows(
+                session.execute(update(DELIVERY).where(c.id == row.id, c.status == row.status).values(values))
+            )
             if changed != 1:
                 raise Conflict(f"a delivery of {incident_id} changed meanwhile: try again")
             result.changed.append(row.customer_id)

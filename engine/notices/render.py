@@ -27,11 +27,11 @@ Temporary files of a killed run (``.<name>.<pid>.<n>.tmp``) are removed by the n
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -45,6 +45,7 @@ from engine.errors import BadInput, Conflict
 from engine.formal.numbers import issue_numbers
 from engine.incidents.audit import append_event
 from engine.incidents.repository import flush_or_conflict, get_incident
+from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event
 from engine.notices.announcement import announcements_owed, render_announcements
 from engine.notices.content import NoticeContentRecord
@@ -98,7 +99,7 @@ class RenderReport:
 class _Frozen:
     """The content version a run renders, fixed for every document of it."""
 
-    incident: Any
+    incident: IncidentShape
     content: NoticeContent
     generated_at: datetime
     version: int
@@ -302,7 +303,9 @@ def _run_pass(
     correction = p.kind == "correction_notice"
     while True:
         with store.read() as session:
-            page = (
+            # Rows keyed by column name (SQLAlchemy types the keys as names or columns).
+            page = cast(
+                "Sequence[Mapping[str, Any]]",
                 session.execute(
                     select(PERSON)
                     .where(*todo(p, incident.id, version), PERSON.c.id > last)
@@ -310,7 +313,7 @@ def _run_pass(
                     .limit(batch)
                 )
                 .mappings()
-                .all()
+                .all(),
             )
             employees = _employees(session, incident.id, page) if p.kind == "client_notice" else {}
             if correction:
@@ -405,15 +408,16 @@ def _audit(store: Store, incident_id: str, actor: str, report: RenderReport) -> 
                     .limit(1)
                 ).first()
                 said = last.inputs if last is not None else {}
-                frozen = record is not None and record.generated_at is not None
-                frozen_said = not frozen or said.get("content_sha256") == record.content_sha256
+                generated_at = record.generated_at if record is not None else None
+                frozen_sha = (
+                    record.content_sha256 if record is not None and generated_at is not None else None
+                )
+                frozen_said = frozen_sha is None or said.get("content_sha256") == frozen_sha
                 if said.get("recorded") == recorded and frozen_said and not report.rendered:
                     return  # nothing new since the last event
                 inputs: dict[str, Any] = {"rendered": report.rendered, "recorded": recorded}
-                if frozen:
-                    inputs.update(
-                        generated_at=record.generated_at.isoformat(), content_sha256=record.content_sha256
-                    )
+                if generated_at is not None:
+                    inputs.update(generated_at=generated_at.isoformat(), content_sha256=frozen_sha)
                 append_event(
                     session,
                     incident,

@@ -47,15 +47,12 @@ def require_smtp(workspace: Workspace) -> None:
 
     :raises BadInput: naming the file, the table and the keys to set.
     """
-    import tomllib
+    import os
 
-    from engine.workspace import SETTINGS_FILE
+    from engine.workspace import SETTINGS_FILE, read_settings
 
     path = workspace.home / "config" / SETTINGS_FILE
-    try:
-        local = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(f"{path}: {exc}") from None
+    local = read_settings(path) if os.path.lexists(path) else {}
     table = local.get("smtp")
     if not isinstance(table, dict) or not table:
         raise BadInput(

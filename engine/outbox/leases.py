@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Table, update
 
-from engine.store.db import Store
+from engine.store.db import Store, changed_rows
 
 __all__ = ["NOW", "fenced_update"]
 
@@ -51,4 +51,4 @@ def fenced_update(
         if hand_off:
             query = query.where(c.status == "sending", c.lease_until > now)
             resolved["lease_until"] = now + timedelta(seconds=lease_seconds)
-        return int(session.execute(query.values(resolved)).rowcount)
+        return changed_rows(session.execute(query.values(resolved)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from transitions import EventData, Machine
 
@@ -79,12 +79,12 @@ class PlaybookMachine:
         playbook = self.playbook
 
         def guards_hold(event: EventData) -> bool:
-            run: Run = event.model
+            run = cast(Run, event.model)
             run.blocked = evaluate_guards(spec.guards, run.situation, playbook)
             return not run.blocked
 
         def run_effects(event: EventData) -> None:
-            run: Run = event.model
+            run = cast(Run, event.model)
             run.effects_done = apply_effects(spec.effects, run.mutable)
 
         return {
@@ -97,7 +97,7 @@ class PlaybookMachine:
 
     @staticmethod
     def _entered(event: EventData) -> None:
-        run: Run = event.model
+        run = cast(Run, event.model)
         run.on_enter(event.state.name)
 
     def fire(self, run: Run, trigger: str) -> bool:
@@ -162,4 +162,10 @@ def mermaid_diagram(playbook: Playbook, locale: str = "zh-CN") -> str:
         )
         if state.final:
             text += f"  {state.id} --> [*]\n"
+    # Tasks that open before their state: a note on the state that requires them says from when.
+    for state in playbook.states:
+        early = [t for t in state.tasks if t.opens is not None]
+        if early:
+            lines = [f"{t.label(locale)} ({t.id}) opens when {t.opens.describe()}" for t in early if t.opens]
+            text += f"  note right of {state.id} : " + "<br/>".join(lines).replace(":", " ") + "\n"
     return text

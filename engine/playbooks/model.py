@@ -27,6 +27,7 @@ __all__ = [
     "Playbook",
     "PlaybookSource",
     "StateSpec",
+    "TaskOpens",
     "TaskSpec",
     "TransitionSpec",
     "parse_playbook",
@@ -64,11 +65,44 @@ class Labelled(_Strict):
         return self.labels.get(locale) or self.labels["zh-CN"]
 
 
+class TaskOpens(_Strict):
+    """When a task opens before the state it belongs to is entered: exactly one of three moments.
+
+    The law's clocks run from awareness, in parallel, while the phases run in sequence: a report due four
+    hours after the grade reaches 较大 cannot wait for the notification phase to end. ``clock`` opens the
+    task when that deadline rule starts, ``anchor`` when that moment is recorded, ``state`` when that
+    earlier state is entered. The task's own state still requires it before it can be left.
+    """
+
+    clock: str | None = None
+    anchor: Ident | None = None
+    state: Ident | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TaskOpens:
+        given = [k for k in ("clock", "anchor", "state") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("opens names exactly one of clock: RULE_ID, anchor: NAME or state: STATE_ID")
+        return self
+
+    def describe(self) -> str:
+        """The moment in words, e.g. ``clock CN-CAC-RPT-4 starts``."""
+        if self.clock is not None:
+            return f"clock {self.clock} starts"
+        if self.anchor is not None:
+            return f"{self.anchor} is recorded"
+        return f"state {self.state} is entered"
+
+
 class TaskSpec(Labelled):
-    """A task an operator completes in a state; required tasks block leaving it."""
+    """A task an operator completes in a state; required tasks block leaving it.
+
+    ``opens`` lets it open earlier (see :class:`TaskOpens`); done early, it stays done.
+    """
 
     id: Ident
     required: bool = True
+    opens: TaskOpens | None = None
 
 
 class StateSpec(Labelled):
@@ -209,10 +243,52 @@ class Playbook(_Strict):
         unreachable = known - self._reachable()
         if unreachable:
             raise ValueError(f"states no transition reaches: {', '.join(sorted(unreachable))}")
+        self._check_opens()
         return self
 
-    def _reachable(self) -> set[str]:
-        reached, frontier = {self.initial}, [self.initial]
+    def _check_opens(self) -> None:
+        """Refuse a task that could never open early: unknown clock or anchor, or a state not before it."""
+        rules = [r.id for r in self.deadlines]
+        for state in self.states:
+            for task in state.tasks:
+                opens = task.opens
+                if opens is None:
+                    continue
+                where = f"task {task.id!r} opens when"
+                if opens.clock is not None and opens.clock not in rules:
+                    raise ValueError(
+                        f"{where} clock {opens.clock!r} starts, but no deadline rule has that id "
+                        f"(rules: {', '.join(rules) or 'none'})"
+                    )
+                if opens.anchor is not None and opens.anchor not in self.anchors:
+                    raise ValueError(
+                        f"{where} {opens.anchor!r} is recorded, but that is not an anchor "
+                        f"(anchors: {', '.join(self.anchors)})"
+                    )
+                if opens.state is not None and opens.state not in {s.id for s in self.states}:
+                    raise ValueError(f"{where} state {opens.state!r} is entered, but there is no such state")
+                if opens.state is not None and not self._before(self.state(opens.state), state):
+                    raise ValueError(
+                        f"{where} state {opens.state!r} is entered, but that is not a state before "
+                        f"{state.id!r} (one from which {state.id!r} can be reached)"
+                    )
+
+    def _before(self, earlier: StateSpec, later: StateSpec) -> bool:
+        """Whether ``earlier`` comes before ``later``: by phase when both have one (a reopening loops
+        back, so transitions alone would put every phase before every other), else by transitions."""
+        if earlier.id == later.id:
+            return False
+        if earlier.phase is not None and later.phase is not None:
+            return earlier.phase < later.phase
+        return later.id in self._reachable(earlier.id)
+
+    def reachable_from(self, state_id: str) -> set[str]:
+        """The states some sequence of transitions leads to from ``state_id`` (itself included)."""
+        return self._reachable(state_id)
+
+    def _reachable(self, start: str | None = None) -> set[str]:
+        first = self.initial if start is None else start
+        reached, frontier = {first}, [first]
         while frontier:
             here = frontier.pop()
             for t in self.transitions:
@@ -254,6 +330,10 @@ class Playbook(_Strict):
                 if t.id == task_id:
                     return s, t
         raise NotFound(f"playbook {self.id} has no task {task_id!r}")
+
+    def early_tasks(self) -> list[tuple[StateSpec, TaskSpec]]:
+        """Every task that opens before its state, with the state it belongs to, in playbook order."""
+        return [(s, t) for s in self.states for t in s.tasks if t.opens is not None]
 
 
 class PlaybookSource(BaseModel):

@@ -85,8 +85,15 @@ class Replayed:
 
 
 def _enter(replayed: Replayed, playbook: Playbook, state_id: str) -> None:
+    # As the flow does: a task that opens early and was seen already keeps its status, and the later
+    # tasks that open with this state open (again).
     for spec in playbook.state(state_id).tasks:
+        if spec.opens is not None and spec.id in replayed.tasks:
+            continue
         replayed.tasks[spec.id] = "open"
+    for home, spec in playbook.early_tasks():
+        if spec.opens is not None and spec.opens.state == state_id and home.id != state_id:
+            replayed.tasks[spec.id] = "open"
 
 
 def _apply_facts(replayed: Replayed, ev: Event) -> None:
@@ -132,8 +139,13 @@ def _apply_trigger(replayed: Replayed, playbook: Playbook, ev: Event) -> None:
 
 
 def replay_events(playbook: Playbook, events: Iterable[Event]) -> Replayed:
-    """Redo each event in order on an empty incident and return what the trail implies."""
+    """Redo each event in order on an empty incident and return what the trail implies.
+
+    A task the playbook opens early on a clock or an anchor opens without an event of its own: the
+    replay cannot tell when, so such a task may be found open (or done) before its state.
+    """
     replayed = Replayed()
+    early = {spec.id for _home, spec in playbook.early_tasks()}
     for ev in events:
         inputs = ev.inputs or {}
         if ev.kind != "opened" and ev.from_state != replayed.state:
@@ -155,7 +167,7 @@ def replay_events(playbook: Playbook, events: Iterable[Event]) -> Replayed:
             _apply_trigger(replayed, playbook, ev)
         elif ev.kind == "task_done":
             task = str(inputs.get("task"))
-            if replayed.tasks.get(task) != "open":
+            if replayed.tasks.get(task) != "open" and task not in early:
                 replayed.problems.append((f"event #{ev.seq} task {task}", replayed.tasks.get(task), "open"))
             replayed.tasks[task] = "done"
         elif ev.kind == "facts":
@@ -208,7 +220,10 @@ def row_differences(session: Session, incident: Incident) -> list[Difference]:
     for key in sorted(stored_records.keys() | replayed.records.keys()):
         differ(f"records.{key}", stored_records.get(key), replayed.records.get(key))
     tasks = {t.key: t.status for t in session.exec(select(Task).where(Task.incident_id == incident.id))}
+    early = {spec.id for _home, spec in playbook.early_tasks()}
     for key in sorted(tasks.keys() | replayed.tasks.keys()):
+        if key in early and replayed.tasks.get(key) is None and tasks.get(key) == "open":
+            continue  # opened early by its clock or anchor, which no event records
         differ(f"task {key}", tasks.get(key), replayed.tasks.get(key))
     deadlines = session.exec(select(Deadline).where(Deadline.incident_id == incident.id))
     for row in sorted(deadlines, key=lambda r: (r.rule_id, r.subject)):

@@ -45,6 +45,8 @@ def event(t: Times, r: dict[str, Any]) -> dict[str, Any]:
     return {
         "seq": r["seq"],
         "at": t.iso(r["at"]),
+        # When the step really happened, if entered with --at; "at" is when it was recorded.
+        "occurred_at": t.iso(r.get("occurred_at")),
         "actor": r["actor"],
         "kind": r["kind"],
         "trigger": r["trigger"],

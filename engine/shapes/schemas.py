@@ -69,6 +69,7 @@ CONCEPTS: dict[str, dict[str, Any]] = {
         {
             "seq": {"type": "integer"},
             "at": _TIME,
+            "occurred_at": _TIME_OR_NULL,
             "actor": {"type": "string"},
             "kind": {"type": "string"},
             "trigger": _TEXT_OR_NULL,

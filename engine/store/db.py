@@ -12,15 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Column, DateTime, create_engine, event, text
+from sqlalchemy import JSON, Column, DateTime, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.mutable import MutableDict
+from sqlalchemy.orm import class_mapper
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, Session
+from sqlmodel import Field, Session, SQLModel
 
 from engine.errors import BadInput
 
@@ -28,9 +29,11 @@ __all__ = [
     "JSONType",
     "Store",
     "UTCDateTime",
+    "changed_rows",
     "create_private_sqlite",
     "json_column",
     "json_list_column",
+    "table_of",
     "time_column",
     "utcnow",
 ]
@@ -58,6 +61,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel class, typed (SQLModel sets ``__table__`` without declaring it)."""
+    table = class_mapper(model).local_table
+    if not isinstance(table, Table):  # pragma: no cover - every breach model maps one plain table
+        raise TypeError(f"{model.__name__} is not mapped to a single table")
+    return table
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE, INSERT or DELETE changed.
+
+    ``Session.execute`` is typed as returning a plain ``Result``; for those statements it is a
+    ``CursorResult``, the one that carries the count.
+    """
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def json_column() -> Any:
@@ -93,7 +113,12 @@ def _sqlite_engine(url: str, begin: str, synchronous: str) -> Engine:
         cursor.close()
 
     statement = f"BEGIN {begin}"
-    engine.dialect.do_begin = lambda dbapi_conn: dbapi_conn.execute(statement)  # type: ignore[method-assign]
+
+    def do_begin(dbapi_connection: Any) -> None:
+        dbapi_connection.execute(statement)
+
+    # Replacing a method of the dialect object is the point here; mypy flags any such assignment.
+    engine.dialect.do_begin = do_begin  # type: ignore[method-assign]
     return engine
 
 
@@ -132,6 +157,10 @@ def create_private_sqlite(url: str) -> Path | None:
     finally:
         os.close(fd)
     return path
+
+
+_SQLITE_NOW = text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")
+_POSTGRES_NOW = text("SELECT now()")
 
 
 class Store:
@@ -178,9 +207,9 @@ class Store:
     def db_now(self, session: Session) -> datetime:
         """The database's clock (several checker machines agree on it), as aware UTC."""
         if self.is_sqlite:
-            raw = session.exec(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).one()[0]  # type: ignore[call-overload]
+            raw: str = session.connection().execute(_SQLITE_NOW).one()[0]
             return datetime.fromisoformat(raw).replace(tzinfo=UTC)
-        value = session.exec(text("SELECT now()")).one()[0]  # type: ignore[call-overload]
+        value: datetime = session.connection().execute(_POSTGRES_NOW).one()[0]
         return value.astimezone(UTC)
 
     def check_ready(self) -> None:

@@ -109,13 +109,12 @@ class Reader:
         for task in row["tasks"]:
             task["required"] = bool(task["required"])
             task["opened_at"], task["done_at"] = _time(task["opened_at"]), _time(task["done_at"])
-        row["events"] = self.rows(
-            'SELECT seq, at, actor, kind, "trigger", from_state, to_state, reason, inputs, hash FROM event '
-            "WHERE incident_id = ? ORDER BY seq",
-            (incident_id,),
-        )
+        # Every column: occurred_at (the real time of a step entered after the fact) is missing from a
+        # database not yet upgraded, which must still be readable.
+        row["events"] = self.rows("SELECT * FROM event WHERE incident_id = ? ORDER BY seq", (incident_id,))
         for ev in row["events"]:
             ev["at"], ev["inputs"] = _time(ev["at"]), _json(ev["inputs"])
+            ev["occurred_at"] = _time(ev.get("occurred_at"))
         row["deadlines"] = self._optional("deadlines", incident_id)
         row["documents"] = self._optional("documents", incident_id, every_document=every_document)
         row["document_counts"] = self._document_counts(incident_id)

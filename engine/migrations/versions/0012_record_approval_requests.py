@@ -1,7 +1,7 @@
 """approval requests: a step that needs an approver waits for them to approve it themselves
 
-Revision ID: 0011_record
-Revises: 0010_record
+Revision ID: 0012_record
+Revises: 0011_record
 Create Date: 2026-12-01
 """
 
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-revision = "0011_record"
-down_revision = "0010_record"
+revision = "0012_record"
+down_revision = "0011_record"
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """the workspace log's head (entries and last hash), filled from the log as it stands
 
-Revision ID: 0010_record
-Revises: 0009_web
+Revision ID: 0011_record
+Revises: 0010_obligations
 Create Date: 2026-12-01
 """
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0010_record"
-down_revision = "0009_web"
+revision = "0011_record"
+down_revision = "0010_obligations"
 branch_labels = None
 depends_on = None
 

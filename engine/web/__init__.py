@@ -1,0 +1,2 @@
+"""The read-only dashboard and JSON API (``breach serve``): pages and endpoints over the read model,
+behind a token guard."""
