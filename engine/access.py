@@ -12,11 +12,69 @@ yet the attempt itself must not vanish.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Member", "RoleMap"]
+from engine.errors import BadInput
+
+__all__ = ["Member", "RoleMap", "entered_for", "enterer", "identity_key", "normal_name", "same_person"]
+
+# What ``--as`` records: the person the step was done by, and the account that entered it for them.
+_ENTERED = re.compile(r"^(?P<for>.+) \(entered by (?P<by>[^()]+)\)$")
+# Unicode categories no name needs, and that make two names look alike while comparing unequal:
+# controls, format characters (zero-width space and joiners, bidi marks), separators other than space,
+# unassigned and private-use code points.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def normal_name(raw: str, *, what: str = "name") -> str:
+    """A person's name or account as breach records it: NFKC-normalised and trimmed.
+
+    :raises BadInput: when it is empty, longer than 100 characters, or holds a control or format
+        character (a zero-width space would make 'wang.dpo' and 'wang.dpo\u200b' two people).
+    """
+    name = unicodedata.normalize("NFKC", raw).strip()
+    if not name:
+        raise BadInput(f"the {what} must not be empty")
+    if len(name) > 100:
+        raise BadInput(f"the {what} is longer than 100 characters")
+    bad = [ch for ch in name if unicodedata.category(ch) in _REFUSED_CATEGORIES]
+    if bad:
+        shown = ", ".join(f"U+{ord(ch):04X}" for ch in dict.fromkeys(bad))
+        raise BadInput(f"the {what} {name!r} holds invisible or control characters ({shown})")
+    return " ".join(name.split())
+
+
+def identity_key(name: str) -> str:
+    """The form two names are compared in: NFKC, case-folded, invisible characters dropped."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    kept = "".join(ch for ch in folded if unicodedata.category(ch) not in _REFUSED_CATEGORIES)
+    return " ".join(kept.split())
+
+
+def entered_for(person: str, account: str) -> str:
+    """The actor recorded when ``account`` enters what ``person`` did (``--as``)."""
+    return f"{person} (entered by {account})"
+
+
+def enterer(actor: str) -> str:
+    """The account that acted: the one that entered the step when it was recorded for someone else."""
+    match = _ENTERED.match(actor)
+    return match.group("by") if match else actor
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether two recorded actors or names can be the same person (either side of an entry counts)."""
+
+    def people(actor: str) -> set[str]:
+        match = _ENTERED.match(actor)
+        names = [match.group("for"), match.group("by")] if match else [actor]
+        return {identity_key(n) for n in names}
+
+    return bool(people(a) & people(b))
 
 
 @dataclass(frozen=True)
@@ -47,7 +105,7 @@ def _members(settings: Mapping[str, Any]) -> dict[str, Member]:
     for account, entry in (settings.get("members") or {}).items():
         if not isinstance(entry, Mapping):
             continue
-        found[str(account).casefold()] = Member(
+        found[identity_key(str(account))] = Member(
             account=str(account),
             name=str(entry.get("name") or account),
             department=str(entry.get("department") or ""),
@@ -56,7 +114,7 @@ def _members(settings: Mapping[str, Any]) -> dict[str, Member]:
         )
     legacy = (settings.get("roles") or {}).get("members") or {}
     for account, roles in legacy.items():
-        key = str(account).casefold()
+        key = identity_key(str(account))
         known = found.get(key)
         extra = frozenset(map(str, roles))
         found[key] = (
@@ -90,10 +148,14 @@ class RoleMap:
 
     def member(self, account: str) -> Member | None:
         """The member acting under ``account``, if the settings name them."""
-        return self.people.get(account.strip().casefold())
+        return self.people.get(identity_key(account))
 
     def holds(self, name: str, role: str) -> bool:
-        """Whether ``name`` may act in ``role`` (always, in single-operator mode)."""
+        """Whether ``name`` may act in ``role`` (always, in single-operator mode).
+
+        A step entered for someone else (``--as``) holds the roles of the account that entered it,
+        never those of the person it names.
+        """
         roles = self.roles_of(name)
         return roles is None or role in roles
 
@@ -101,5 +163,5 @@ class RoleMap:
         """The roles of ``name``; None in single-operator mode, meaning "any role"."""
         if not self.enforced:
             return None
-        member = self.member(name)
+        member = self.member(enterer(name))
         return member.roles if member is not None else frozenset()

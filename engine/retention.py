@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select
 
 from engine.errors import BadInput, NotAllowed
@@ -30,10 +32,19 @@ from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.tables import Event, Incident
 from engine.incidents.worklog import append_log
 from engine.migrations.tables import METADATA
+from engine.record.signing import SigningKey, fingerprint, public_pem, signature_valid
 from engine.store.db import Store, table_of, utcnow
 from engine.workspace import Workspace
 
-__all__ = ["BundleReport", "Retention", "export_bundle", "load_retention", "purge_incident", "verify_bundle"]
+__all__ = [
+    "BundleReport",
+    "Retention",
+    "bundle_signature",
+    "export_bundle",
+    "load_retention",
+    "purge_incident",
+    "verify_bundle",
+]
 
 BUNDLE_FORMAT = "breach-evidence/1"
 
@@ -90,10 +101,46 @@ def _rows(session: Any, table: Any, incident_id: str) -> list[dict[str, Any]]:
     return [{k: _jsonable(v) for k, v in row._mapping.items()} for row in result]
 
 
+SIGNATURE_FORMAT = "breach-evidence-signature/1"
+SIGNATURE_FILE = "signature.json"
+
+
+def bundle_signature(signer: SigningKey, manifest: dict[str, Any], digest: str) -> bytes:
+    """The bundle's signature file: the manifest hash and chain head, signed by the workspace key."""
+    statement = {
+        "format": SIGNATURE_FORMAT,
+        "incident": manifest["incident"],
+        "manifest_sha256": digest,
+        "audit_head": manifest["audit_head"],
+        "event_count": manifest["event_count"],
+    }
+    return json.dumps(
+        {
+            "statement": statement,
+            "key": signer.fingerprint,
+            "public_key": public_pem(signer.public).decode("ascii"),
+            "signature": signer.sign(canonical_json(statement).encode()),
+        },
+        ensure_ascii=False,
+        indent=2,
+        sort_keys=True,
+    ).encode("utf-8")
+
+
 def export_bundle(
-    store: Store, incident_id: str, out: Path, *, actor: str, root: Path | None = None
+    store: Store,
+    incident_id: str,
+    out: Path,
+    *,
+    actor: str,
+    root: Path | None = None,
+    signer: SigningKey | None = None,
 ) -> tuple[Path, str]:
     """Write the evidence bundle of an incident (mode 0600); return its path and manifest hash.
+
+    With ``signer`` (the workspace key), the bundle carries ``signature.json``: the manifest's hash and
+    the chain head, signed, with the public key's fingerprint, so a bundle whose files and manifest were
+    both rewritten no longer verifies against a copy of the public key kept elsewhere.
 
     The bundle is written under an unpredictable temporary name, created exclusively and without
     following a link, in the folder of ``out`` (no link followed below ``root``, the workspace). It
@@ -133,6 +180,8 @@ def export_bundle(
                             zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as bundle,
                         ):
                             bundle.writestr("manifest.json", manifest_bytes)
+                            if signer is not None:
+                                bundle.writestr(SIGNATURE_FILE, bundle_signature(signer, manifest, digest))
                             for name, data in parts.items():
                                 bundle.writestr(name, data)
                     except OSError as exc:
@@ -199,6 +248,8 @@ class BundleReport:
     manifest_sha256: str
     events: int
     problems: list[str]
+    signed_by: str | None = None
+    key_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -244,8 +295,9 @@ def _member_sha256(bundle: zipfile.ZipFile, name: str) -> str:
     return digest.hexdigest()
 
 
-def verify_bundle(path: Path) -> BundleReport:
-    """Check each file against the manifest and the audit chain inside the bundle.
+def verify_bundle(path: Path, public: Ed25519PublicKey | None = None) -> BundleReport:
+    """Check each file against the manifest, the audit chain inside the bundle, and its signature
+    (against ``public``, a copy of the workspace's public key kept elsewhere, when given).
 
     The bundle must be a regular file within ``[limits] bundle_bytes``; its members are checked for
     count, inflated size and compression ratio before any is read (a zip bomb is refused unread).
@@ -270,12 +322,42 @@ def verify_bundle(path: Path) -> BundleReport:
     with bundle:
         _check_bundle_shape(path, bundle)
         try:
-            return _verify_members(path, bundle)
+            return _verify_members(path, bundle, public)
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
             raise BadInput(f"{path}: damaged bundle ({exc})") from None
 
 
-def _verify_members(path: Path, bundle: zipfile.ZipFile) -> BundleReport:
+def _check_signature(
+    raw: bytes | None, digest: str, manifest: dict[str, Any], public: Ed25519PublicKey | None
+) -> tuple[list[str], str | None]:
+    """Problems with the bundle's signature, and the fingerprint of the key that signed it."""
+    if raw is None:
+        return (["not signed: the bundle has no signature.json"] if public is not None else []), None
+    try:
+        entry = json.loads(raw)
+        statement, signature, fingerprint_ = entry["statement"], str(entry["signature"]), str(entry["key"])
+        embedded = serialization.load_pem_public_key(str(entry["public_key"]).encode("ascii"))
+    except (ValueError, KeyError, TypeError):
+        return ["signature.json: not a breach signature"], None
+    problems = []
+    if statement.get("manifest_sha256") != digest:
+        problems.append("signature.json: signs another manifest (the manifest was rewritten)")
+    if statement.get("audit_head") != manifest.get("audit_head"):
+        problems.append("signature.json: signs another chain head than the manifest states")
+    payload = canonical_json(statement).encode()
+    if public is not None:
+        if fingerprint(public) != fingerprint_:
+            problems.append(
+                f"signed by key {fingerprint_[:16]}, not by the key given ({fingerprint(public)[:16]})"
+            )
+        elif not signature_valid(public, payload, signature):
+            problems.append("signature.json: the signature does not verify with the key given")
+    elif not isinstance(embedded, Ed25519PublicKey) or not signature_valid(embedded, payload, signature):
+        problems.append("signature.json: the signature does not verify")
+    return problems, fingerprint_
+
+
+def _verify_members(path: Path, bundle: zipfile.ZipFile, public: Ed25519PublicKey | None) -> BundleReport:
     names = set(bundle.namelist())
     if "manifest.json" not in names:
         raise BadInput(f"{path}: not an evidence bundle (no manifest.json)")
@@ -285,8 +367,16 @@ def _verify_members(path: Path, bundle: zipfile.ZipFile) -> BundleReport:
     if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
         raise BadInput(f"{path}: manifest.json is not a breach manifest")
     problems = [
-        f"{name}: not listed in the manifest" for name in sorted(names - set(listed) - {"manifest.json"})
+        f"{name}: not listed in the manifest"
+        for name in sorted(names - set(listed) - {"manifest.json", SIGNATURE_FILE})
     ]
+    signature_problems, signed_by = _check_signature(
+        bundle.read(SIGNATURE_FILE) if SIGNATURE_FILE in names else None,
+        hashlib.sha256(manifest_bytes).hexdigest(),
+        manifest,
+        public,
+    )
+    problems += signature_problems
     for name, expected in sorted(listed.items()):
         if name not in names:
             problems.append(f"{name}: missing")
@@ -324,7 +414,12 @@ def _verify_members(path: Path, bundle: zipfile.ZipFile) -> BundleReport:
     else:
         problems.append("incident.json or event.json: missing")
     return BundleReport(
-        str(manifest.get("incident")), hashlib.sha256(manifest_bytes).hexdigest(), events, problems
+        str(manifest.get("incident")),
+        hashlib.sha256(manifest_bytes).hexdigest(),
+        events,
+        problems,
+        signed_by,
+        public is not None,
     )
 
 

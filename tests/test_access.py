@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -156,15 +157,24 @@ class TestRolesInFlow:
             assert "was changed" in verify_log(s)
 
 
-def test_cli_roles_from_workspace_settings(cli):
-    """Roles come from the workspace's config/settings.toml; a refused CLI attempt exits 2 and is shown."""
+def team_settings(cli, roles: dict[str, list[str]]) -> None:
+    """Write the workspace's settings: the firm, and the members with their roles."""
+    members = "".join(
+        f'[members."{account}"]\nroles = {json.dumps(held)}\n' for account, held in roles.items()
+    )
     (cli.home / "config" / "settings.toml").write_text(
         # The firm is named: submitting the initial report produces it, and a report names its unit.
         '[firm]\nname = "示例财税"\naddress = "北京"\ncontact_name = "李静"\ncontact_phone = "400-800-0000"\n'
-        'contact_email = "privacy@example-tax.cn"\ncontact_hours = "工作日 9:00–18:00"\n'
-        '[roles.members]\n"wang.dpo" = ["dpo"]\n"li.sec" = ["security_lead"]\n',
+        'contact_email = "privacy@example-tax.cn"\ncontact_hours = "工作日 9:00–18:00"\n' + members,
         encoding="utf-8",
     )
+
+
+def test_cli_roles_from_workspace_settings(cli):
+    """Roles come from the workspace's settings for the account running breach; --as names someone
+    else but never lends their roles; a refused CLI attempt exits 2 and is shown."""
+    me = cli.json("whoami")["account"]
+    team_settings(cli, {"wang.dpo": ["dpo"], me: ["security_lead"]})
     incident_id = cli(
         "incident",
         "open",
@@ -174,27 +184,34 @@ def test_cli_roles_from_workspace_settings(cli):
         "t",
         "--discovered-at",
         "2026-11-20 09:00",
-        "--as",
-        "li.sec",
         check=True,
     ).stdout.strip()
     for tasks, trigger in STEPS:
         for task in tasks:
-            cli("task", "done", incident_id, task, "--as", "li.sec", check=True)
-        cli("incident", "advance", incident_id, trigger, "--as", "li.sec", check=True)
+            cli("task", "done", incident_id, task, check=True)
+        cli("incident", "advance", incident_id, trigger, check=True)
     for task in ("submit_initial_report", "cooperate_with_authorities"):
-        cli("task", "done", incident_id, task, "--as", "li.sec", check=True)
-    triggers = {t["trigger"]: t for t in cli.json("incident", "triggers", incident_id, "--as", "li.sec")}
+        cli("task", "done", incident_id, task, check=True)
+    triggers = {t["trigger"]: t for t in cli.json("incident", "triggers", incident_id)}
     assert (
         triggers["report"]["allowed"] is False
         and "does not hold the role dpo" in triggers["report"]["blocked_by"][0]
     )
     before = cli.json("incident", "show", incident_id)
+    assert_one_line_error(cli("incident", "advance", incident_id, "report"), "needs the role dpo")
+    # Naming the DPO does not lend their role: the step is entered by this account, which lacks it.
     assert_one_line_error(
-        cli("incident", "advance", incident_id, "report", "--as", "li.sec"), "needs the role dpo"
+        cli("incident", "advance", incident_id, "report", "--as", "wang.dpo"), "needs the role dpo"
     )
     after = cli.json("incident", "show", incident_id)
     assert after["version"] == before["version"] and after["events"] == before["events"]
-    assert after["refusals"][0]["actor"] == "li.sec" and "report" in after["refusals"][0]["detail"]
-    cli("incident", "advance", incident_id, "report", "--as", "wang.dpo", check=True)
+    assert after["refusals"][0]["actor"] == me and "report" in after["refusals"][0]["detail"]
+    assert after["refusals"][1]["actor"] == f"wang.dpo (entered by {me})"
+    # Neither do USER or LOGNAME: the account is the real user id's (or the database login).
+    assert_one_line_error(
+        cli("incident", "advance", incident_id, "report", env={"USER": "wang.dpo", "LOGNAME": "wang.dpo"}),
+        "needs the role dpo",
+    )
+    team_settings(cli, {me: ["dpo", "security_lead"]})
+    cli("incident", "advance", incident_id, "report", check=True)
     assert cli("audit", "verify", "--all").returncode == 0

@@ -118,7 +118,8 @@ class TestIncidentCommands:
         result = cli("incident", "advance", incident_id, "contain", "--as", "李四", check=True)
         assert "containment → customer_notification" in result.stdout
         events = cli.json("incident", "show", incident_id)["events"]
-        assert events[-1]["actor"] == "李四" and events[-1]["trigger"] == "contain"
+        me = cli.json("whoami")["account"]
+        assert events[-1]["actor"] == f"李四 (entered by {me})" and events[-1]["trigger"] == "contain"
         assert cli("audit", "verify", incident_id).returncode == 0
 
     def test_drill_flag_is_kept(self, cli):

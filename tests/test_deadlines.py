@@ -610,7 +610,7 @@ class TestCommands:
         assert all({"rule", "due_at", "status", "basis"} <= set(d) for d in shown)
         human = cli("incident", "show", incident_id, check=True).stdout
         assert "Clocks" in human and "internal policy, not law" in human and "overdue by" in human
-        done = cli(
+        asked = cli(
             "deadlines",
             "waive",
             incident_id,
@@ -623,13 +623,14 @@ class TestCommands:
             "alice",
             check=True,
         )
-        assert "waived" in done.stdout
-        statuses = {r["rule"]: r["status"] for r in cli.json("deadlines", "list", "--all")}
-        assert (
-            statuses["POLICY-CLIENT-NOTICE"] == "waived" and cli.json("deadlines", "list", "--overdue") == []
-        )
+        # The waiver is a request until wang approves it under his own account.
+        assert "waits for wang's approval (request 1)" in asked.stdout
+        assert cli.json("deadlines", "list", "--overdue")[0]["rule"] == "POLICY-CLIENT-NOTICE"
         events = cli.json("incident", "show", incident_id)["events"]
         assert events[-1]["reason"] == "客户已电话告知" and events[-1]["inputs"]["approver"] == "wang"
+        # The account that entered the request cannot approve it.
+        assert_one_line_error(cli("approve", incident_id, "1"), "asked for it and cannot approve it")
+        assert cli.json("deadlines", "list", "--overdue")[0]["rule"] == "POLICY-CLIENT-NOTICE"
         assert cli("audit", "verify", incident_id).returncode == 0
 
 

@@ -12,6 +12,7 @@ import typer.main
 
 from engine import __version__
 from engine.cli import (
+    approve_cmd,
     assess_cmd,
     audit_cmd,
     clock_cmd,
@@ -29,7 +30,7 @@ from engine.cli import (
     serve_cmd,
     setup_cmd,
 )
-from engine.cli.context import Ctx
+from engine.cli.context import Ctx, anchor_opened
 from engine.errors import BreachError
 
 __all__ = ["app", "run"]
@@ -92,6 +93,7 @@ incident_cmd.register(app)
 assess_cmd.register(app)
 records_cmd.register(app)
 audit_cmd.register(app)
+approve_cmd.register(app)
 clock_cmd.register(app)
 deadlines_cmd.register(app)
 people_cmd.register(app)
@@ -115,6 +117,7 @@ def run() -> None:
         command = typer.main.get_command(app)
         whole_short_help(command)
         code = command(standalone_mode=False)
+        anchor_opened()
     except TyperException as exc:
         _usage_error(exc)
     except BreachError as exc:

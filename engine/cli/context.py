@@ -6,7 +6,6 @@ commands that use them, which keeps ``breach --help`` and ``breach incident show
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -29,7 +28,10 @@ if TYPE_CHECKING:
     from engine.store.db import Store
     from engine.store.readmodel import Reader
 
-__all__ = ["Ctx", "emit_json", "key_table", "stdout_console"]
+__all__ = ["Ctx", "anchor_opened", "emit_json", "key_table", "stdout_console"]
+
+# The contexts of this process that opened the database: after a command, what it changed is anchored.
+_OPENED: list[Ctx] = []
 
 
 @dataclass
@@ -60,17 +62,42 @@ class Ctx:
         """The workspace's time zone."""
         return self.workspace.timezone
 
-    def actor(self, override: str | None = None) -> str:
-        """Who is acting: ``--as NAME`` on the command, else the global ``--as``, else the OS user."""
-        name = (override or self.actor_option or "").strip()
-        if name:
-            if len(name) > 100 or any(ord(ch) < 32 for ch in name):
-                raise BadInput("--as must be a name of at most 100 printable characters")
-            return name
+    @cached_property
+    def account(self) -> str:
+        """The account acting, which no option or environment variable can change.
+
+        On SQLite it is the OS account of the real user id (``USER`` and ``LOGNAME`` are not read: any
+        process can set them); on PostgreSQL the database login (``session_user``), each operator
+        connecting as themselves.
+        """
+        from engine.access import normal_name
+
+        if not self.workspace.db_url.startswith("sqlite"):
+            from sqlalchemy import text
+
+            with self.store().read() as session:
+                login = session.execute(text("SELECT session_user")).scalar_one()
+            return normal_name(str(login), what="database login")
+        import pwd
+
         try:
-            return getpass.getuser()
-        except (KeyError, OSError):
-            return os.environ.get("USER", "unknown")
+            name = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            name = f"uid {os.getuid()}"
+        return normal_name(name, what="OS account")
+
+    def actor(self, override: str | None = None) -> str:
+        """Who is recorded as acting: the account; with ``--as NAME`` (on the command, else global),
+        "NAME (entered by ACCOUNT)", which holds the account's roles, never NAME's."""
+        from engine.access import entered_for, identity_key, normal_name
+
+        given = override or self.actor_option
+        if given is None or not given.strip():
+            return self.account
+        name = normal_name(given, what="--as name")
+        if identity_key(name) == identity_key(self.account):
+            return self.account
+        return entered_for(name, self.account)
 
     def require_workspace(self) -> None:
         """Refuse to run against a folder that is not a workspace (no silent new database)."""
@@ -89,6 +116,11 @@ class Ctx:
             store = Store(self.workspace.db_url)
             store.check_ready()
             self._store = store
+            _OPENED.append(self)
+            from engine.record.configuration import record_configuration
+
+            # Edited settings, roles, playbooks or templates enter the record before anything uses them.
+            record_configuration(store, self.workspace, actor=self.account)
         return self._store
 
     def hooks(self) -> Hooks:
@@ -137,6 +169,30 @@ class Ctx:
             day = date.fromisoformat(full[:10]) - timedelta(days=1)
             return f"{day.isoformat()} 24:00 {full[19:]}"
         return f"{full[:10]} {full[11:16]} {full[19:]}"
+
+
+def anchor_opened() -> None:
+    """Sign the heads a successful command moved into the workspace's anchor file.
+
+    A workspace without a signing key (made before keys existed) is skipped until ``breach init`` runs
+    again there; a database that no longer extends the anchors is not signed, and the operator is told.
+    """
+    from engine.errors import BreachError
+
+    while _OPENED:
+        c = _OPENED.pop()
+        if c._store is None:
+            continue
+        from engine.record.signing import key_path
+
+        if not key_path(c.workspace).exists():
+            continue
+        from engine.record.anchors import anchor_now
+
+        try:
+            anchor_now(c._store, c.workspace, full=False)
+        except BreachError as exc:
+            print(f"warning: {exc}; run 'breach audit verify --all'", file=sys.stderr)
 
 
 def _default(value: Any) -> Any:

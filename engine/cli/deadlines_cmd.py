@@ -177,11 +177,15 @@ def waive_cmd(
     ] = None,
     actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
 ) -> None:
-    """Waive a deadline that is not met: rationale and approver are required, and audited."""
-    from engine.deadlines.sync import waive
+    """Ask to waive a deadline that is not met: with a rationale, for the approver named to approve.
+
+    The deadline is waived when the approver runs 'breach approve ID REQUEST' under their own account.
+    """
+    from engine.approvals.service import expires_after, request_deadline_waiver
 
     c: Ctx = ctx.obj
-    row = waive(
+    role = str((c.workspace.settings.get("approvals") or {}).get("deadline_waiver_role") or "")
+    request = request_deadline_waiver(
         c.store(),
         incident_id,
         rule,
@@ -189,8 +193,13 @@ def waive_cmd(
         approver=approver or "",
         actor=c.actor(actor),
         subject=record,
+        role=role,
+        lifetime=expires_after(c.workspace.settings),
     )
-    print(f"{incident_id}: deadline {row.rule_id}{' ' + row.subject if row.subject else ''} waived")
+    print(
+        f"{incident_id}: waiving {rule}{' ' + record if record else ''} waits for {request.approver}'s "
+        f"approval (request {request.id}): they run 'breach approve {incident_id} {request.id}'"
+    )
     from engine.cli.summary import after_write
 
     after_write(c, incident_id, actor=actor)

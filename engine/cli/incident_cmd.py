@@ -191,14 +191,43 @@ def advance_cmd(
     actor: AsOpt = None,
     at: AtOpt = None,
 ) -> None:
-    """Fire a trigger: guards, state change, next tasks and audit, all or nothing."""
+    """Fire a trigger: guards, state change, next tasks and audit, all or nothing.
+
+    A trigger that needs an approver becomes a request instead: the approver named with --approver
+    takes the step by running 'breach approve ID REQUEST' themselves.
+    """
     from engine.clocks.durations import parse_instant
     from engine.incidents.flow import advance
+    from engine.incidents.repository import get_incident, incident_playbook
 
     c: Ctx = ctx.obj
     values = parse_pairs(inputs or [], "--input")
     when = parse_instant(at, c.zone) if at is not None else None
     store = c.store()
+    with store.read() as session:
+        incident = get_incident(session, incident_id)
+        spec = incident_playbook(session, incident).playbook.transition(trigger, incident.state)
+    if spec is not None and spec.approver:
+        from engine.approvals.service import expires_after, request_trigger
+
+        request = request_trigger(
+            store,
+            incident_id,
+            trigger,
+            actor=c.actor(actor),
+            approver=approver or "",
+            reason=reason,
+            inputs=values,
+            lifetime=expires_after(c.workspace.settings),
+        )
+        print(
+            f"{incident_id}: {trigger} waits for {request.approver}'s approval (request {request.id}, "
+            f"until {c.fmt_time(request.expires_at)}): they run 'breach approve {incident_id} {request.id}'"
+        )
+        from engine.cli.summary import after_write
+
+        after_write(c, incident_id, actor=actor)
+        return
     result = advance(
         store,
         incident_id,

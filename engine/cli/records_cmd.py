@@ -26,14 +26,22 @@ def export_cmd(
 ) -> None:
     """Write an evidence bundle: incident, events, deadlines, documents and files, with their hashes."""
     from engine.documents.render import safe_filename
+    from engine.record.signing import key_path, load_key
     from engine.retention import export_bundle
     from engine.store.db import utcnow
 
     c: Ctx = ctx.obj
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
     target = out or c.workspace.out_dir / safe_filename(incident_id, "evidence", stamp, ext="zip")
+    # A workspace made before signing keys existed exports unsigned until 'breach init' runs there again.
+    signer = load_key(c.workspace) if key_path(c.workspace).exists() else None
     path, digest = export_bundle(
-        c.store(), incident_id, Path(os.path.abspath(target)), actor=c.actor(actor), root=c.workspace.home
+        c.store(),
+        incident_id,
+        Path(os.path.abspath(target)),
+        actor=c.actor(actor),
+        root=c.workspace.home,
+        signer=signer,
     )
     print(
         f"{path}\nmanifest sha256 {digest} "

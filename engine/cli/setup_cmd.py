@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.context import Ctx
+from engine.cli.context import Ctx, emit_json
 from engine.errors import BadInput
 from engine.workspace import OVERRIDE_DIRS, Workspace
 
@@ -38,6 +38,10 @@ def init_workspace(home: Path, db_url: str | None = None) -> Workspace:
         store.dispose()
     if workspace.db_url_override is None:
         workspace.db_path.chmod(0o600)
+    from engine.record.signing import create_key
+
+    # The key that signs the record's anchors and bundles lives here, never in the database.
+    create_key(workspace)
     return workspace
 
 
@@ -97,6 +101,36 @@ def register(app: typer.Typer) -> None:
         print(f"database at revision {revision}")
 
     app.add_typer(db_app, name="db")
+
+    @app.command("whoami")
+    def whoami(
+        ctx: typer.Context,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """The account breach records you as, and the member and roles settings give it."""
+        from engine.access import RoleMap
+
+        c: Ctx = ctx.obj
+        c.require_workspace()
+        account = c.account
+        roles = RoleMap.from_settings(c.workspace.settings)
+        member = roles.member(account)
+        held = roles.roles_of(account)
+        if as_json:
+            emit_json(
+                {
+                    "account": account,
+                    "name": member.name if member else None,
+                    "roles": sorted(held) if held is not None else None,
+                }
+            )
+            return
+        shown = member.described if member else "not a member in settings"
+        if held is None:
+            listed = "every role (no member holds a role: single-operator mode)"
+        else:
+            listed = ", ".join(sorted(held)) or "none"
+        print(f"{account}: {shown}; roles: {listed}")
 
     @app.command("demo")
     def demo(ctx: typer.Context) -> None:

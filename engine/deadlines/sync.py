@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
+from engine.access import normal_name, same_person
 from engine.clocks.calendars import Calendar, get_calendar
 from engine.clocks.plan import IncidentView, Plan, PlanContext, plan_rules
 from engine.clocks.rules import DeadlineRule
@@ -480,8 +481,11 @@ def waive(
     approver: str,
     actor: str,
     subject: str | None = None,
+    within: Callable[[Session], None] | None = None,
 ) -> Deadline:
     """Waive a deadline that is not met: a written rationale and an approver other than the actor.
+
+    ``within`` runs in the waiver's transaction (an approval marks its request approved there).
 
     The waiver is appended to the incident's audit trail in the same transaction; a checker that
     changed the row meanwhile makes this a conflict (the version check), never a lost update.
@@ -491,7 +495,8 @@ def waive(
         raise BadInput("a waiver needs --reason (a written rationale)")
     if not approver:
         raise BadInput("a waiver needs --approver NAME (the person who approved it)")
-    if approver.casefold() == actor.casefold():
+    approver = normal_name(approver, what="approver")
+    if same_person(approver, actor):
         raise NotAllowed(f"the approver must be someone other than the operator ({actor})")
     with store.write() as session:
         incident = session.get(Incident, incident_id)
@@ -533,6 +538,8 @@ def waive(
                 "due_at": row.due_at.isoformat(),
             },
         )
+        if within is not None:
+            within(session)
         try:
             session.flush()
         except StaleDataError:

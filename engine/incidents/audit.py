@@ -3,6 +3,10 @@
 Each event's hash covers its content and the previous event's hash; the incident row keeps the count and
 the last hash. Editing, deleting or reordering a row directly in the database therefore breaks the chain
 at that row, and ``verify_chain`` names the first event that no longer fits.
+
+Once ``breach audit verify`` has found an incident's trail broken (a ``chain_broken`` entry in the
+workspace log), no further event is appended to it until an operator acknowledges the investigation
+(an ``acknowledged`` entry): work recorded on top of a record known to be tampered with would look sound.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from sqlalchemy import text
 from sqlmodel import Session, select
 
+from engine.errors import NotAllowed
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event
 
@@ -27,9 +33,27 @@ __all__ = [
     "canonical_json",
     "event_hash",
     "next_event",
+    "refuse_if_held",
     "verify_chain",
     "verify_rows",
 ]
+
+# The latest finding about the incident's trail in the workspace log: broken, or acknowledged since.
+_LATEST_FINDING = text(
+    "SELECT kind, detail FROM workspace_log WHERE incident_id = :i "
+    "AND kind IN ('chain_broken', 'acknowledged') ORDER BY id DESC LIMIT 1"
+)
+
+
+def refuse_if_held(session: Session, incident_id: str) -> None:
+    """Refuse a write to an incident whose trail was found broken and not yet acknowledged."""
+    row = session.connection().execute(_LATEST_FINDING, {"i": incident_id}).first()
+    if row is not None and row[0] == "chain_broken":
+        raise NotAllowed(
+            f"{incident_id}'s audit trail was found broken ({row[1]}); nothing more is recorded on it "
+            f"until the investigation is acknowledged: breach audit acknowledge {incident_id} --reason ..."
+        )
+
 
 GENESIS = "0" * 64
 
@@ -136,6 +160,7 @@ def append_event(
     occurred_at: datetime | None = None,
 ) -> Event:
     """Add the next event of ``incident`` to the session and move the incident's chain head."""
+    refuse_if_held(session, incident.id)
     row = Event(
         **next_event(
             incident,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlmodel import Session
 
+from engine.access import normal_name
 from engine.clocks.durations import format_instant, parse_instant
 from engine.errors import BadInput, Conflict, GuardFailed, NotAllowed, NotFound
 from engine.incidents.audit import next_event
@@ -144,6 +145,9 @@ def open_incident(
             event_count=0,
             audit_head="",
         )
+        for prepare in hooks.on_open:
+            prepare(incident, now)
+        grade = (incident.assessment or {}).get("grade")
         opened = next_event(
             incident,
             kind="opened",
@@ -157,10 +161,10 @@ def open_incident(
                 "discovered_at": discovered_at.isoformat(),
                 "drill": drill,
                 **({"facts": facts} if facts else {}),
+                # What the assessment made of those facts, so replaying the trail knows the grade.
+                **({"grade": grade} if grade else {}),
             },
         )
-        for prepare in hooks.on_open:
-            prepare(incident, now)
         # Inserted at version 0 and raised to 1 by the single write below, after the hooks have run.
         insert_incident(session, incident)
         insert_event(session, opened)
@@ -302,7 +306,7 @@ def _advance(
     at: datetime | None,
 ) -> AdvanceResult:
     reason = (reason or "").strip() or None
-    approver = (approver or "").strip() or None
+    approver = normal_name(approver, what="approver") if (approver or "").strip() else None
     with store.write() as session, session.no_autoflush:
         incident = load_incident(session, incident_id)
         source = incident_playbook(session, incident)

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session
 
 from engine.errors import Conflict, IncidentNotFound
+from engine.incidents.audit import refuse_if_held
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event, Incident, Task
 from engine.playbooks.model import Playbook
@@ -247,5 +248,6 @@ def finish_task(
 
 
 def insert_event(session: Session, event: dict[str, Any]) -> None:
-    """Insert an audit event built by ``engine.incidents.audit.next_event``."""
+    """Insert an audit event built by ``engine.incidents.audit.next_event``, unless the trail is held."""
+    refuse_if_held(session, event["incident_id"])
     session.connection().execute(_INSERT_EVENT, event)

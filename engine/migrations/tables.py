@@ -9,11 +9,12 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
+from engine.approvals.tables import ApprovalRequest
 from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
 from engine.documents.registry import Document
 from engine.formal.responsible import FormalIssue, ResponsiblePerson
 from engine.incidents.tables import Event, Incident, IncidentCounter, PlaybookSnapshot, Task
-from engine.incidents.worklog import WorkspaceLog
+from engine.incidents.worklog import WorkspaceLog, WorkspaceLogHead
 from engine.notices.content import NoticeContentRecord
 from engine.notices.correction import NoticeCorrection, NoticeRevision
 from engine.notices.delivery import Delivery
@@ -30,6 +31,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     Task,
     Event,
     WorkspaceLog,
+    WorkspaceLogHead,
     Deadline,
     Escalation,
     EscalationDelivery,
@@ -42,6 +44,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     ResponsiblePerson,
     FormalIssue,
     AccessToken,
+    ApprovalRequest,
 )
 
 # SQLModel registers every table class on one MetaData; the list above makes sure they are all imported.

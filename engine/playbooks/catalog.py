@@ -1,6 +1,9 @@
 """Finding playbooks: the workspace's ``playbooks/`` first, then the built-in ones.
 
 A workspace file shadows the built-in file of the same name; lookups by id read each candidate once.
+A workspace playbook that claims a built-in playbook's id and version but says something else is
+refused: an incident's record names the playbook by id and version, and two texts under one name would
+let a changed procedure pass for the published one. Raising the version makes it a playbook of its own.
 """
 
 from __future__ import annotations
@@ -8,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import NotFound
+from engine.errors import BadInput, NotFound
 from engine.playbooks.model import PlaybookSource, read_playbook_file
-from engine.workspace import Workspace
+from engine.workspace import Workspace, builtin_root
 
 __all__ = ["PlaybookCatalog"]
 
@@ -34,8 +37,29 @@ class PlaybookCatalog:
     def load(self, path: Path) -> PlaybookSource:
         """Parse one file (cached for the life of the catalog)."""
         if path not in self._loaded:
-            self._loaded[path] = read_playbook_file(path)
+            source = read_playbook_file(path)
+            builtin = builtin_root() / "playbooks"
+            if path.parent.resolve() != builtin.resolve():
+                self._refuse_shadow(path, source, builtin)
+            self._loaded[path] = source
         return self._loaded[path]
+
+    def _refuse_shadow(self, path: Path, source: PlaybookSource, builtin: Path) -> None:
+        """Refuse a workspace file that reuses a built-in playbook's id and version with other text."""
+        for candidate in sorted(builtin.glob("*.yaml")) + sorted(builtin.glob("*.yml")):
+            if candidate.stem != source.playbook.id and candidate.name != path.name:
+                continue
+            shipped = self._loaded.get(candidate) or read_playbook_file(candidate)
+            self._loaded[candidate] = shipped
+            same = (shipped.playbook.id, shipped.playbook.version) == (
+                source.playbook.id,
+                source.playbook.version,
+            )
+            if same and shipped.sha256 != source.sha256:
+                raise BadInput(
+                    f"{path}: playbook {source.playbook.id} version {source.playbook.version} differs from "
+                    "the built-in playbook of the same id and version; raise its version to use it"
+                )
 
     def all(self) -> list[PlaybookSource]:
         """Every playbook in effect, parsed; an invalid file raises with its first error."""

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine.access import same_person
+
 if TYPE_CHECKING:
     from engine.access import RoleMap
     from engine.playbooks.model import Playbook
@@ -95,7 +97,7 @@ def _records_closed(sit: Situation, param: Any, _playbook: Playbook) -> str | No
 
 def _approver_not_actor(sit: Situation, _param: Any, _playbook: Playbook) -> str | None:
     approver = str(sit.inputs.get("approver") or "").strip()
-    if approver and approver.casefold() == sit.actor.casefold():
+    if approver and same_person(approver, sit.actor):
         return f"the approver must be someone other than the operator ({sit.actor})"
     return None
 

@@ -147,8 +147,8 @@ class Reader:
             return rows
         if what == "refusals" and self._has_table("workspace_log"):
             rows = self.rows(
-                "SELECT at, actor, detail FROM workspace_log WHERE incident_id = ? AND kind = 'refused' "
-                "ORDER BY id",
+                "SELECT at, actor, detail FROM workspace_log WHERE incident_id = ? "
+                "AND kind IN ('refused', 'approval_refused') ORDER BY id",
                 (incident_id,),
             )
             for r in rows:
