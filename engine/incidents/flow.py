@@ -306,7 +306,7 @@ def _advance(
     at: datetime | None,
 ) -> AdvanceResult:
     reason = (reason or "").strip() or None
-    approver = normal_name(approver, what="approver") if (approver or "").strip() else None
+    approver = normal_name(approver, what="approver") if approver and approver.strip() else None
     with store.write() as session, session.no_autoflush:
         incident = load_incident(session, incident_id)
         source = incident_playbook(session, incident)
