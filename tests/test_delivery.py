@@ -240,7 +240,10 @@ class TestFailures:
         failed = m.rows()["P-0002"]
         assert failed["status"] == "failed" and "550" in failed["last_error"]
         assert "john.smith" not in failed["last_error"] and "<address>" in failed["last_error"]
-        assert report.tasks == {}  # nobody's task completes: recipients are missing, the phase is not open
+        # Nobody's task completes while recipients are missing; the client-company task, open since
+        # containment, says how many are still to be notified.
+        assert not [task for task, status in report.tasks.items() if status == "done"], report.tasks
+        assert "not notified yet" in report.tasks["notify_client_companies"], report.tasks
 
     def test_server_down_keeps_them_pending(self, mailing, smtp):
         """No server: every delivery stays pending for a later run, none lost."""

@@ -286,6 +286,27 @@ class TestDrillAndHostileData:
 
 
 class TestCli:
+    def test_a_template_over_a_bound_stops_the_render_and_it_resumes_once_fixed(self, cli):
+        """A workspace template padding to a gigabyte: exit 2 naming template, line and bound; then whole."""
+        workspace(cli.home, cli.db_url or "")
+        incident = cli.open_incident()
+        cli("people", "import", incident, str(DATA / "agency.csv"), check=True)
+        cli("notices", "content", incident, str(cli.home / "notice-content.example.yaml"), check=True)
+        override = cli.home / "templates" / "zh-CN" / "customer_notice.sms.j2"
+        override.parent.mkdir(parents=True, exist_ok=True)
+        override.write_text("您好\n{{ 'a'.ljust(2000000000) }}\n", encoding="utf-8")
+        refused = cli("notices", "render", incident)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+        line = refused.stderr.strip()
+        assert len(line.splitlines()) == 1, refused.stderr
+        assert "customer_notice.sms.j2 line 2" in line and "template_width" in line, line
+        written = [p.name for p in (cli.home / "out" / incident).glob("*")]
+        assert not [name for name in written if name.endswith(".sms")], written
+        override.unlink()
+        result = cli.json("notices", "render", incident)
+        assert result["rendered"]["customer_notice/sms"] == 1
+        assert cli.json("notices", "render", incident)["rendered"] == {}  # nothing left to do
+
     def test_render_json_and_incident_show(self, cli):
         """render --json reports counts; incident show lists the documents with their hashes."""
         workspace(cli.home, cli.db_url or "")

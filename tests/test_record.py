@@ -501,7 +501,7 @@ class TestConfiguration:
             )
         )
         assert "role dpo granted to wang.dpo" in detail["changed"]
-        assert "config/settings.toml added" in detail["changed"]
+        assert "config/settings.toml changed" in detail["changed"]  # init wrote the commented one
         assert detail["files"]["config/settings.toml"]
         # Unchanged configuration adds nothing.
         count = scalar(cli, "SELECT COUNT(*) FROM workspace_log WHERE kind = 'config_changed'")

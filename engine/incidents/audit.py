@@ -160,7 +160,8 @@ def append_event(
     occurred_at: datetime | None = None,
 ) -> Event:
     """Add the next event of ``incident`` to the session and move the incident's chain head."""
-    refuse_if_held(session, incident.id)
+    if kind != "opened":  # a new incident has no trail that could have been found broken
+        refuse_if_held(session, incident.id)
     row = Event(
         **next_event(
             incident,

@@ -249,5 +249,6 @@ def finish_task(
 
 def insert_event(session: Session, event: dict[str, Any]) -> None:
     """Insert an audit event built by ``engine.incidents.audit.next_event``, unless the trail is held."""
-    refuse_if_held(session, event["incident_id"])
+    if event["kind"] != "opened":  # a new incident has no trail that could have been found broken
+        refuse_if_held(session, event["incident_id"])
     session.connection().execute(_INSERT_EVENT, event)

@@ -32,8 +32,9 @@ __all__ = ["KINDS_WITHOUT_ROW_CHANGES", "Difference", "Replayed", "replay_events
 # incident was in, and nothing more.
 KINDS_WITHOUT_ROW_CHANGES = frozenset(
     {
-        "people_imported",
         "notices_rendered",
+        "notices_recorded",
+        "deliveries_resolved",
         "notices_sent",
         "notice_content_set",
         "notice_corrected",
@@ -172,6 +173,11 @@ def replay_events(playbook: Playbook, events: Iterable[Event]) -> Replayed:
             replayed.tasks[task] = "done"
         elif ev.kind == "facts":
             _apply_facts(replayed, ev)
+        elif ev.kind == "people_imported":
+            # Residents by country (the people file's country column) add to the incident's facts.
+            for code, number in (inputs.get("residents") or {}).items():
+                resident_key = f"residents.{code}"
+                replayed.facts[resident_key] = int(replayed.facts.get(resident_key) or 0) + int(number)
         elif ev.kind == "deadline_waived":
             key = (str(inputs.get("rule")), str(inputs.get("subject") or ""))
             replayed.waived[key] = {"approver": inputs.get("approver"), "reason": ev.reason}
