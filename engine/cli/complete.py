@@ -48,7 +48,7 @@ def incident_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
 
 def trigger_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """The triggers of the incident's playbook, with their labels."""
-    from engine.incidents.whatnow import label_of
+    from engine.playbooks.labels import label_of
 
     try:
         row = _incident_row(ctx, str(ctx.params.get("incident_id") or ""))
@@ -60,7 +60,7 @@ def trigger_names(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
 
 def open_tasks(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """The open tasks of the incident's current phase, the ones ``task done`` accepts."""
-    from engine.incidents.whatnow import label_of
+    from engine.playbooks.labels import label_of
 
     try:
         row = _incident_row(ctx, str(ctx.params.get("incident_id") or ""))

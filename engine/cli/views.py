@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.cli.context import Ctx
-from engine.incidents.whatnow import label_of
+from engine.playbooks.labels import label_of
 
 __all__ = ["incident_json", "print_incident", "print_timeline"]
 

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.clocks.durations import format_countdown
+from engine.playbooks.labels import label_of
 
-__all__ = ["OWED", "RUNNING", "ClockNow", "TaskNow", "WhatNow", "clock_now", "label_of", "what_now"]
+__all__ = ["OWED", "RUNNING", "ClockNow", "TaskNow", "WhatNow", "clock_now", "what_now"]
 
 RUNNING = ("pending", "warned")
 """A clock that still counts down."""
@@ -23,17 +24,6 @@ OWED = ("pending", "warned", "missed")
 """A clock not met, waived or void: once past due it is overdue."""
 MAX_TASK_COMMANDS = 3
 """More ``task done`` lines than this hide the rest of the block; the task list names them all."""
-
-
-def label_of(labels: dict[str, Any], kind: str, key: str | None, locale: str = "zh-CN") -> str:
-    """A state's, task's or trigger's label from the stored playbook summary (the key if none)."""
-    if not key:
-        return ""
-    entry = labels.get(kind, {}).get(key)
-    if entry is None:
-        return key
-    names = entry.get("labels", entry) if isinstance(entry, dict) else {}
-    return str(names.get(locale) or names.get("zh-CN") or key)
 
 
 def _utc(value: Any) -> datetime | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.playbooks.labels import label_of
 from engine.store.readmodel import Reader
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "StatusReport",
     "TaskLine",
     "gather",
-    "label",
     "utc",
 ]
 
@@ -48,17 +48,6 @@ def _json(value: Any) -> Any:
     if value is None:
         return {}
     return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-def label(labels: dict[str, Any], kind: str, key: str | None, locale: str) -> str:
-    """A state's, task's or trigger's label from the playbook summary, in ``locale`` (else zh-CN)."""
-    if not key:
-        return ""
-    entry = labels.get(kind, {}).get(key)
-    if entry is None:
-        return key
-    names = entry.get("labels", entry) if isinstance(entry, dict) else {}
-    return str(names.get(locale) or names.get("zh-CN") or key)
 
 
 @dataclass(frozen=True)
@@ -249,7 +238,7 @@ def _phases(reader: Reader, incident_id: str, labels: dict[str, Any], state: str
         by_state.setdefault(str(r["state_id"]), []).append(
             TaskLine(
                 key=str(r["key"]),
-                label=label(labels, "tasks", r["key"], locale),
+                label=label_of(labels, "tasks", r["key"], locale),
                 required=bool(r["required"]),
                 status=str(r["status"]),
                 opened_at=utc(r["opened_at"]),
@@ -261,7 +250,7 @@ def _phases(reader: Reader, incident_id: str, labels: dict[str, Any], state: str
     order = [s for s in labels.get("states", {}) if s in by_state] + [
         s for s in by_state if s not in labels.get("states", {})
     ]
-    return [Phase(s, label(labels, "states", s, locale), s == state, by_state[s]) for s in order]
+    return [Phase(s, label_of(labels, "states", s, locale), s == state, by_state[s]) for s in order]
 
 
 def _minute_sql(reader: Reader) -> str:
@@ -376,7 +365,7 @@ def gather(reader: Reader, incident_id: str, *, now: datetime, locale: str = "zh
         playbook=str(row["playbook_id"]),
         playbook_version=int(row["playbook_version"]),
         state=str(row["state"]),
-        state_label=label(labels, "states", row["state"], locale),
+        state_label=label_of(labels, "states", row["state"], locale),
         drill=bool(row["drill"]),
         version=int(row["version"]),
         opened_at=opened,

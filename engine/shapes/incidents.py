@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from engine.incidents.whatnow import label_of
+from engine.playbooks.labels import label_of
 from engine.shapes.deadlines import deadline
 from engine.shapes.times import Times, from_json
 

@@ -17,7 +17,8 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from engine.errors import BadInput, NotFound
-from engine.report.gather import gather, label
+from engine.playbooks.labels import label_of
+from engine.report.gather import gather
 from engine.report.render import environment, report_context
 from engine.report.words import clock_status, duration_text, local_time
 from engine.web.context import WebContext
@@ -64,12 +65,11 @@ def page_routes(web: WebContext, guard: Guard) -> list[Route]:
         states: dict[str, str] = {}
         for summary in parsed.values():
             for state in summary.get("states", {}):
-                states.setdefault(state, label(summary, "states", state, web.locale))
+                states.setdefault(state, label_of(summary, "states", state, web.locale))
 
         def state_label(row: IndexRow) -> str:
-            return (
-                f"{label(parsed.get(row.summary_sha256, {}), 'states', row.state, web.locale)} ({row.state})"
-            )
+            known = parsed.get(row.summary_sha256, {})
+            return f"{label_of(known, 'states', row.state, web.locale)} ({row.state})"
 
         def clock_text(row: IndexRow) -> str:
             labels = row.nearest_labels
