@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, select, text, union_all, update
 from sqlmodel import Session
 
 from engine.clocks.durations import format_instant
@@ -293,7 +293,9 @@ def overdue(session: Session, now: datetime) -> list[Any]:
         DEADLINE.c.due_at <= now,
         DEADLINE.c.status.in_(("pending", "warned")),
     )
-    rows = list(session.execute(missed).all()) + list(session.execute(unmarked).all())
+    # One statement, so both ranges are read from one snapshot: as two, a checker committing between
+    # them (pending -> missed) would hide a deadline from both on PostgreSQL.
+    rows = list(session.execute(union_all(missed, unmarked)).all())
     return sorted(rows, key=lambda r: (r.due_at, r.id))
 
 
