@@ -252,7 +252,7 @@ class TestAcknowledge:
     def test_ack_command(self, cli, builtin_source):
         """ack records who took on a missed deadline in the audit trail; unknown incident, unknown rule
         and a deadline not missed are refused in one line, exit 2, changing nothing."""
-        env = AlertEnv(cli.home, cli.db_url, '[alerts]\nrepeat_minutes = 30\n')
+        env = AlertEnv(cli.home, cli.db_url, "[alerts]\nrepeat_minutes = 30\n")
         incident_id = env.incident(builtin_source, hours_ago=24.02)
         assert_one_line_error(cli("deadlines", "ack", incident_id, RULE), "not missed")  # not yet scanned
         assert cli("deadlines", "check").returncode == 1
@@ -261,7 +261,8 @@ class TestAcknowledge:
         assert_one_line_error(
             cli("deadlines", "ack", incident_id, "POLICY-PIPL57-REGULATOR"), "pending, not missed"
         )
-        done = cli("deadlines", "ack", incident_id, RULE, "--as", "wang.dpo", "--note", "已联系客户", check=True)
+        note = ("--note", "已联系客户")
+        done = cli("deadlines", "ack", incident_id, RULE, "--as", "wang.dpo", *note, check=True)
         assert "acknowledged by wang.dpo" in done.stdout and "+08:00" in done.stdout
         assert_one_line_error(cli("deadlines", "ack", incident_id, RULE), "acknowledged already")
         with env.store.read() as s:
@@ -329,7 +330,7 @@ def test_unreachable_robot_is_in_doubt_free(alert_env, builtin_source, monkeypat
     """A robot nobody listens on is retried, not in doubt (the request never left), then failed."""
     url = f"http://127.0.0.1:{free_port()}/cgi-bin/webhook/send?key=k"
     text = (
-        '[escalation]\nlease_seconds = 30\nretry_seconds = 0\nmax_attempts = 2\n'
+        "[escalation]\nlease_seconds = 30\nretry_seconds = 0\nmax_attempts = 2\n"
         '[[alerts.levels]]\nchannels = ["ops"]\n'
         f'[alerts.robots.ops]\nkind = "wecom"\nurl = "{url}"\ntimeout_seconds = 1\nattempts = 1\n'
     )
