@@ -340,3 +340,82 @@ def test_unreachable_robot_is_in_doubt_free(alert_env, builtin_source, monkeypat
     assert len(report.delivery.failed) == 1
     (row,) = [d for d in env.deliveries() if d.channel == "ops"]
     assert row.status == "failed" and not row.in_doubt and "key=k" not in (row.last_error or "")
+
+
+class TestPolicy:
+    T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # the due time
+
+    @staticmethod
+    def policy(repeat: float | None = 30, max_repeats: int = 0):
+        from engine.deadlines.policy import AlertPolicy, Level
+
+        levels = (
+            Level(1, "on-call", timedelta(0), ("log",)),
+            Level(2, "DPO", timedelta(hours=2), ("smtp",)),
+            Level(3, "management", timedelta(hours=8), ("ops",)),
+        )
+        return AlertPolicy(levels, timedelta(minutes=repeat) if repeat else None, max_repeats)
+
+    def at(self, minutes: float, *, missed_after: float = 0, **options):
+        from engine.deadlines.policy import missed_alert
+
+        return missed_alert(
+            self.policy(**options),
+            due_at=self.T0,
+            missed_at=self.T0 + timedelta(minutes=missed_after),
+            now=self.T0 + timedelta(minutes=minutes),
+        )
+
+    def test_repeats_count_from_each_level_start(self):
+        """Level 1 repeats every 30 minutes until level 2 starts at 2 h, which repeats from its start."""
+        assert (self.at(0).kind, self.at(0).next_check_at) == ("missed", self.T0 + timedelta(minutes=30))
+        assert self.at(95).kind == "missed#3" and self.at(95).next_check_at == self.T0 + timedelta(hours=2)
+        assert (self.at(120).kind, self.at(151).kind) == ("missed:L2", "missed:L2#1")
+        late = self.at(8 * 60 + 5)
+        assert (late.level, late.repeat, late.next_check_at) == (3, 0, self.T0 + timedelta(hours=8.5))
+
+    def test_a_late_first_look_starts_at_the_level_reached(self):
+        """A miss first noticed 3 h late goes straight to level 2, as its first alert (not a repeat)."""
+        first = self.at(180, missed_after=180)
+        assert (first.kind, first.next_check_at) == ("missed:L2", self.T0 + timedelta(hours=3.5))
+
+    def test_without_repeats_or_after_the_last(self):
+        """No repeats: only level changes; at the last level with max_repeats reached, no next check."""
+        assert self.at(10, repeat=None).next_check_at == self.T0 + timedelta(hours=2)
+        assert self.at(9 * 60, repeat=None).next_check_at is None
+        capped = self.at(8 * 60 + 95, max_repeats=2)
+        assert (capped.kind, capped.next_check_at) == ("missed:L3#2", None)
+
+    def test_kinds_read_back(self):
+        """The outbox kind names level and repeat, and reads back (after a recomputed due time too)."""
+        from engine.deadlines.policy import missed_kind, parse_kind
+
+        assert missed_kind(2, 3, alert_round=2) == "missed:L2#3@r2"
+        assert [parse_kind(k) for k in ("missed", "missed#4", "missed:L3@r2", "warn:50%")] == [
+            (1, 0),
+            (1, 4),
+            (3, 0),
+            (1, 0),
+        ]
+
+    def test_console_line_names_level_repeat_and_channels(self):
+        """The scheduler's line for an alert says what, which incident, how late, basis, level, repeat."""
+        from engine.cli.clock_views import alert_line
+
+        line = alert_line(
+            {
+                "kind": "missed:L2#1",
+                "incident_id": "INC-2026-0001",
+                "rule": RULE,
+                "due_at": "2026-12-01T10:00:00+08:00",
+                "remaining_seconds": -9000,
+                "basis": {"article": "PIPL Art 57"},
+                "level": 2,
+                "repeat": 1,
+                "channels": ["log", "dpo-dingtalk"],
+            }
+        )
+        assert line == (
+            f"ALERT missed:L2#1: level 2 repeat 1 INC-2026-0001 {RULE} due 2026-12-01T10:00:00+08:00 "
+            "(overdue by 2h 30m) — PIPL Art 57 → log, dpo-dingtalk"
+        )
