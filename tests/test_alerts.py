@@ -150,6 +150,28 @@ class TestEscalationThroughRobots:
         assert counts(robots) == (1, 0, 0) and env.deadline().status == "met"
 
 
+class TestLevelRecipients:
+    def test_each_level_emails_its_own_people(self, alert_env, builtin_source):
+        """Level 1 emails [smtp] recipients; level 2 emails the DPO named in its own email list."""
+        from escalation_servers import SmtpServer
+
+        with SmtpServer() as smtp:
+            text = (
+                "[escalation]\nlease_seconds = 60\nretry_seconds = 0\n[alerts]\nrepeat_minutes = 0\n"
+                '[[alerts.levels]]\nchannels = ["smtp"]\n'
+                '[[alerts.levels]]\nname = "DPO"\nafter_minutes = 120\nchannels = ["smtp"]\n'
+                'email = ["dpo@example.test"]\n'
+                f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsender = "breach@example.test"\n'
+                'recipients = ["oncall@example.test"]\ntimeout_seconds = 5\n'
+            )
+            env = alert_env(text)
+            env.incident(builtin_source, hours_ago=24.02)
+            env.scan()
+            env.travel(121)
+            assert [a["kind"] for a in env.scan().alerts] == ["missed:L2"]
+            assert [m["To"] for m in smtp.sink.messages] == ["oncall@example.test", "dpo@example.test"]
+
+
 class TestVendorRefusals:
     def test_rejected_signature_is_retried_then_failed(self, alert_env, robots, builtin_source, capsys):
         """A DingTalk robot that rejects the signature (HTTP 200, errcode 310000) is retried a bounded
