@@ -243,6 +243,12 @@ class TestSettings:
             assert not any(secret in shown for secret in SECRETS) and DINGTALK_SECRET not in shown
             checked = cli("config", "check", env=robot_env(server)).stdout
             assert "alerts: ok" in checked and "escalation: ok" in checked
+            cli("config", "set", "alerts.robots.ops-wecom.keyword", "breach", check=True)
+            cli("config", "set", "alerts.repeat_minutes", "15", check=True)
+            shown = {r["key"]: r["value"] for r in cli.json("config", "show")}
+            assert (
+                shown["alerts.robots.ops-wecom.keyword"] == "breach" and shown["alerts.repeat_minutes"] == 15
+            )
 
     @pytest.mark.parametrize(
         ("text", "message"),
