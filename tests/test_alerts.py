@@ -170,6 +170,7 @@ class TestLevelRecipients:
             env.travel(121)
             assert [a["kind"] for a in env.scan().alerts] == ["missed:L2"]
             assert [m["To"] for m in smtp.sink.messages] == ["oncall@example.test", "dpo@example.test"]
+            assert smtp.sink.messages[1]["Subject"].endswith("MISSED, level 2 DPO")
 
 
 class TestVendorRefusals:
