@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 from engine.approvals.tables import ApprovalRequest
 from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
 from engine.documents.registry import Document
+from engine.formal.report_data import ReportItemRecord
 from engine.formal.responsible import FormalIssue, ResponsiblePerson
 from engine.incidents.tables import Event, Incident, IncidentCounter, PlaybookSnapshot, Task
 from engine.incidents.worklog import WorkspaceLog, WorkspaceLogHead
@@ -43,6 +44,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     Delivery,
     ResponsiblePerson,
     FormalIssue,
+    ReportItemRecord,
     AccessToken,
     ApprovalRequest,
 )
