@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, select
+from sqlalchemy import JSON, Column, Table, insert, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Session, SQLModel
 
@@ -188,17 +188,22 @@ def record_report_data(
     if not changed:
         return []
     when = supplied_at or at
-    for item, value in changed.items():
-        session.add(
-            ReportItemRecord(
-                incident_id=incident.id,
-                item=item,
-                value=value,
-                supplied_at=when,
-                recorded_at=at,
-                recorded_by=actor,
-            )
-        )
+    # Core inserts run at once: a step's later hook (the documents) reads them in the same transaction,
+    # where the ORM would not flush first.
+    session.execute(
+        insert(REPORT_ITEM),
+        [
+            {
+                "incident_id": incident.id,
+                "item": item,
+                "value": value,
+                "supplied_at": when,
+                "recorded_at": at,
+                "recorded_by": actor,
+            }
+            for item, value in changed.items()
+        ],
+    )
     append_event(
         session,
         incident,
