@@ -7,8 +7,10 @@ kept in ``notice_revision``), lists in ``notice_correction`` everyone notified s
 channel (email, SMS, post), and discards the notices that reached no one yet, so they are rendered again
 from the corrected content. ``breach notices render`` then renders one correction notice per listed
 person, ``breach notices send`` mails them and ``breach notices record`` records the others; each has its
-own delivery, under the version's number. People reached only by public announcement read the corrected
-announcement (version 2 onward, with the same list of changes).
+own delivery, under the version's number. A correction email answers the notice email it corrects
+(``In-Reply-To`` and ``References`` name its Message-ID), so the reader's mail program shows the two
+together. People reached only by public announcement read the corrected announcement (version 2 onward,
+with the same list of changes).
 """
 
 from __future__ import annotations
