@@ -161,6 +161,8 @@ class TestEveryClockAtItsBoundary:
         found = {c.clock: c for c in rule_clocks(jurisdiction, rule, start, calendar)}
         for clock in rule.clocks:
             begin = found[clock.starts.after].due.due_at if clock.starts.after else start
+            if clock.starts.at_end_of:
+                begin = parse_instant("2026-12-31 23:59:59", jurisdiction.zone)
             due = found[clock.id].due.due_at
             period = parse_duration(clock.duration)
             if period.unit in ("hours", "minutes"):
@@ -202,6 +204,21 @@ class TestDaylightSaving:
         """60 calendar days from a February discovery end at local 24:00, after the US clocks went forward."""
         found = clocks("US-HIPAA-404", "2026-02-20 15:00", "America/New_York")
         assert local(found["individuals"], "America/New_York") == "2026-04-22T00:00:00-04:00"
+
+    @pytest.mark.parametrize(
+        ("discovered", "due"),
+        [
+            ("2026-03-10 09:00", "2027-03-02T00:00:00-05:00"),  # 2027 is not a leap year: 1 March
+            ("2027-12-31 23:30", "2028-03-01T00:00:00-05:00"),  # leap year: 29 February is day 60
+            ("2028-01-01 00:30", "2029-03-02T00:00:00-05:00"),  # a new year's breach waits a year
+        ],
+    )
+    def test_hipaa_yearly_log_60_days_after_the_year_ends(self, discovered: str, due: str):
+        """Small breaches go in the yearly log, due 60 days after the year of discovery ends (164.408(c))."""
+        found = clocks("US-HIPAA-404", discovered, "America/New_York")["secretary_log"]
+        assert local(found, "America/New_York") == due
+        assert any("counted from the end of" in line for line in found.due.explain)
+        assert found.basis["starts"] == "end of the calendar year of discovery"
 
     def test_hours_are_real_hours_in_us_zone(self):
         """Hours run in real time across the US change: KR's 72 h shown in New York gains the hour."""
@@ -278,6 +295,8 @@ class TestThresholds:
             ("JP-APPI-26", None, {"people_affected": 1000}, {"people_affected": 1001}),
             ("KR-PIPA-34", "commission", {"people_affected": 999}, {"people_affected": 1000}),
             ("US-HIPAA-404", "media", {"residents": {"US-TX": 500}}, {"residents": {"US-TX": 501}}),
+            ("US-HIPAA-404", "secretary", {"people_affected": 499}, {"people_affected": 500}),
+            ("US-HIPAA-404", "secretary_log", {"people_affected": 500}, {"people_affected": 499}),
             ("US-CA", "attorney_general", {"residents": {"US-CA": 500}}, {"residents": {"US-CA": 501}}),
             ("US-TX", "attorney_general", {"residents": {"US-TX": 249}}, {"residents": {"US-TX": 250}}),
         ],

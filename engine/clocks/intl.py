@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from engine.clocks.calendars import Calendar
 from engine.clocks.durations import DueResult, add_duration, format_instant, parse_duration
@@ -46,6 +47,7 @@ __all__ = [
     "plan_jurisdictions",
     "rule_clocks",
     "why_not",
+    "year_end",
 ]
 
 TARGET_NOTE = "the law gives no number of hours or days: an internal target, not law"
@@ -137,6 +139,17 @@ def _compute(
     )
 
 
+def year_end(start: datetime, zone: str) -> tuple[datetime, str]:
+    """The last moment of ``start``'s calendar year in ``zone`` (a whole second), and a line saying so.
+
+    Counting days from 31 December 23:59:59 leaves that day uncounted, so "60 days after the end of the
+    year" ends with the 60th day of the new year: 1 March, or 29 February in a leap year.
+    """
+    local = start.astimezone(ZoneInfo(zone))
+    end = datetime(local.year, 12, 31, 23, 59, 59, tzinfo=local.tzinfo).astimezone(UTC)
+    return end, f"counted from the end of {local.year}, the calendar year of the anchor ({zone})"
+
+
 def describe_condition(condition: Condition) -> list[str]:
     """A condition in words, one line per part."""
     lines = [f"entity type {', '.join(condition.entity_types)}"] if condition.entity_types else []
@@ -169,6 +182,9 @@ def rule_clocks(
     for clock in rule.clocks:
         text, notes = _duration(clock, entity_types or [])
         begin = start
+        if clock.starts.at_end_of:
+            begin, line = year_end(start, zone)
+            notes.append(line)
         if clock.starts.after:
             begin = dues[clock.starts.after]
             notes.append(
@@ -245,8 +261,7 @@ def why_not(condition: Condition, covers: list[str], facts: dict[str, Any]) -> s
         count, origin = _count(t.count, covers, facts)
         if count is None:
             return f"{t.describe()} cannot be decided: {origin}"
-        holds = count >= t.at_least if t.at_least is not None else count > (t.over or 0)
-        if not holds:
+        if not t.holds(count):
             return f"{t.describe()} not met ({origin}: {count:,})"
     if condition.any_of:
         reasons = [why_not(part, covers, facts) for part in condition.any_of]
@@ -327,6 +342,9 @@ def _plan_clock(
         return Plan(shaped, clock.id, applies=False, why_not=started, basis=basis)
     anchor, start = started
     text, notes = _duration(clock, list(view.facts.get("entity_types") or []))
+    if clock.starts.at_end_of:
+        start, line = year_end(start, jurisdiction.zone)
+        notes.append(line)
     override = ctx.policy_durations.get(f"{rule.id}:{clock.id}") if clock.kind == "target" else None
     if override is not None:
         parse_duration(override)

@@ -67,16 +67,29 @@ class Threshold(_Data):
     count: CountKind
     at_least: Annotated[int, Field(gt=0)] | None = None
     over: Annotated[int, Field(ge=0)] | None = None
+    below: Annotated[int, Field(gt=0)] | None = None  # the counterpart of at_least (HIPAA's yearly log)
 
     @model_validator(mode="after")
     def _one_bound(self) -> Threshold:
-        if (self.at_least is None) == (self.over is None):
-            raise ValueError("a threshold gives exactly one of at_least or over")
+        if sum(bound is not None for bound in (self.at_least, self.over, self.below)) != 1:
+            raise ValueError("a threshold gives exactly one of at_least, over or below")
         return self
 
+    def holds(self, count: int) -> bool:
+        """Whether ``count`` passes the threshold."""
+        if self.at_least is not None:
+            return count >= self.at_least
+        if self.below is not None:
+            return count < self.below
+        return count > (self.over or 0)
+
     def describe(self) -> str:
-        """The threshold in words: "residents ≥ 500", "people > 1,000"."""
-        return f"{self.count} ≥ {self.at_least:,}" if self.at_least else f"{self.count} > {self.over:,}"
+        """The threshold in words: "residents ≥ 500", "people > 1,000", "people < 500"."""
+        if self.at_least is not None:
+            return f"{self.count} ≥ {self.at_least:,}"
+        if self.below is not None:
+            return f"{self.count} < {self.below:,}"
+        return f"{self.count} > {self.over:,}"
 
 
 class Condition(_Data):
@@ -113,6 +126,9 @@ class Start(_Data):
     anchor: list[Ident] = []
     determination: Ident | None = None
     after: Ident | None = None  # another clock of the same rule: starts when that one is filed
+    # The period runs from the end of the anchor's calendar year instead of the anchor itself: HIPAA's
+    # yearly log of small breaches is due 60 days after the year in which they were discovered ends.
+    at_end_of: Literal["year"] | None = None
 
     @field_validator("anchor", mode="before")
     @classmethod
@@ -125,6 +141,8 @@ class Start(_Data):
         given += ["after"] if self.after else []
         if len(given) != 1:
             raise ValueError(f"a clock starts from exactly one of anchor, determination or after ({given})")
+        if self.at_end_of and not self.anchor:
+            raise ValueError("at_end_of counts from the end of an anchor's year: give anchor too")
         unknown = [a for a in self.anchor if a not in ANCHORS]
         if unknown:
             raise ValueError(f"unknown anchor {', '.join(unknown)}: use one of {', '.join(ANCHORS)}")
@@ -136,7 +154,8 @@ class Start(_Data):
             return f"determination {self.determination} recorded as yes"
         if self.after:
             return f"filing of the {self.after} clock (an earlier report)"
-        return " / ".join(ANCHORS[a] for a in self.anchor)
+        moments = " / ".join(ANCHORS[a] for a in self.anchor)
+        return f"end of the calendar year of {moments}" if self.at_end_of else moments
 
 
 class Cap(_Data):

@@ -42,7 +42,6 @@ from engine.documents.registry import DOCUMENT, document_values, insert_ignore
 from engine.documents.render import DocumentRenderer, clean_temporaries, safe_filename, write_private
 from engine.documents.sms import sms_segments
 from engine.errors import BadInput, Conflict
-from engine.formal.numbers import issue_numbers
 from engine.incidents.audit import append_event
 from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.shape import IncidentShape
@@ -55,6 +54,7 @@ from engine.notices.fields import missing_fields
 from engine.notices.passes import Pass, eligible, plan, recipient_stats, todo
 from engine.notices.people import PERSON
 from engine.notices.settings import NoticeSettings, notice_settings
+from engine.register.numbers import issue_numbers
 from engine.store.db import Store, utcnow
 from engine.workspace import Workspace
 
