@@ -267,3 +267,29 @@ class TestCli:
         assert items["leads"]["value"] is None
         verified = cli("audit", "verify", incident)
         assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    def test_late_reason_on_the_step_that_produces_the_report(self, cli):
+        """task done submit_initial_report --late-reason prints the reason in the late initial report;
+        a reason too long is one line, exit 2, and the task stays open."""
+        from engine.store.db import Store
+
+        (cli.home / "config" / "settings.toml").write_text(FIRM, encoding="utf-8")
+        ws = Workspace.resolve(cli.home, cli.db_url)
+        walk = LateWalk(Store(ws.db_url), ws).to_report()
+        version = cli.json("incident", "show", walk.id)["version"]
+        too_long = cli("task", "done", walk.id, "submit_initial_report", "--late-reason", "长" * 2001)
+        assert_one_line_error(too_long, "--late-reason", "at most 2000")
+        assert cli.json("incident", "show", walk.id)["version"] == version
+        cli(
+            "task",
+            "done",
+            walk.id,
+            "submit_initial_report",
+            "--late-reason",
+            "定级数据迟至今日才取得。",
+            check=True,
+        )
+        text = docx_text(walk.file("regulator_initial_report"))
+        assert field_line(text, "迟报原因：") == "迟报原因：定级数据迟至今日才取得。"
+        shown = cli("incident", "report-data", walk.id, "--show", check=True).stdout
+        assert "迟报原因 [late_reason]: 定级数据迟至今日才取得。  (supplied" in shown
