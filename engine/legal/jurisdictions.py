@@ -34,6 +34,7 @@ __all__ = [
     "Jurisdiction",
     "JurisdictionRule",
     "Jurisdictions",
+    "Relief",
     "Start",
     "Threshold",
     "builtin_jurisdictions",
@@ -170,6 +171,20 @@ class Cap(_Data):
         return [value] if isinstance(value, str) else value
 
 
+class Relief(_Data):
+    """A due time on a rest day moves to a set hour of the next working day (DORA's weekend relief).
+
+    The rest days are those of the state the entity is established in (the ``established_in`` fact),
+    in that state's own zone; entity types in ``unless_entity_types`` never get the relief.
+    """
+
+    by: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    unless_entity_types: list[Ident] = []
+    article: Text
+    wording: Text
+    verified: bool
+
+
 class Clock(_Data):
     """One clock of a rule, e.g. NIS2's 24 h early warning.
 
@@ -184,6 +199,7 @@ class Clock(_Data):
     duration_for: dict[Ident, str] = {}
     calendar: str = "none"
     cap: Cap | None = None
+    relief: Relief | None = None
     kind: Literal["law", "guideline", "target"] = "law"
     wording: Text
     recipient: Text
@@ -249,6 +265,16 @@ class Determination(_Data):
     aid: Literal["enisa"] | None = None
 
 
+def _known_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
+    return value
+
+
 class Jurisdiction(_Data):
     """One file: the places it covers, the zone its days are counted in, its determinations and rules."""
 
@@ -256,9 +282,25 @@ class Jurisdiction(_Data):
     name: Text
     covers: Annotated[list[Code], Field(min_length=1)]
     zone: str
+    # The zone of a covered place whose clock differs from ``zone`` (e.g. PT, FI against Brussels).
+    zones: dict[Code, str] = {}
     authority_language: Text
     determinations: list[Determination] = []
     rules: Annotated[list[JurisdictionRule], Field(min_length=1)]
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _known_zone(value)
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        return {place: _known_zone(zone) for place, zone in value.items()}
+
+    def zone_of(self, place: str) -> str:
+        """The zone a covered place keeps its clocks in (its own, else the file's)."""
+        return self.zones.get(place.upper(), self.zone)
 
     @model_validator(mode="after")
     def _determinations_declared(self) -> Jurisdiction:

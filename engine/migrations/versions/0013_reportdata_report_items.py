@@ -1,7 +1,7 @@
 """report data: regulator-report items supplied at any time, every value kept
 
 Revision ID: 0013_reportdata_report_items
-Revises: 0012_record
+Revises: 0013_alerts_ack
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = "0013_reportdata_report_items"
-down_revision = "0012_record"
+down_revision = "0013_alerts_ack"
 branch_labels = None
 depends_on = None
 
