@@ -145,6 +145,14 @@ class TestReports:
         assert len(audited) == 2
         assert audited[-1].inputs["changed"] == {"cause": {"from": "甲", "to": "丙"}}
 
+    def test_every_art7_item_is_supplied_or_derived(self):
+        """Each CN-CAC-RPT-7 item a report states is either report data or taken from the facts."""
+        from engine.formal.report_data import DERIVED, SETTABLE
+        from engine.formal.report_items import ITEMS, LATE_ITEM
+
+        assert not set(SETTABLE) & set(DERIVED)
+        assert (set(SETTABLE) - {LATE_ITEM[0]}) | set(DERIVED) == {key for key, _zh, _en in ITEMS}
+
     @pytest.mark.parametrize(
         ("values", "message"),
         [
