@@ -301,6 +301,10 @@ class TestAcknowledge:
         ]
         verified = cli("audit", "verify", incident_id)
         assert verified.returncode == 0, verified.stdout + verified.stderr
+        (shown,) = [d for d in cli.json("deadlines", "list", "--incident", incident_id) if d["rule"] == RULE]
+        assert shown["status"] == "missed" and shown["acknowledged_by"].startswith("wang.dpo")
+        assert shown["acknowledged_at"].endswith("+08:00") and shown["overdue"]
+        assert "acknowledged by wang.dpo" in cli("deadlines", "list", "--incident", incident_id).stdout
         env.travel(61)
         assert cli("deadlines", "check").returncode == 1 and env.kinds() == ["missed"]
 

@@ -51,7 +51,8 @@ def status_text(row: dict[str, Any]) -> str:
             else f"met {format_countdown(timedelta(seconds=late)).removesuffix(' left')} late"
         )
     if row["status"] in ACTIVE:
-        return f"{row['status']}: {row['countdown']}"
+        taken = f" (acknowledged by {row['acknowledged_by']})" if row.get("acknowledged_by") else ""
+        return f"{row['status']}: {row['countdown']}{taken}"
     return f"{row['status']}" + (f": {row['note']}" if row["note"] else "")
 
 

@@ -44,5 +44,8 @@ def deadline(t: Times, r: dict[str, Any], now: datetime) -> dict[str, Any]:
         "met_by": r.get("met_by"),
         "lateness_seconds": r.get("lateness_seconds"),
         "missed_at": t.iso(r.get("missed_at")),
+        # Someone took the missed deadline on (breach deadlines ack): its alerts stopped.
+        "acknowledged_at": t.iso(r.get("acknowledged_at")),
+        "acknowledged_by": r.get("acknowledged_by"),
         "note": r.get("waiver_reason") or r.get("void_reason"),
     }

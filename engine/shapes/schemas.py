@@ -114,6 +114,8 @@ CONCEPTS: dict[str, dict[str, Any]] = {
             "met_by": _TEXT_OR_NULL,
             "lateness_seconds": {"type": ["integer", "null"]},
             "missed_at": _TIME_OR_NULL,
+            "acknowledged_at": _TIME_OR_NULL,
+            "acknowledged_by": _TEXT_OR_NULL,
             "note": _TEXT_OR_NULL,
         }
     ),

@@ -214,7 +214,8 @@ def deadline_rows(
     sql = (
         "SELECT d.id, d.incident_id, i.title, i.drill, d.rule_id, d.subject, d.kind, d.labels, d.status, "
         "d.due_at, d.provisional, d.calendar, d.basis, d.met_at, d.met_by, d.lateness_seconds, d.missed_at, "
-        "d.waiver_reason, d.void_reason FROM deadline d JOIN incident i ON i.id = d.incident_id WHERE 1 = 1"
+        "d.acknowledged_at, d.acknowledged_by, d.waiver_reason, d.void_reason "
+        "FROM deadline d JOIN incident i ON i.id = d.incident_id WHERE 1 = 1"
     )
     params: list[Any] = []
     if not include_settled or overdue or within_hours is not None:
