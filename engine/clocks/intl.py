@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from engine.clocks.calendars import Calendar
 from engine.clocks.durations import DueResult, add_duration, format_instant, parse_duration
@@ -33,6 +34,7 @@ from engine.legal.jurisdictions import (
     Jurisdiction,
     JurisdictionRule,
     Jurisdictions,
+    Relief,
     load_jurisdictions,
     matches,
 )
@@ -44,8 +46,10 @@ __all__ = [
     "incident_countries",
     "load_rules",
     "plan_jurisdictions",
+    "relieve",
     "rule_clocks",
     "why_not",
+    "year_end",
 ]
 
 TARGET_NOTE = "the law gives no number of hours or days: an internal target, not law"
@@ -137,6 +141,64 @@ def _compute(
     )
 
 
+def year_end(start: datetime, zone: str) -> tuple[datetime, str]:
+    """The last moment of ``start``'s calendar year in ``zone`` (a whole second), and a line saying so.
+
+    Counting days from 31 December 23:59:59 leaves that day uncounted, so "60 days after the end of the
+    year" ends with the 60th day of the new year: 1 March, or 29 February in a leap year.
+    """
+    local = start.astimezone(ZoneInfo(zone))
+    end = datetime(local.year, 12, 31, 23, 59, 59, tzinfo=local.tzinfo).astimezone(UTC)
+    return end, f"counted from the end of {local.year}, the calendar year of the anchor ({zone})"
+
+
+def relieve(
+    due: DueResult,
+    relief: Relief,
+    jurisdiction: Jurisdiction,
+    facts: dict[str, Any],
+    calendar: Callable[[str], Calendar],
+) -> DueResult:
+    """``due`` moved to ``relief.by`` of the next working day when it falls on a rest day of the state
+    the entity is established in; otherwise ``due`` with a line saying why it stays."""
+    excluded = [e for e in relief.unless_entity_types if e in (facts.get("entity_types") or [])]
+    unverified = "" if relief.verified else "; unverified"
+    if excluded:
+        return _noted(due, f"no rest-day relief for entity type {excluded[0]} ({relief.article}{unverified})")
+    place = facts.get("established_in")
+    if not place:
+        return _noted(
+            due,
+            f"rest-day relief not applied: {relief.wording} ({relief.article}{unverified}); record where the "
+            "entity is established to apply it: breach incident facts ID --set established_in=DE",
+        )
+    zone = jurisdiction.zone_of(str(place))
+    country = calendar(str(place).split("-")[0])
+    # A period ending at 24:00 falls on the day before the midnight it is stored as.
+    day = (due.due_at.astimezone(ZoneInfo(zone)) - timedelta(microseconds=1)).date()
+    if country.is_working_day(day):
+        return _noted(due, f"falls on {day}, a working day in {place}: no rest-day relief needed")
+    later = day + timedelta(days=1)
+    while not country.is_working_day(later):
+        later += timedelta(days=1)
+    hour, minute = (int(part) for part in relief.by.split(":"))
+    moved = datetime(later.year, later.month, later.day, hour, minute, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    line = (
+        f"falls on {day}, a rest day in {place} ({country.rest_reason(day)}): {relief.wording}, so due "
+        f"{format_instant(moved, zone)} ({relief.article}{unverified})"
+    )
+    return DueResult(
+        due_at=moved,
+        provisional=due.provisional or not country.is_announced(later.year),
+        calendar=due.calendar,
+        explain=[*due.explain, line],
+    )
+
+
+def _noted(due: DueResult, line: str) -> DueResult:
+    return DueResult(due.due_at, due.provisional, due.calendar, [*due.explain, line])
+
+
 def describe_condition(condition: Condition) -> list[str]:
     """A condition in words, one line per part."""
     lines = [f"entity type {', '.join(condition.entity_types)}"] if condition.entity_types else []
@@ -169,6 +231,9 @@ def rule_clocks(
     for clock in rule.clocks:
         text, notes = _duration(clock, entity_types or [])
         begin = start
+        if clock.starts.at_end_of:
+            begin, line = year_end(start, zone)
+            notes.append(line)
         if clock.starts.after:
             begin = dues[clock.starts.after]
             notes.append(
@@ -176,6 +241,9 @@ def rule_clocks(
                 f"{format_instant(begin, zone)}, the latest it may be made"
             )
         due = _compute(clock, text, begin, start, calendar, zone)
+        if clock.relief is not None:
+            facts = {"entity_types": entity_types or []}
+            due = relieve(due, clock.relief, jurisdiction, facts, calendar)
         dues[clock.id] = due.due_at
         condition = describe_condition(rule.when) if rule.when else []
         condition += describe_condition(clock.when) if clock.when else []
@@ -245,8 +313,7 @@ def why_not(condition: Condition, covers: list[str], facts: dict[str, Any]) -> s
         count, origin = _count(t.count, covers, facts)
         if count is None:
             return f"{t.describe()} cannot be decided: {origin}"
-        holds = count >= t.at_least if t.at_least is not None else count > (t.over or 0)
-        if not holds:
+        if not t.holds(count):
             return f"{t.describe()} not met ({origin}: {count:,})"
     if condition.any_of:
         reasons = [why_not(part, covers, facts) for part in condition.any_of]
@@ -327,6 +394,9 @@ def _plan_clock(
         return Plan(shaped, clock.id, applies=False, why_not=started, basis=basis)
     anchor, start = started
     text, notes = _duration(clock, list(view.facts.get("entity_types") or []))
+    if clock.starts.at_end_of:
+        start, line = year_end(start, jurisdiction.zone)
+        notes.append(line)
     override = ctx.policy_durations.get(f"{rule.id}:{clock.id}") if clock.kind == "target" else None
     if override is not None:
         parse_duration(override)
@@ -336,6 +406,13 @@ def _plan_clock(
         found = _anchor(clock.cap.anchor, view)
         cap_start = _instant(found[1]) if found else None
     due = _compute(clock, text, start, cap_start, ctx.calendar, jurisdiction.zone)
+    if clock.relief is not None:
+        unrelieved = due.due_at
+        due = relieve(due, clock.relief, jurisdiction, view.facts, ctx.calendar)
+        if due.due_at != unrelieved:
+            # The due time now rests on the relief too: it is only as certain as the relief is.
+            basis = {**basis, "relief": clock.relief.article}
+            basis["verified"] = basis["verified"] and clock.relief.verified
     calendar = ctx.calendar(clock.calendar)
     return Plan(
         shaped,

@@ -34,6 +34,7 @@ __all__ = [
     "Jurisdiction",
     "JurisdictionRule",
     "Jurisdictions",
+    "Relief",
     "Start",
     "Threshold",
     "builtin_jurisdictions",
@@ -67,16 +68,29 @@ class Threshold(_Data):
     count: CountKind
     at_least: Annotated[int, Field(gt=0)] | None = None
     over: Annotated[int, Field(ge=0)] | None = None
+    below: Annotated[int, Field(gt=0)] | None = None  # the counterpart of at_least (HIPAA's yearly log)
 
     @model_validator(mode="after")
     def _one_bound(self) -> Threshold:
-        if (self.at_least is None) == (self.over is None):
-            raise ValueError("a threshold gives exactly one of at_least or over")
+        if sum(bound is not None for bound in (self.at_least, self.over, self.below)) != 1:
+            raise ValueError("a threshold gives exactly one of at_least, over or below")
         return self
 
+    def holds(self, count: int) -> bool:
+        """Whether ``count`` passes the threshold."""
+        if self.at_least is not None:
+            return count >= self.at_least
+        if self.below is not None:
+            return count < self.below
+        return count > (self.over or 0)
+
     def describe(self) -> str:
-        """The threshold in words: "residents ≥ 500", "people > 1,000"."""
-        return f"{self.count} ≥ {self.at_least:,}" if self.at_least else f"{self.count} > {self.over:,}"
+        """The threshold in words: "residents ≥ 500", "people > 1,000", "people < 500"."""
+        if self.at_least is not None:
+            return f"{self.count} ≥ {self.at_least:,}"
+        if self.below is not None:
+            return f"{self.count} < {self.below:,}"
+        return f"{self.count} > {self.over:,}"
 
 
 class Condition(_Data):
@@ -113,6 +127,9 @@ class Start(_Data):
     anchor: list[Ident] = []
     determination: Ident | None = None
     after: Ident | None = None  # another clock of the same rule: starts when that one is filed
+    # The period runs from the end of the anchor's calendar year instead of the anchor itself: HIPAA's
+    # yearly log of small breaches is due 60 days after the year in which they were discovered ends.
+    at_end_of: Literal["year"] | None = None
 
     @field_validator("anchor", mode="before")
     @classmethod
@@ -125,6 +142,8 @@ class Start(_Data):
         given += ["after"] if self.after else []
         if len(given) != 1:
             raise ValueError(f"a clock starts from exactly one of anchor, determination or after ({given})")
+        if self.at_end_of and not self.anchor:
+            raise ValueError("at_end_of counts from the end of an anchor's year: give anchor too")
         unknown = [a for a in self.anchor if a not in ANCHORS]
         if unknown:
             raise ValueError(f"unknown anchor {', '.join(unknown)}: use one of {', '.join(ANCHORS)}")
@@ -136,7 +155,8 @@ class Start(_Data):
             return f"determination {self.determination} recorded as yes"
         if self.after:
             return f"filing of the {self.after} clock (an earlier report)"
-        return " / ".join(ANCHORS[a] for a in self.anchor)
+        moments = " / ".join(ANCHORS[a] for a in self.anchor)
+        return f"end of the calendar year of {moments}" if self.at_end_of else moments
 
 
 class Cap(_Data):
@@ -149,6 +169,20 @@ class Cap(_Data):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+
+class Relief(_Data):
+    """A due time on a rest day moves to a set hour of the next working day (DORA's weekend relief).
+
+    The rest days are those of the state the entity is established in (the ``established_in`` fact),
+    in that state's own zone; entity types in ``unless_entity_types`` never get the relief.
+    """
+
+    by: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    unless_entity_types: list[Ident] = []
+    article: Text
+    wording: Text
+    verified: bool
 
 
 class Clock(_Data):
@@ -165,6 +199,7 @@ class Clock(_Data):
     duration_for: dict[Ident, str] = {}
     calendar: str = "none"
     cap: Cap | None = None
+    relief: Relief | None = None
     kind: Literal["law", "guideline", "target"] = "law"
     wording: Text
     recipient: Text
@@ -230,6 +265,16 @@ class Determination(_Data):
     aid: Literal["enisa"] | None = None
 
 
+def _known_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
+    return value
+
+
 class Jurisdiction(_Data):
     """One file: the places it covers, the zone its days are counted in, its determinations and rules."""
 
@@ -237,9 +282,25 @@ class Jurisdiction(_Data):
     name: Text
     covers: Annotated[list[Code], Field(min_length=1)]
     zone: str
+    # The zone of a covered place whose clock differs from ``zone`` (e.g. PT, FI against Brussels).
+    zones: dict[Code, str] = {}
     authority_language: Text
     determinations: list[Determination] = []
     rules: Annotated[list[JurisdictionRule], Field(min_length=1)]
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _known_zone(value)
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        return {place: _known_zone(zone) for place, zone in value.items()}
+
+    def zone_of(self, place: str) -> str:
+        """The zone a covered place keeps its clocks in (its own, else the file's)."""
+        return self.zones.get(place.upper(), self.zone)
 
     @model_validator(mode="after")
     def _determinations_declared(self) -> Jurisdiction:
