@@ -147,7 +147,8 @@ class LateStart:
         return (
             f"warning: {self.incident_id}: clock {self.rule} started already overdue (due "
             f"{format_instant(self.due_at, zone)}): act now: {action}; "
-            "a late report must state why it is late"
+            "a late report must state why it is late (CN-CAC-RPT-10): --late-reason TEXT, or "
+            f"breach incident report-data {self.incident_id} --set late_reason=TEXT"
         )
 
 

@@ -248,7 +248,8 @@ def _produce(
     ``issued_at`` dates the documents (the real time of the step that owes them, if entered); ``at``
     is when they are recorded.
     """
-    from engine.formal.contexts import REGULATOR_KINDS, formal_context, read_sources, stated_items
+    from engine.formal.contexts import REGULATOR_KINDS, formal_context, read_sources
+    from engine.formal.report_items import stated_items
     from engine.notices.contexts import check_context
 
     firm = firm_for_documents(workspace)  # first: a refused step renders and writes nothing
@@ -266,7 +267,7 @@ def _produce(
         ctx = formal_context(kind, issue, src, rule=job.rule, person=job.person, supplement=supplement)
         check_context(kind, ctx)
         if kind in REGULATOR_KINDS:
-            issue["stated"] = stated_items(ctx["incident"], src.locale, src.zone)
+            issue["stated"] = stated_items(ctx["incident"], src.locale, src.zone, src.late)
         rendered.append(
             (job, issue, [renderer.render(kind, fmt, ctx, locale=src.locale) for fmt in job.formats])
         )

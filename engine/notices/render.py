@@ -50,7 +50,7 @@ from engine.incidents.tables import Event
 from engine.notices.announcement import announcements_owed, render_announcements
 from engine.notices.content import NoticeContentRecord
 from engine.notices.contexts import NoticeContent, NoticeContexts, firm_settings
-from engine.notices.correction import correction_changes, correction_context
+from engine.notices.correction import correction_changes, correction_context, original_message_ids
 from engine.notices.fields import missing_fields
 from engine.notices.passes import Pass, eligible, plan, recipient_stats, todo
 from engine.notices.people import PERSON
@@ -273,12 +273,14 @@ def _context(
     contexts: NoticeContexts,
     employees: dict[str, list[Any]],
     changes: dict[str, list[dict[str, Any]]],
+    originals: dict[int, str],
 ) -> dict[str, Any]:
     if p.kind == "client_notice":
         cid = person["customer_id"]
         return contexts.client(person, employees.get(cid, []), frozen.numbers[cid])
     if p.kind == "correction_notice":
-        return correction_context(contexts, person, frozen.version, changes[person["locale"]])
+        original = originals.get(person["id"])
+        return correction_context(contexts, person, frozen.version, changes[person["locale"]], original)
     return contexts.customer(person)
 
 
@@ -317,9 +319,12 @@ def _run_pass(
                 .all(),
             )
             employees = _employees(session, incident.id, page) if p.kind == "client_notice" else {}
+            originals: dict[int, str] = {}
             if correction:
                 for loc in {person["locale"] for person in page} - set(changes):
                     changes[loc] = correction_changes(session, incident.id, version, loc)
+                if p.fmt == "eml":
+                    originals = original_message_ids(session, incident.id, [row["id"] for row in page])
         if not page:
             break
         last = page[-1]["id"]
@@ -330,7 +335,7 @@ def _run_pass(
         with PrivateFolder.open(folder, root=root) as target:
             for person in page:
                 rendered = renderer.render(
-                    p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes)
+                    p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes, originals)
                 )
                 cid = person["customer_id"]
                 parts = [*prefix, p.kind, cid, *([f"v{version}"] if correction else []), person["name"]]
