@@ -6,19 +6,26 @@ so a refused step leaves them untouched too. Commands and the demo get their hoo
 
 from __future__ import annotations
 
-from engine.access import RoleMap
-from engine.deadlines.sync import DeadlineHook
-from engine.formal.service import FormalHook
-from engine.incidents.hooks import Hooks
-from engine.incidents.reassess import assessment_hook
+from typing import TYPE_CHECKING
+
 from engine.legal.data import LegalData, load_legal
 from engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    from engine.incidents.hooks import Hooks
 
 __all__ = ["hooks_for", "legal_for"]
 
 
 def hooks_for(workspace: Workspace) -> Hooks:
     """The hooks every flow call in ``workspace`` runs with."""
+    # Imported here: ``legal_for`` alone (breach assess) must not load the database layer they need.
+    from engine.access import RoleMap
+    from engine.deadlines.sync import DeadlineHook
+    from engine.formal.service import FormalHook
+    from engine.incidents.hooks import Hooks
+    from engine.incidents.reassess import assessment_hook
+
     hooks = Hooks(roles=RoleMap.from_settings(workspace.settings))
     hooks.on_open.append(assessment_hook(lambda: legal_for(workspace)))
     # Deadlines come after every hook that changes the incident: they read its grade, facts and anchors.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,9 @@ import pytest
 # workspace files with plain writes, so they run under the usual umask whatever the machine's default
 # (002 on many desktops would make every test workspace group-writable and refused).
 os.umask(0o022)
+# Parsed playbooks and legal data are cached per account (engine.files.parsed): the tests keep theirs
+# apart from the operator's, in one folder for the whole run, so the cached path is what most tests take.
+os.environ.setdefault("BREACH_CACHE_DIR", tempfile.mkdtemp(prefix="breach-test-cache-"))
 
 PG_BASE = os.environ.get("BREACH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BREACH = str(Path(sys.executable).with_name("breach"))

@@ -89,8 +89,10 @@ def smtp():
 
 def mail_settings(sink: Sink, notices: str = "", smtp_extra: str = "") -> str:
     return (
-        f'[smtp]\nport = {sink.port}\ntimeout_seconds = 2\nsender = "bounces@example-tax.cn"\n{smtp_extra}'
-        "[notices]\nrate_per_second = 200\nretry_seconds = 0.1\nmax_wait_seconds = 20\n"
+        f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\ntimeout_seconds = 2\n'
+        'sender = "bounces@example-tax.cn"\n'
+        f"{smtp_extra}[notices]\nrate_per_second = 200\nretry_seconds = 0.1\nmax_wait_seconds = 20\n"
+        "give_up_seconds = 0.5\n"
         f"lease_seconds = 30\n{notices}"
     )
 

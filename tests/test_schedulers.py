@@ -461,7 +461,8 @@ def test_notice_batch_outliving_its_lease_does_not_resend_to_a_person(
         home = tmp_path / "ws"
         (home / "config").mkdir(parents=True)
         (home / "config" / "settings.toml").write_text(
-            FIRM + f'[smtp]\nport = {port}\ntimeout_seconds = {timeout}\nsender = "b@example-tax.cn"\n'
+            FIRM + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\ntimeout_seconds = {timeout}\n'
+            'sender = "b@example-tax.cn"\n'
             "[notices]\nrate_per_second = 1000\nlease_seconds = 4.5\nretry_seconds = 0.1\n"
             "max_wait_seconds = 5\n",
             encoding="utf-8",

@@ -292,11 +292,16 @@ class TestShellConventions:
 
 class TestSending:
     def test_send_without_smtp_is_refused_at_once(self, cli):
-        """No [smtp] in the workspace: exit 2 naming the table and its keys, and nothing changes."""
+        """No [smtp] in the workspace: exit 2 naming the missing keys and the command, nothing changes."""
         incident_id = cli.open_incident(discovered_at="2026-11-30 09:00")
         before = at_rest(cli.json("incident", "show", incident_id))
         result = cli("notices", "send", incident_id)
-        assert_one_line_error(result, "settings.toml has no [smtp] table", "host, port, sender")
+        assert_one_line_error(
+            result,
+            "settings.toml does not name the mail server",
+            "missing smtp.host, smtp.sender",
+            "breach config set smtp.host",
+        )
         assert at_rest(cli.json("incident", "show", incident_id)) == before
 
 

@@ -61,6 +61,12 @@ def main() -> None:
         return
     if "incident" in argv and _fast_show(argv):
         return
+    import os
+
+    # Typer converts every parameter through pydantic, whose first use scans the entry points of every
+    # installed distribution for plugins (tens of milliseconds per command). breach uses none; whoever
+    # wants one sets the variable themselves.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from engine.cli.app import run
 
     run()

@@ -112,11 +112,12 @@ def run() -> None:
     """Run the CLI; an operator error is one line on stderr and exit code 2 (1 for a failed check)."""
     from typer.exceptions import TyperException
 
+    from engine.cli.pruning import pruned
     from engine.cli.terminal import install
 
     install()  # titles, names and any stored text printed below cannot drive the terminal
     try:
-        command = typer.main.get_command(app)
+        command = typer.main.get_command(pruned(app, sys.argv[1:], ("--db", "--home", "--as")))
         whole_short_help(command)
         code = command(standalone_mode=False)
         anchor_opened()

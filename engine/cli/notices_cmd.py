@@ -269,6 +269,10 @@ def send_cmd(
 
     c: Ctx = ctx.obj
     store = c.store()
+
+    def server_problem(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
     with progress_reporter("sending", as_json) as (on_total, on_advance):
         report = send_notices(
             store,
@@ -279,6 +283,7 @@ def send_cmd(
             out_dir=out,
             on_total=on_total,
             on_advance=on_advance,
+            on_problem=server_problem,
         )
     s = report.sent
     if as_json:
@@ -298,6 +303,11 @@ def send_cmd(
         after_write(c, incident_id, actor=actor)
     if not report.complete:
         pending = sum(n for counts in report.status.values() for st, n in counts.items() if st != "sent")
+        if s.unreachable:
+            raise CheckFailed(
+                f"stopped: the mail server could not be reached; {pending} deliveries are kept and will each "
+                f"go out once with 'breach notices send {incident_id}' when it is back"
+            )
         raise CheckFailed(
             f"{pending} deliveries not sent yet (failed, retrying, in doubt or busy): "
             f"see 'breach notices status {incident_id}', run 'breach notices send {incident_id}' again"
@@ -437,6 +447,13 @@ def status_cmd(
         docs = session.execute(
             select(d.kind, d.fmt, func.count()).where(d.incident_id == incident_id).group_by(d.kind, d.fmt)
         ).all()
+        channels: dict[str, dict[str, int]] = {}
+        for channel, status, count in session.execute(
+            select(x.channel, x.status, func.count())
+            .where(x.incident_id == incident_id)
+            .group_by(x.channel, x.status)
+        ):
+            channels.setdefault(channel, {})[status] = int(count)
         problems = session.execute(
             select(p.customer_id, x.status, x.last_error)
             .join(PERSON, p.id == x.person_id)
@@ -452,6 +469,7 @@ def status_cmd(
         "documents": {f"{k}/{f}": int(n) for k, f, n in docs},
         "sms": sms,
         "deliveries": deliveries,
+        "channels": channels,
         "problems": [{"customer_id": cid, "status": st, "reason": err} for cid, st, err in problems],
         "reasons": _grouped_reasons(problems),
         "in_doubt": {**doubt, "total": doubt["held"] + doubt["interrupted"]},
@@ -465,6 +483,13 @@ def status_cmd(
         print(f"sms {kind}: {cost['messages']} texts, {cost['segments']} segments")
     for kind, counts in deliveries.items():
         print(f"delivery {kind}: " + ", ".join(f"{st} {n}" for st, n in sorted(counts.items())))
+    for channel, counts in sorted(channels.items()):
+        print(f"channel {channel}: " + ", ".join(f"{st} {n}" for st, n in sorted(counts.items())))
+    if not deliveries:
+        print(
+            f"no delivery yet: breach notices send {incident_id} emails them; record the others with "
+            f"breach notices record {incident_id} --channel sms|post|public"
+        )
     for group in result["reasons"]:
         print(f"{group['status']} ×{group['count']}: {group['reason'] or '(no reason recorded)'}")
     if listing:

@@ -33,6 +33,7 @@ __all__ = [
     "canonical_json",
     "event_hash",
     "next_event",
+    "refuse_finding",
     "refuse_if_held",
     "verify_chain",
     "verify_rows",
@@ -48,9 +49,16 @@ _LATEST_FINDING = text(
 def refuse_if_held(session: Session, incident_id: str) -> None:
     """Refuse a write to an incident whose trail was found broken and not yet acknowledged."""
     row = session.connection().execute(_LATEST_FINDING, {"i": incident_id}).first()
-    if row is not None and row[0] == "chain_broken":
+    if row is not None:
+        refuse_finding(incident_id, row[0], row[1])
+
+
+def refuse_finding(incident_id: str, kind: str | None, detail: str | None) -> None:
+    """Refuse a write when ``kind``, the latest finding about the incident's trail in the workspace log
+    (read with the incident by :func:`engine.incidents.rows.load_incident`), says it is broken."""
+    if kind == "chain_broken":
         raise NotAllowed(
-            f"{incident_id}'s audit trail was found broken ({row[1]}); nothing more is recorded on it "
+            f"{incident_id}'s audit trail was found broken ({detail}); nothing more is recorded on it "
             f"until the investigation is acknowledged: breach audit acknowledge {incident_id} --reason ..."
         )
 

@@ -385,7 +385,7 @@ def _advance(
             reason=reason,
             inputs={**values, **({"effects": run.effects_done} if run.effects_done else {})},
         )
-        insert_event(session, event)
+        insert_event(session, event, incident)
         for hook in hooks.after_change:
             hook(Step(session, incident, source, now, trigger, actor, occurred_at=at))
         version = write_incident(session, incident, seen)
@@ -496,7 +496,7 @@ def complete_tasks(
                 reason=reason if at is not None else None,
                 inputs={"task": key, **({"note": note} if note else {})},
             )
-            insert_event(session, event)
+            insert_event(session, event, incident)
             for hook in hooks.after_change:
                 hook(Step(session, incident, source, now, f"task:{key}", actor, occurred_at=at))
         write_incident(session, incident, incident.version)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, column, insert, select, table, update
 from sqlmodel import Session
 
 from engine.errors import Conflict, IncidentNotFound
-from engine.incidents.audit import refuse_if_held
+from engine.incidents.audit import refuse_finding, refuse_if_held
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event, Incident, Task
 from engine.playbooks.model import Playbook
@@ -53,7 +53,28 @@ WRITABLE = (
     "audit_head",
 )
 
-_SELECT_INCIDENT = select(INCIDENT).where(INCIDENT.c.id == bindparam("b_id"))
+_LOG = table("workspace_log", column("id"), column("incident_id"), column("kind"), column("detail"))
+
+
+def _latest_finding(value: Any) -> Any:
+    """``value`` of the latest finding about the incident's trail (broken, or acknowledged since)."""
+    log = _LOG.c
+    return (
+        select(value)
+        .where(log.incident_id == INCIDENT.c.id, log.kind.in_(("chain_broken", "acknowledged")))
+        .order_by(log.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# The incident with the latest finding about its trail, read in the same statement: a step's events
+# are refused on a held trail (engine.incidents.audit) without one more query per event.
+_SELECT_INCIDENT = select(
+    INCIDENT,
+    _latest_finding(_LOG.c.kind).label("trail_finding"),
+    _latest_finding(_LOG.c.detail).label("trail_detail"),
+).where(INCIDENT.c.id == bindparam("b_id"))
 # On PostgreSQL a writer locks the row it read, so a second writer waits and then sees the new version
 # (and is told "changed meanwhile") instead of racing it to the next event number. SQLite's
 # BEGIN IMMEDIATE already serialises writers; there the clause compiles to nothing.
@@ -104,6 +125,10 @@ class IncidentRecord:
     assessment: dict[str, Any]
     event_count: int
     audit_head: str
+    # The latest finding about the trail in the workspace log when the row was loaded (None: none).
+    trail_finding: str | None = None
+    trail_detail: str | None = None
+    trail_read: bool = False
 
     def column_values(self) -> dict[str, Any]:
         """Every column's value, for inserting the row."""
@@ -116,7 +141,7 @@ def load_incident(session: Session, incident_id: str, *, for_update: bool = True
     row = session.connection().execute(statement, {"b_id": incident_id}).mappings().first()
     if row is None:
         raise IncidentNotFound(incident_id)
-    return IncidentRecord(**row)
+    return IncidentRecord(**row, trail_read=True)
 
 
 def insert_incident(session: Session, incident: IncidentRecord) -> None:
@@ -247,8 +272,15 @@ def finish_task(
     )
 
 
-def insert_event(session: Session, event: dict[str, Any]) -> None:
-    """Insert an audit event built by ``engine.incidents.audit.next_event``, unless the trail is held."""
+def insert_event(session: Session, event: dict[str, Any], incident: IncidentShape | None = None) -> None:
+    """Insert an audit event built by ``engine.incidents.audit.next_event``, unless the trail is held.
+
+    ``incident``, loaded by :func:`load_incident` in this transaction, already carries the trail's
+    latest finding; without it the workspace log is asked.
+    """
     if event["kind"] != "opened":  # a new incident has no trail that could have been found broken
-        refuse_if_held(session, event["incident_id"])
+        if isinstance(incident, IncidentRecord) and incident.trail_read:
+            refuse_finding(event["incident_id"], incident.trail_finding, incident.trail_detail)
+        else:
+            refuse_if_held(session, event["incident_id"])
     session.connection().execute(_INSERT_EVENT, event)

@@ -321,8 +321,14 @@ class LegalData(_Data):
 
 def _read(path: Path, model: type[_DataT]) -> _DataT:
     from engine.files import load_yaml, read_text
+    from engine.files.parsed import MISSING, recall, remember
 
-    raw: Any = load_yaml(read_text(path, what="legal data file"), str(path))
+    text = read_text(path, what="legal data file")
+    # Read back when this text parsed before (engine.files.parsed): every write command needs the data.
+    raw: Any = recall("legal", text, parsers=("engine.files.structured",))
+    if raw is MISSING:
+        raw = load_yaml(text, str(path))
+        remember("legal", text, raw, parsers=("engine.files.structured",))
     if not isinstance(raw, dict):
         raise BadInput(f"{path}: legal data must be a mapping, got {type(raw).__name__}")
     try:

@@ -29,16 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email import policy as email_policy
-from email.headerregistry import Address
-from email.utils import format_datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +43,13 @@ from sqlmodel import Field, SQLModel
 
 from engine.deadlines.escalation import FAILPOINT_ENV
 from engine.documents.registry import DOCUMENT
+from engine.notices.outage import Outage
+from engine.notices.outgoing import outgoing
 from engine.notices.people import PERSON
 from engine.notices.settings import NoticeSettings
 from engine.outbox.channels import DeliveryFailed, LeaseLost
 from engine.outbox.leases import NOW, fenced_update
-from engine.outbox.smtp import Mailer, Pace
+from engine.outbox.smtp import Mailer, Pace, ServerUnavailable
 from engine.store.db import Store, UTCDateTime, changed_rows, table_of
 
 __all__ = ["DELIVERY", "DONE", "EMAILED", "TASKS", "Delivery", "SendReport", "Sender"]
@@ -121,6 +119,7 @@ class SendReport:
     retrying: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     busy: int = 0  # claimed by another live process
+    unreachable: str = ""  # why the run stopped early: the mail server could not be reached
 
 
 @dataclass
@@ -151,20 +150,6 @@ def _dead_local_owner(token: str | None) -> bool:
     return False
 
 
-_DATE_HEADER = re.compile(rb"\r\nDate: [^\r\n]*\r\n")
-
-
-def _dated_now(content: bytes) -> bytes:
-    """The message with ``Date`` set to now: a reader sees when it was sent, not when it was rendered
-    (the recorded file keeps its render date and hash; the delivery records the hash of what was sent)."""
-    head, sep, body = content.partition(b"\r\n\r\n")
-    now = format_datetime(datetime.now(UTC)).encode("ascii")
-    dated, count = _DATE_HEADER.subn(b"\r\nDate: " + now + b"\r\n", b"\r\n" + head + b"\r\n", count=1)
-    if not count:
-        return content
-    return dated[2:-2] + sep + body
-
-
 class Sender:
     """Claims and sends the due deliveries of one incident (see the module docstring)."""
 
@@ -182,15 +167,38 @@ class Sender:
             1, min(settings.batch_size, int(settings.rate_per_second * settings.lease_seconds / 2))
         )
 
-    def run(self, incident_id: str, report: SendReport, on_advance: Any = None) -> None:
-        """Send until nothing is due; wait for retries up to ``max_wait_seconds`` in all."""
+    def run(
+        self,
+        incident_id: str,
+        report: SendReport,
+        on_advance: Callable[[int], None] | None = None,
+        on_problem: Callable[[str], None] | None = None,
+    ) -> None:
+        """Send until nothing is due; wait for retries up to ``max_wait_seconds`` in all, and for a mail
+        server out of reach up to ``give_up_seconds`` (see :mod:`engine.notices.outage`).
+
+        ``on_advance`` counts deliveries settled (sent, failed, held, taken by another sender), never a
+        retry, so a progress bar ends at its total; ``on_problem`` hears of an unreachable server once.
+        """
         waited = 0.0
+        outage = Outage(self.settings.give_up_seconds, on_problem)
         try:
             while True:
+                held = len(report.held)
                 claimed = self._claim(incident_id, report)
-                for item in claimed:
-                    self._send(item, report)
-                    if on_advance:
+                if on_advance and len(report.held) > held:
+                    on_advance(len(report.held) - held)
+                for index, item in enumerate(claimed):
+                    try:
+                        settled = self._send(item, report)
+                    except ServerUnavailable as exc:
+                        self._give_back(claimed[index:], str(exc))
+                        if not outage.wait(exc):
+                            report.unreachable = str(exc)
+                            return
+                        break
+                    outage.over()
+                    if on_advance and settled:
                         on_advance(1)
                 if claimed:
                     continue
@@ -203,6 +211,27 @@ class Sender:
                 waited += delay
         finally:
             self.mailer.close()
+
+    def _give_back(self, items: list[_Claimed], error: str) -> None:
+        """Return claimed deliveries to the queue as they were: the server, not the recipient, failed,
+        so the attempt is not counted and the next run sends each of them once."""
+        c = DELIVERY.c
+        with self.store.write() as session:
+            now = self.store.db_now(session)
+            for item in items:
+                session.execute(
+                    update(DELIVERY)
+                    .where(c.id == item.id, c.claim_token == item.token)
+                    .values(
+                        status="pending",
+                        attempts=c.attempts - 1,
+                        lease_until=None,
+                        claim_token=None,
+                        handed_off_at=None,
+                        next_attempt_at=now,
+                        last_error=error[:500],
+                    )
+                )
 
     def _busy(self, incident_id: str) -> int:
         """Deliveries another live sender holds right now."""
@@ -330,36 +359,17 @@ class Sender:
         )
 
     def _content(self, item: _Claimed) -> tuple[bytes, str]:
-        """The bytes to send and the envelope recipient: the recorded document, checked against its hash."""
-        try:
-            content = Path(item.path).read_bytes()
-        except OSError as exc:
-            raise DeliveryFailed(
-                f"document file unreadable ({exc.strerror}); render it again", transient=False
-            ) from None
-        if hashlib.sha256(content).hexdigest() != item.sha256:
-            raise DeliveryFailed(
-                "document file changed since it was rendered (hash differs); not sent", transient=False
-            )
-        content = _dated_now(content)
-        if not (self.drill or item.in_doubt):
-            return content, item.email
-        message = message_from_bytes(content, policy=email_policy.default)
-        recipient = item.email
-        if self.drill:
-            # A drill never reaches a real person: the drill mailbox gets it, the original To is dropped.
-            recipient = self.settings.drill_recipient
-            display = message["To"].addresses[0].display_name if message["To"] else ""
-            del message["To"]
-            message["To"] = Address(display_name=display, addr_spec=recipient)
-            message["X-Breach-Drill"] = "drill: delivered to the drill mailbox, not to the person"
-        if item.in_doubt:
-            message["X-Breach-Delivery"] = (
-                "resent in doubt: an earlier attempt with this Message-ID may have arrived"
-            )
-        return message.as_bytes(policy=email_policy.SMTP), recipient
+        """The bytes to send and the envelope recipient (see :func:`engine.notices.outgoing.outgoing`)."""
+        return outgoing(
+            Path(item.path),
+            item.sha256,
+            item.email,
+            drill_recipient=self.settings.drill_recipient if self.drill else None,
+            in_doubt=item.in_doubt,
+        )
 
-    def _send(self, item: _Claimed, report: SendReport) -> None:
+    def _send(self, item: _Claimed, report: SendReport) -> bool:
+        """Send one claimed delivery; True once it is settled (sent, failed for good, or not ours)."""
         try:
             content, recipient = self._content(item)
 
@@ -371,11 +381,13 @@ class Sender:
             self.pace.wait()
             self.mailer.send(self.envelope_sender, recipient, content, handoff)
         except LeaseLost:
-            return  # whoever holds it now sends it
+            return True  # whoever holds it now sends it
+        except ServerUnavailable:
+            raise  # no recipient can be reached: the run pauses (see run)
         except DeliveryFailed as exc:
             final = self._release(item, str(exc), transient=exc.transient, maybe=exc.maybe_delivered)
             (report.failed if final else report.retrying).append(f"{item.customer_id}: {exc}")
-            return
+            return final
         _failpoint("notices_after_send")
         self._fenced(
             item,
@@ -389,6 +401,7 @@ class Sender:
             },
         )
         report.sent += 1
+        return True
 
     def _release(self, item: _Claimed, error: str, *, transient: bool, maybe: bool) -> bool:
         """Give a failed delivery back for a retry with exponential backoff, or fail it; True if final."""

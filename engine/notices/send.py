@@ -43,17 +43,20 @@ __all__ = [
     "smtp_settings",
 ]
 
-SMTP_KEYS = ("host", "port", "sender")
-"""What a workspace must say about its mail server before notices go out by email."""
+SMTP_KEYS = ("host", "sender")
+"""What a workspace must set itself before notices go out by email. ``port`` may stay at the SMTP
+default (25); the built-in host (127.0.0.1) and sender (breach@localhost) are placeholders that no real
+mail server delivers for. ``[notices] envelope_sender`` stands in for ``sender``."""
+_EXAMPLES = {"host": "mail.example.cn", "sender": "notices@example.cn"}
 
 
 def require_smtp(workspace: Workspace) -> None:
     """Refuse at once when the workspace's own settings do not name its mail server.
 
-    The built-in defaults (127.0.0.1:25) are a placeholder: sending with them retried a server that is not
-    there for minutes. A workspace must set ``[smtp]`` itself.
+    Sending with the built-in placeholders retried a server that is not there for minutes, so the
+    workspace's own ``config/settings.toml`` must set each of :data:`SMTP_KEYS`.
 
-    :raises BadInput: naming the file, the table and the keys to set.
+    :raises BadInput: naming the file, the missing keys and the command that sets them.
     """
     import os
 
@@ -62,10 +65,20 @@ def require_smtp(workspace: Workspace) -> None:
     path = workspace.home / "config" / SETTINGS_FILE
     local = read_settings(path) if os.path.lexists(path) else {}
     table = local.get("smtp")
-    if not isinstance(table, dict) or not table:
+    table = table if isinstance(table, dict) else {}
+    notices = local.get("notices")
+    envelope = isinstance(notices, dict) and bool(notices.get("envelope_sender"))
+    missing = [
+        key
+        for key in SMTP_KEYS
+        if not str(table.get(key) or "").strip() and not (key == "sender" and envelope)
+    ]
+    if missing:
+        named = ", ".join(f"smtp.{key}" for key in missing)
+        commands = " and ".join(f"'breach config set smtp.{key} {_EXAMPLES[key]}'" for key in missing)
         raise BadInput(
-            f"{path} has no [smtp] table: notices go out by email only once it names the mail server "
-            f"({', '.join(SMTP_KEYS)}; username and password_env to log in)"
+            f"{path} does not name the mail server (missing {named}): notices go out by email only "
+            f"once it does; set it with {commands} (smtp.port defaults to 25)"
         )
 
 
@@ -113,6 +126,7 @@ class MailingReport:
             "retrying": s.retrying,
             "failed": s.failed,
             "busy_elsewhere": s.busy,
+            "server_unreachable": s.unreachable or None,
             "deliveries": self.status,
             "tasks": self.tasks,
             "complete": self.complete,
@@ -218,8 +232,12 @@ def send_notices(
     out_dir: Path | None = None,
     on_total: Callable[[int], None] | None = None,
     on_advance: Callable[[int], None] | None = None,
+    on_problem: Callable[[str], None] | None = None,
 ) -> MailingReport:
-    """Render, enqueue and send the incident's email notices; complete the tasks they fulfil."""
+    """Render, enqueue and send the incident's email notices; complete the tasks they fulfil.
+
+    ``on_problem`` hears, once, that the mail server cannot be reached (the run then waits at most
+    ``[notices] give_up_seconds`` for it and stops with every delivery left pending)."""
     settings = notice_settings(workspace.settings)
     with store.read() as session:
         drill = bool(get_incident(session, incident_id).drill)
@@ -259,7 +277,7 @@ def send_notices(
     sender = Sender(
         store, settings, mailer, envelope_sender=settings.envelope_sender or smtp.sender, drill=drill
     )
-    sender.run(incident_id, report.sent, on_advance)
+    sender.run(incident_id, report.sent, on_advance, on_problem)
     report.status = delivery_status(store, incident_id, "email")
     report.tasks = complete_notice_tasks(store, incident_id, actor=actor, hooks=hooks)
     s = report.sent

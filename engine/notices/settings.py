@@ -22,6 +22,7 @@ class NoticeSettings(BaseModel):
     retry_seconds: float = PField(default=30, ge=0, le=3600)
     max_attempts: int = PField(default=5, ge=1, le=100)
     max_wait_seconds: float = PField(default=300, ge=0, le=86_400)
+    give_up_seconds: float = PField(default=60, ge=0, le=3600)
     lease_seconds: float = PField(default=120, gt=0, le=3600)
     in_doubt: str = PField(default="resend", pattern="^(resend|hold)$")
     drill_recipient: str = ""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from engine.errors import BadInput
 from engine.outbox.channels import DeliveryFailed, SmtpSettings
 
-__all__ = ["Mailer", "Pace", "smtp_password"]
+__all__ = ["Mailer", "Pace", "ServerUnavailable", "smtp_password"]
 
 _ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>]+")
 
@@ -28,6 +28,54 @@ def _reply(code: int, reply: bytes | str) -> str:
     """A server reply for the record, without the addresses it may quote (they are personal data)."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     return f"{code} {_ADDRESS.sub('<address>', ' '.join(text.split()))}"[:300]
+
+
+class ServerUnavailable(DeliveryFailed):
+    """The mail server could not be reached or would not let us in: no message can go out until it
+    does, so the whole mailing pauses rather than charging each recipient a failed attempt.
+
+    ``waiting_helps`` is False for a failure that time does not mend (a login refused, a certificate
+    that does not verify): the run stops at once instead of waiting for the server.
+    """
+
+    def __init__(self, message: str, *, waiting_helps: bool) -> None:
+        super().__init__(message, transient=True)
+        self.waiting_helps = waiting_helps
+
+
+def _unreachable(settings: SmtpSettings, exc: BaseException) -> ServerUnavailable:
+    """The failure to reach the server in words, with what to check."""
+    where = f"mail server {settings.host}:{settings.port}"
+    # smtplib wraps a timeout while reading a reply in SMTPServerDisconnected: name the timeout.
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(exc.__context__, TimeoutError):
+        exc = exc.__context__
+    if isinstance(exc, ConnectionRefusedError):
+        return ServerUnavailable(
+            f"{where} refused the connection: is it running, and are smtp.host and smtp.port right?",
+            waiting_helps=True,
+        )
+    if isinstance(exc, TimeoutError):
+        return ServerUnavailable(
+            f"{where} did not answer within {settings.timeout_seconds:g} s: check smtp.host, smtp.port "
+            "and any firewall on the way",
+            waiting_helps=True,
+        )
+    if isinstance(exc, ssl.SSLError | smtplib.SMTPNotSupportedError):
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        return ServerUnavailable(
+            f"TLS with {where} failed ({reason}): check smtp.starttls and smtp.ca_file", waiting_helps=False
+        )
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return ServerUnavailable(
+            f"{where} refused the login of smtp.username ({exc.smtp_code}): check the username and the "
+            f"password in the environment variable {settings.password_env}",
+            waiting_helps=False,
+        )
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    return ServerUnavailable(
+        f"{where} cannot be reached ({' '.join(reason.split())[:200]}): check smtp.host and smtp.port",
+        waiting_helps=True,
+    )
 
 
 def smtp_password(settings: SmtpSettings) -> str:
@@ -71,11 +119,12 @@ class Mailer:
         self.budget_seconds = settings.timeout_seconds * 7
 
     def _connect(self) -> smtplib.SMTP:
+        """A connection greeted, upgraded and logged in; any failure on the way is the server's."""
         s = self.settings
         try:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryFailed(f"smtp connect {s.host}:{s.port}: {exc}", transient=True) from None
+            raise _unreachable(s, exc) from None
         try:
             smtp.ehlo()
             if s.starttls:
@@ -83,12 +132,9 @@ class Mailer:
                 smtp.ehlo()
             if s.username:
                 smtp.login(s.username, self.password)
-        except smtplib.SMTPAuthenticationError as exc:
-            smtp.close()
-            raise DeliveryFailed(f"smtp login refused: {exc.smtp_code}", transient=False) from None
         except (OSError, smtplib.SMTPException) as exc:
             smtp.close()
-            raise DeliveryFailed(f"smtp: {exc}", transient=True) from None
+            raise _unreachable(s, exc) from None
         return smtp
 
     def close(self) -> None:

@@ -357,8 +357,25 @@ def _format_loc(loc: tuple[Any, ...], doc: LocatedYaml) -> str:
     return "".join(parts) or "(top level)"
 
 
+_PARSERS = ("engine.files.structured", "engine.playbooks.yamlpos")
+
+
 def playbook_errors(text: str, origin: str) -> tuple[PlaybookSource | None, list[str]]:
-    """Parse and validate; return the playbook or every error as ``origin:line: where: what``."""
+    """Parse and validate; return the playbook or every error as ``origin:line: where: what``.
+
+    The YAML of a text that parsed before is read back from the cache (:mod:`engine.files.parsed`):
+    every command that changes an incident needs its playbook, and parsing it is most of their work.
+    """
+    from engine.files.parsed import MISSING, recall, remember
+
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    kept = recall("playbook", text, parsers=_PARSERS)
+    if kept is not MISSING:
+        try:
+            playbook = Playbook.model_validate(kept)
+            return PlaybookSource(playbook=playbook, text=text, sha256=digest, origin=origin), []
+        except ValidationError:
+            pass  # the engine's rules changed since: parse again, with lines for the errors
     try:
         doc = load_located(text, origin)
     except BadInput as exc:
@@ -377,7 +394,7 @@ def playbook_errors(text: str, origin: str) -> tuple[PlaybookSource | None, list
             message = err["msg"].removeprefix("Value error, ")
             errors.append(f"{origin}:{doc.line_of(loc)}: {where}: {message}")
         return None, errors
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    remember("playbook", text, doc.data, parsers=_PARSERS)
     return PlaybookSource(playbook=playbook, text=text, sha256=digest, origin=origin), []
 
 
