@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, lift_append_only, restore_append_only
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -147,12 +147,14 @@ class TestRolesInFlow:
             with pytest.raises(NotAllowed):
                 flow.advance(store, inc.id, "report", actor="li.sec", zone=ZONE, hooks=hooks)
         with store.engine.begin() as conn:
+            lift_append_only(conn)
             conn.execute(
                 text(
                     "UPDATE workspace_log SET actor = 'wang.dpo' WHERE id = (SELECT MIN(id) FROM "
                     "workspace_log)"
                 )
             )
+            restore_append_only(conn)
         with store.read() as s:
             assert "was changed" in verify_log(s)
 

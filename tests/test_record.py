@@ -10,20 +10,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Cli, assert_one_line_error
+from conftest import Cli, assert_one_line_error, lift_append_only, restore_append_only, tamper_url
 from sqlalchemy import create_engine, text
 
 
 def tamper(cli: Cli, *statements: str, **params: object) -> None:
-    """Run SQL directly against the workspace's database, as an insider would."""
-    url = cli.db_url or f"sqlite:///{cli.home / 'breach.db'}"
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.execute(text(statement), params)
-    finally:
-        engine.dispose()
+    """Run SQL directly against the workspace's database, as an insider who owns it would."""
+    tamper_url(cli.db_url or f"sqlite:///{cli.home / 'breach.db'}", *statements, **params)
 
 
 def scalar(cli: Cli, statement: str, **params: object) -> object:
@@ -211,6 +204,7 @@ def rewrite_chain(cli: Cli, incident: str, *, drop_seq: int | None = None, actor
     store = Store(cli.db_url or f"sqlite:///{cli.home / 'breach.db'}")
     try:
         with store.write() as session:
+            lift_append_only(session.connection())
             events = list(
                 session.exec(select(Event).where(Event.incident_id == incident).order_by(Event.seq))
             )
@@ -244,6 +238,7 @@ def rewrite_chain(cli: Cli, incident: str, *, drop_seq: int | None = None, actor
                 text("UPDATE incident SET event_count = :n, audit_head = :h WHERE id = :i"),
                 {"n": len(kept), "h": prev, "i": incident},
             )
+            restore_append_only(session.connection())
     finally:
         store.dispose()
 
