@@ -161,6 +161,8 @@ class TestEveryClockAtItsBoundary:
         found = {c.clock: c for c in rule_clocks(jurisdiction, rule, start, calendar)}
         for clock in rule.clocks:
             begin = found[clock.starts.after].due.due_at if clock.starts.after else start
+            if clock.starts.at_end_of:
+                begin = parse_instant("2026-12-31 23:59:59", jurisdiction.zone)
             due = found[clock.id].due.due_at
             period = parse_duration(clock.duration)
             if period.unit in ("hours", "minutes"):
@@ -203,10 +205,89 @@ class TestDaylightSaving:
         found = clocks("US-HIPAA-404", "2026-02-20 15:00", "America/New_York")
         assert local(found["individuals"], "America/New_York") == "2026-04-22T00:00:00-04:00"
 
+    @pytest.mark.parametrize(
+        ("discovered", "due"),
+        [
+            ("2026-03-10 09:00", "2027-03-02T00:00:00-05:00"),  # 2027 is not a leap year: 1 March
+            ("2027-12-31 23:30", "2028-03-01T00:00:00-05:00"),  # leap year: 29 February is day 60
+            ("2028-01-01 00:30", "2029-03-02T00:00:00-05:00"),  # a new year's breach waits a year
+        ],
+    )
+    def test_hipaa_yearly_log_60_days_after_the_year_ends(self, discovered: str, due: str):
+        """Small breaches go in the yearly log, due 60 days after the year of discovery ends (164.408(c))."""
+        found = clocks("US-HIPAA-404", discovered, "America/New_York")["secretary_log"]
+        assert local(found, "America/New_York") == due
+        assert any("counted from the end of" in line for line in found.due.explain)
+        assert found.basis["starts"] == "end of the calendar year of discovery"
+
     def test_hours_are_real_hours_in_us_zone(self):
         """Hours run in real time across the US change: KR's 72 h shown in New York gains the hour."""
         found = clocks("KR-PIPA-34", "2026-03-06 12:00-05:00", "Asia/Seoul")
         assert local(found["data_subjects"], "America/New_York") == "2026-03-09T13:00:00-04:00"
+
+
+class TestRestDayRelief:
+    """DORA: a report due on a rest day of the entity's member state may be given by 12:00 of the next
+    working day there (2025/301 Art 5), unless the entity is of a type left out of the relief."""
+
+    def relief(self, due_local: str, zone: str, **facts):
+        from engine.clocks.durations import DueResult
+        from engine.clocks.intl import relieve
+
+        jurisdiction, rule = RULES.rule("EU-DORA-19")
+        clock = next(c for c in rule.clocks if c.id == "final")
+        due = DueResult(parse_instant(due_local, zone), False, "none", ["due"])
+        return relieve(due, clock.relief, jurisdiction, facts, calendar)
+
+    def test_christmas_day_moves_to_monday_noon_in_germany(self):
+        """Due Friday 25 December (a German holiday, Saturday after it): Monday 28 at 12:00 Berlin."""
+        moved = self.relief("2026-12-25 10:00", "Europe/Berlin", established_in="DE")
+        assert format_instant(moved.due_at, "Europe/Berlin") == "2026-12-28T12:00:00+01:00"
+        assert "rest day in DE" in moved.explain[-1] and "unverified" in moved.explain[-1]
+
+    def test_period_ending_at_saturday_midnight_counts_as_saturday(self):
+        """A month ending at 24:00 of Saturday (stored as Sunday 00:00) is a Saturday due: Monday noon."""
+        moved = self.relief("2026-11-29 00:00", "Europe/Brussels", established_in="BE")
+        assert format_instant(moved.due_at, "Europe/Brussels") == "2026-11-30T12:00:00+01:00"
+
+    def test_noon_is_the_member_states_own_noon(self):
+        """Portugal keeps its own clock: 12:00 in Lisbon, an hour after Brussels noon."""
+        moved = self.relief("2026-12-26 15:00", "Europe/Lisbon", established_in="PT")
+        assert format_instant(moved.due_at, "Europe/Lisbon") == "2026-12-28T12:00:00+00:00"
+
+    def test_working_day_keeps_its_due_time(self):
+        """Due on a Wednesday: nothing moves, and the trail says why."""
+        kept = self.relief("2026-12-02 17:00", "Europe/Berlin", established_in="DE")
+        assert format_instant(kept.due_at, "Europe/Berlin") == "2026-12-02T17:00:00+01:00"
+        assert "working day in DE" in kept.explain[-1]
+
+    def test_excluded_entity_type_and_unknown_state_keep_the_due_time(self):
+        """An entity type left out, or no member state recorded: the law's time stands, and says how."""
+        left_out = self.relief(
+            "2026-12-26 15:00", "Europe/Berlin", established_in="DE", entity_types=["dora_no_relief"]
+        )
+        assert format_instant(left_out.due_at, "Europe/Berlin") == "2026-12-26T15:00:00+01:00"
+        unknown = self.relief("2026-12-26 15:00", "Europe/Berlin")
+        assert format_instant(unknown.due_at, "Europe/Berlin") == "2026-12-26T15:00:00+01:00"
+        assert "--set established_in=" in unknown.explain[-1]
+
+    def test_incident_plan_moves_and_marks_the_basis(self):
+        """An incident established in FI whose initial notification falls on a Sunday: Monday 12:00
+        Helsinki time, and the deadline's basis is marked unverified as the relief is."""
+        from engine.clocks.intl import plan_jurisdictions
+
+        facts = {
+            "countries": ["FI"],
+            "entity_types": ["financial_entity"],
+            "established_in": "FI",
+            "aware_at": "2026-12-06T08:00:00+00:00",
+            "determinations": {"dora_major": {"value": True, "at": "2026-12-06T09:00:00+00:00"}},
+        }
+        ctx = PlanContext(legal=builtin_legal(), zone="UTC", calendar=calendar, jurisdictions=RULES)
+        plans = {(p.rule.id, p.subject): p for p in plan_jurisdictions(RULES, view(**facts), ctx)}
+        initial = plans[("EU-DORA-19", "initial")]
+        assert format_instant(initial.due.due_at, "Europe/Helsinki") == "2026-12-07T12:00:00+02:00"
+        assert initial.basis["verified"] is False and "2025/301" in initial.basis["relief"]
 
 
 class TestBusinessDays:
@@ -278,6 +359,8 @@ class TestThresholds:
             ("JP-APPI-26", None, {"people_affected": 1000}, {"people_affected": 1001}),
             ("KR-PIPA-34", "commission", {"people_affected": 999}, {"people_affected": 1000}),
             ("US-HIPAA-404", "media", {"residents": {"US-TX": 500}}, {"residents": {"US-TX": 501}}),
+            ("US-HIPAA-404", "secretary", {"people_affected": 499}, {"people_affected": 500}),
+            ("US-HIPAA-404", "secretary_log", {"people_affected": 500}, {"people_affected": 499}),
             ("US-CA", "attorney_general", {"residents": {"US-CA": 500}}, {"residents": {"US-CA": 501}}),
             ("US-TX", "attorney_general", {"residents": {"US-TX": 249}}, {"residents": {"US-TX": 250}}),
         ],

@@ -209,23 +209,23 @@ class TestResume:
 
     def test_failure_midway_then_resume_covers_everyone_once(self, store, setup, monkeypatch):
         """A run that dies halfway keeps what it recorded; the next run does only the rest."""
-        import engine.notices.render as notices
+        from engine.files import PrivateFolder
 
         incident, ws = setup
         ws = workspace(ws.home, ws.db_url, "[notices]\nbatch_size = 2\n")
-        real, calls = notices.write_private, []
+        real, calls = PrivateFolder.write, []
 
-        def flaky(folder, name, content, **options):
+        def flaky(folder, name, content):
             calls.append(name)
             if len(calls) == 4:
                 raise KeyboardInterrupt  # as if the operator pressed Ctrl-C mid-batch
-            return real(folder, name, content, **options)
+            return real(folder, name, content)
 
-        monkeypatch.setattr(notices, "write_private", flaky)
+        monkeypatch.setattr(PrivateFolder, "write", flaky)
         with pytest.raises(KeyboardInterrupt):
             render(store, ws, incident, formats=["md"])
         assert len(documents(store, incident)) == 2
-        monkeypatch.setattr(notices, "write_private", real)
+        monkeypatch.setattr(PrivateFolder, "write", real)
         report = render(store, ws, incident, formats=["md"])
         assert report.rendered["customer_notice/md"] + report.rendered["client_notice/md"] == 6
         refs = [d["person_ref"] for d in documents(store, incident) if d["person_ref"]]

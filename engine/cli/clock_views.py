@@ -88,6 +88,12 @@ def alert_line(alert: dict[str, Any]) -> str:
     clock = " ".join(x for x in (alert["rule"], alert.get("subject") or "") if x)
     what = f" {alert['label']}" if alert.get("label") else ""
     basis = basis_text(alert.get("basis") or {}, short=True)
-    return f"ALERT {alert['kind']}: {alert['incident_id']} {clock} due {alert['due_at']} ({when}){what}" + (
-        f" — {basis}" if basis else ""
+    # Which level heard of it, and which repeat this is: a person reading the console sees the climb.
+    level, repeat = alert.get("level") or 1, alert.get("repeat") or 0
+    step = (f" level {level}" if level > 1 else "") + (f" repeat {repeat}" if repeat else "")
+    to = f" → {', '.join(alert['channels'])}" if alert.get("channels") else ""
+    return (
+        f"ALERT {alert['kind']}:{step} {alert['incident_id']} {clock} due {alert['due_at']} ({when}){what}"
+        + (f" — {basis}" if basis else "")
+        + to
     )

@@ -54,6 +54,14 @@ def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _shown(key: str, value: Any) -> Any:
+    """A setting as ``config show`` prints it: a robot's secret, and its URL (which holds its key or
+    token), are only said to be set."""
+    if key.startswith("alerts.robots.") and key.rsplit(".", 1)[1] in ("secret", "url") and value:
+        return "(set; not shown)"
+    return value
+
+
 def _layers(c: Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     """The built-in settings and the workspace's own, each parsed (a bad file is refused)."""
     from engine.workspace import SETTINGS_FILE, builtin_root, read_settings
@@ -73,7 +81,7 @@ def show_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     defaults, own = _flat(builtin), _flat(local)
     effective = _flat(c.workspace.settings)
     rows = [
-        {"key": key, "value": value, "source": "workspace" if key in own else "built-in"}
+        {"key": key, "value": _shown(key, value), "source": "workspace" if key in own else "built-in"}
         for key, value in effective.items()
         if key in own or key in defaults
     ]
@@ -87,7 +95,7 @@ def show_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def _checks(c: Ctx, local: dict[str, Any], builtin: dict[str, Any]) -> list[tuple[str, Callable[[], object]]]:
     """Each section's own validation, as the commands that use it run it."""
     from engine.clocks.durations import parse_duration
-    from engine.deadlines.escalation import load_settings
+    from engine.deadlines.alerting import EscalationSettings, load_alerting, parse_section
     from engine.formal.service import document_settings
     from engine.notices.settings import notice_settings
 
@@ -119,7 +127,8 @@ def _checks(c: Ctx, local: dict[str, Any], builtin: dict[str, Any]) -> list[tupl
         ("smtp", smtp),
         ("notices", lambda: notice_settings(settings)),
         ("documents", lambda: document_settings(settings)),
-        ("escalation", lambda: load_settings(c.workspace)),
+        ("escalation", lambda: parse_section(settings, "escalation", EscalationSettings)),
+        ("alerts", lambda: load_alerting(c.workspace)),
         ("deadlines.policy", policy),
     ]
 
@@ -232,7 +241,8 @@ def set_cmd(
         raise BadInput(f"{key!r}: use SECTION.KEY, e.g. smtp.host (breach config show lists them)")
     known = _flat(builtin)
     section = table.split(".")[0]
-    if table not in OPEN_TABLES and section not in EXTRA_TABLES and key not in known:
+    robot = table.startswith("alerts.robots.")  # robots are named by the workspace
+    if table not in OPEN_TABLES and section not in EXTRA_TABLES and key not in known and not robot:
         close = [k for k in known if k.split(".")[0] == section]
         hint = f"; keys of [{section}]: {', '.join(k.split('.', 1)[1] for k in close)}" if close else ""
         raise BadInput(f"unknown setting {key!r}{hint}")

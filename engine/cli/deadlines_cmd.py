@@ -1,4 +1,4 @@
-"""``breach deadlines list|check|waive|recompute`` and ``breach scheduler run``."""
+"""``breach deadlines list|check|ack|waive|recompute`` and ``breach scheduler run``."""
 
 from __future__ import annotations
 
@@ -103,13 +103,16 @@ def list_cmd(
 @deadlines_app.command("check")
 def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """One scan: send due warnings and escalations; exit 1 when anything is overdue."""
+    from engine.deadlines.alerting import load_alerting
     from engine.deadlines.checker import scan
-    from engine.deadlines.escalation import load_settings
 
     c: Ctx = ctx.obj
-    settings, channels = load_settings(c.workspace)
+    alerting = load_alerting(c.workspace)
+    settings, channels = alerting.settings, alerting.channels
     store = _checked_store(c)
-    report = scan(store, settings, channels, zone=c.zone, **_scan_options(c, channels))
+    report = scan(
+        store, settings, channels, zone=c.zone, policy=alerting.policy, **_scan_options(c, channels)
+    )
     out = report.to_json(c.zone)
     if as_json:
         emit_json(out)
@@ -160,6 +163,35 @@ def _print_report(out: dict[str, Any]) -> None:
             f"  needs a person: delivery {h['delivery_id']} {h['kind']}/{h['channel']} {h['status']}: "
             f"{h['error'] or ''}"
         )
+
+
+@deadlines_app.command("ack")
+def ack_cmd(
+    ctx: typer.Context,
+    incident_id: IncidentArg,
+    rule: Annotated[str, typer.Argument(help="The missed deadline's rule id, e.g. POLICY-CLIENT-NOTICE.")],
+    note: Annotated[str | None, typer.Option("--note", help="What is being done about it.")] = None,
+    record: Annotated[
+        str | None,
+        typer.Option("--record", help="For per-record rules: which one, e.g. correction_orders#1."),
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
+) -> None:
+    """Acknowledge a missed deadline: you have taken it on, so its alerts stop repeating and escalating.
+
+    It stays missed and overdue until it is met or waived.
+    """
+    from engine.deadlines.acknowledge import acknowledge_deadline
+
+    c: Ctx = ctx.obj
+    done = acknowledge_deadline(
+        _checked_store(c), incident_id, rule, actor=c.actor(actor), note=note or "", subject=record
+    )
+    print(
+        f"{incident_id}: {rule}{' ' + done.subject if done.subject else ''} acknowledged by {done.by} "
+        f"at {c.fmt_short(done.at)}; its alerts stop. It stays missed until met "
+        f"(breach incident show {incident_id}) or waived (breach deadlines waive {incident_id} {rule})"
+    )
 
 
 @deadlines_app.command("waive")
@@ -246,15 +278,16 @@ def scheduler_run(
     every: Annotated[str, typer.Option("--every", help="How often to scan, e.g. 30s, 5m.")] = "30s",
 ) -> None:
     """Scan every interval until SIGINT or SIGTERM, then stop cleanly."""
+    from engine.deadlines.alerting import load_alerting
     from engine.deadlines.checker import scan
-    from engine.deadlines.escalation import load_settings
     from engine.deadlines.scheduler import parse_interval, run_every
 
     c: Ctx = ctx.obj
     seconds = parse_interval(every)
-    settings, channels = load_settings(c.workspace)
+    alerting = load_alerting(c.workspace)
+    settings, channels = alerting.settings, alerting.channels
     store = _checked_store(c)
-    options = _scan_options(c, channels)
+    options = {**_scan_options(c, channels), "policy": alerting.policy}
 
     scans = 0
 

@@ -18,23 +18,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from engine.clocks.calendars import Calendar
+from engine.clocks.conditions import describe_condition, incident_countries, why_not
 from engine.clocks.durations import DueResult, add_duration, format_instant, parse_duration
 from engine.clocks.plan import IncidentView, Plan, PlanContext, warning_moments
 from engine.clocks.rules import DeadlineRule, MetBy, parse_warning
 from engine.errors import BadInput
 from engine.legal.jurisdictions import (
     Clock,
-    Condition,
     Jurisdiction,
     JurisdictionRule,
     Jurisdictions,
+    Relief,
     load_jurisdictions,
-    matches,
 )
 
 __all__ = [
@@ -44,8 +45,10 @@ __all__ = [
     "incident_countries",
     "load_rules",
     "plan_jurisdictions",
+    "relieve",
     "rule_clocks",
     "why_not",
+    "year_end",
 ]
 
 TARGET_NOTE = "the law gives no number of hours or days: an internal target, not law"
@@ -137,17 +140,62 @@ def _compute(
     )
 
 
-def describe_condition(condition: Condition) -> list[str]:
-    """A condition in words, one line per part."""
-    lines = [f"entity type {', '.join(condition.entity_types)}"] if condition.entity_types else []
-    lines += [f"{condition.threshold.describe()}"] if condition.threshold else []
-    lines += [f"determination {condition.determined} = yes"] if condition.determined else []
-    lines += [f"not while {d} = no" for d in condition.unless_determined]
-    lines += [f"not while {d} = yes" for d in condition.unless_yes]
-    if condition.any_of:
-        parts = [" and ".join(describe_condition(part)) for part in condition.any_of]
-        lines.append("any of: " + "; ".join(parts))
-    return lines
+def year_end(start: datetime, zone: str) -> tuple[datetime, str]:
+    """The last moment of ``start``'s calendar year in ``zone`` (a whole second), and a line saying so.
+
+    Counting days from 31 December 23:59:59 leaves that day uncounted, so "60 days after the end of the
+    year" ends with the 60th day of the new year: 1 March, or 29 February in a leap year.
+    """
+    local = start.astimezone(ZoneInfo(zone))
+    end = datetime(local.year, 12, 31, 23, 59, 59, tzinfo=local.tzinfo).astimezone(UTC)
+    return end, f"counted from the end of {local.year}, the calendar year of the anchor ({zone})"
+
+
+def relieve(
+    due: DueResult,
+    relief: Relief,
+    jurisdiction: Jurisdiction,
+    facts: dict[str, Any],
+    calendar: Callable[[str], Calendar],
+) -> DueResult:
+    """``due`` moved to ``relief.by`` of the next working day when it falls on a rest day of the state
+    the entity is established in; otherwise ``due`` with a line saying why it stays."""
+    excluded = [e for e in relief.unless_entity_types if e in (facts.get("entity_types") or [])]
+    unverified = "" if relief.verified else "; unverified"
+    if excluded:
+        return _noted(due, f"no rest-day relief for entity type {excluded[0]} ({relief.article}{unverified})")
+    place = facts.get("established_in")
+    if not place:
+        return _noted(
+            due,
+            f"rest-day relief not applied: {relief.wording} ({relief.article}{unverified}); record where the "
+            "entity is established to apply it: breach incident facts ID --set established_in=DE",
+        )
+    zone = jurisdiction.zone_of(str(place))
+    country = calendar(str(place).split("-")[0])
+    # A period ending at 24:00 falls on the day before the midnight it is stored as.
+    day = (due.due_at.astimezone(ZoneInfo(zone)) - timedelta(microseconds=1)).date()
+    if country.is_working_day(day):
+        return _noted(due, f"falls on {day}, a working day in {place}: no rest-day relief needed")
+    later = day + timedelta(days=1)
+    while not country.is_working_day(later):
+        later += timedelta(days=1)
+    hour, minute = (int(part) for part in relief.by.split(":"))
+    moved = datetime(later.year, later.month, later.day, hour, minute, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    line = (
+        f"falls on {day}, a rest day in {place} ({country.rest_reason(day)}): {relief.wording}, so due "
+        f"{format_instant(moved, zone)} ({relief.article}{unverified})"
+    )
+    return DueResult(
+        due_at=moved,
+        provisional=due.provisional or not country.is_announced(later.year),
+        calendar=due.calendar,
+        explain=[*due.explain, line],
+    )
+
+
+def _noted(due: DueResult, line: str) -> DueResult:
+    return DueResult(due.due_at, due.provisional, due.calendar, [*due.explain, line])
 
 
 def rule_clocks(
@@ -169,6 +217,9 @@ def rule_clocks(
     for clock in rule.clocks:
         text, notes = _duration(clock, entity_types or [])
         begin = start
+        if clock.starts.at_end_of:
+            begin, line = year_end(start, zone)
+            notes.append(line)
         if clock.starts.after:
             begin = dues[clock.starts.after]
             notes.append(
@@ -176,6 +227,9 @@ def rule_clocks(
                 f"{format_instant(begin, zone)}, the latest it may be made"
             )
         due = _compute(clock, text, begin, start, calendar, zone)
+        if clock.relief is not None:
+            facts = {"entity_types": entity_types or []}
+            due = relieve(due, clock.relief, jurisdiction, facts, calendar)
         dues[clock.id] = due.due_at
         condition = describe_condition(rule.when) if rule.when else []
         condition += describe_condition(clock.when) if clock.when else []
@@ -191,68 +245,6 @@ def rule_clocks(
             )
         )
     return found
-
-
-def incident_countries(facts: dict[str, Any]) -> list[str]:
-    """The places an incident touches: ``countries`` as given, then every place with residents counted."""
-    places = [str(c).upper() for c in facts.get("countries") or []]
-    residents = facts.get("residents") or {}
-    places += [str(code).upper() for code, count in residents.items() if count]
-    return list(dict.fromkeys(places))
-
-
-def _count(kind: str, covers: list[str], facts: dict[str, Any]) -> tuple[int | None, str]:
-    """The count a threshold reads, and where it came from."""
-    residents: dict[str, int] = {str(k).upper(): int(v) for k, v in (facts.get("residents") or {}).items()}
-    if kind == "people":
-        if facts.get("people_affected") is not None:
-            return int(facts["people_affected"]), "people_affected"
-        if residents:
-            return sum(residents.values()), "residents of every place imported"
-        return None, "people_affected not recorded"
-    here = {code: n for code, n in residents.items() if matches(covers, code)}
-    if kind == "residents":
-        return (sum(here.values()), "residents here") if here else (None, "no residents recorded here")
-    states = {code: n for code, n in here.items() if "-" in code}
-    if not states:
-        return None, "no residents per state recorded"
-    top = max(states, key=lambda code: states[code])
-    return states[top], f"residents of {top}, the most of any state"
-
-
-def _determination(facts: dict[str, Any], name: str) -> bool | None:
-    entry = (facts.get("determinations") or {}).get(name)
-    return bool(entry.get("value")) if isinstance(entry, dict) and "value" in entry else None
-
-
-def why_not(condition: Condition, covers: list[str], facts: dict[str, Any]) -> str | None:
-    """Why ``condition`` does not hold for the incident's facts, or None when it holds."""
-    declared = list(facts.get("entity_types") or [])
-    missing = [e for e in condition.entity_types if e not in declared]
-    if missing:
-        return f"entity_types lacks {', '.join(missing)}"
-    for name in condition.unless_determined:
-        if _determination(facts, name) is False:
-            return f"{name} determined no"
-    for name in condition.unless_yes:
-        if _determination(facts, name) is True:
-            return f"{name} determined yes"
-    if condition.determined and _determination(facts, condition.determined) is not True:
-        recorded = _determination(facts, condition.determined)
-        return f"{condition.determined} {'determined no' if recorded is False else 'not determined yet'}"
-    if condition.threshold is not None:
-        t = condition.threshold
-        count, origin = _count(t.count, covers, facts)
-        if count is None:
-            return f"{t.describe()} cannot be decided: {origin}"
-        holds = count >= t.at_least if t.at_least is not None else count > (t.over or 0)
-        if not holds:
-            return f"{t.describe()} not met ({origin}: {count:,})"
-    if condition.any_of:
-        reasons = [why_not(part, covers, facts) for part in condition.any_of]
-        if all(reasons):
-            return "none of: " + "; ".join(str(r) for r in reasons)
-    return None
 
 
 def _anchor(names: list[str], view: IncidentView) -> tuple[str, str] | None:
@@ -327,6 +319,9 @@ def _plan_clock(
         return Plan(shaped, clock.id, applies=False, why_not=started, basis=basis)
     anchor, start = started
     text, notes = _duration(clock, list(view.facts.get("entity_types") or []))
+    if clock.starts.at_end_of:
+        start, line = year_end(start, jurisdiction.zone)
+        notes.append(line)
     override = ctx.policy_durations.get(f"{rule.id}:{clock.id}") if clock.kind == "target" else None
     if override is not None:
         parse_duration(override)
@@ -336,6 +331,13 @@ def _plan_clock(
         found = _anchor(clock.cap.anchor, view)
         cap_start = _instant(found[1]) if found else None
     due = _compute(clock, text, start, cap_start, ctx.calendar, jurisdiction.zone)
+    if clock.relief is not None:
+        unrelieved = due.due_at
+        due = relieve(due, clock.relief, jurisdiction, view.facts, ctx.calendar)
+        if due.due_at != unrelieved:
+            # The due time now rests on the relief too: it is only as certain as the relief is.
+            basis = {**basis, "relief": clock.relief.article}
+            basis["verified"] = basis["verified"] and clock.relief.verified
     calendar = ctx.calendar(clock.calendar)
     return Plan(
         shaped,

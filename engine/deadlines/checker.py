@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, select, text, union_all, update
 from sqlmodel import Session
 
 from engine.clocks.durations import format_instant
@@ -34,6 +34,7 @@ from engine.deadlines.escalation import (
     Outbox,
     enqueue,
 )
+from engine.deadlines.policy import AlertPolicy, missed_alert
 from engine.incidents.tables import Incident
 from engine.store.db import Store, UTCDateTime, changed_rows, table_of
 
@@ -45,7 +46,7 @@ ACTIVE = ("pending", "warned", "missed")
 # our column type; results are read plainly and converted below, because the generic per-value result
 # processing (regex date parsing, JSON) costs three times the query itself on 1,000 rows.
 _DUE_SQL = (
-    "SELECT id, status, version, alert_round, due_at, next_check_at, warnings FROM deadline "
+    "SELECT id, status, version, alert_round, due_at, next_check_at, warnings, missed_at FROM deadline "
     "WHERE next_check_at <= :now ORDER BY next_check_at LIMIT :limit"
 )
 _DUE = text(_DUE_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
@@ -62,6 +63,7 @@ class DueRow(NamedTuple):
     due_at: datetime
     next_check_at: datetime
     warnings: Any
+    missed_at: datetime | None = None
 
 
 def _utc(value: Any) -> datetime:
@@ -77,7 +79,10 @@ def find_due(session: Session, now: datetime, limit: int, *, skip_locked: bool =
     """Deadlines whose next check has come, earliest first: what one scan works on."""
     result = session.execute(_DUE_LOCKED if skip_locked else _DUE, {"now": now, "limit": limit})
     make, utc = DueRow._make, _utc  # _make skips the keyword handling of DueRow(...): half the cost per row
-    return [make((i, st, v, r, utc(d), utc(n), w)) for i, st, v, r, d, n, w in result.all()]
+    return [
+        make((i, st, v, r, utc(d), utc(n), w, None if m is None else utc(m)))
+        for i, st, v, r, d, n, w, m in result.all()
+    ]
 
 
 def _warnings(value: Any) -> list[dict[str, Any]]:
@@ -92,6 +97,8 @@ class Decision:
     status: str
     next_check_at: datetime | None
     skipped: list[str] = field(default_factory=list)
+    level: int = 1
+    repeat: int = 0
 
 
 def decide(
@@ -102,17 +109,28 @@ def decide(
     warnings: list[dict[str, Any]],
     alert_round: int,
     now: datetime,
+    missed_at: datetime | None = None,
+    policy: AlertPolicy | None = None,
 ) -> Decision:
     """The alert a deadline owes at ``now``.
 
-    Once due, only ``missed`` is sent. Before that, only the latest warning point passed since the last
-    check is sent: warnings a stopped checker slept through are skipped, not sent in a burst. A due time
-    that was recomputed starts a new round, whose kinds carry ``@r<round>``.
+    Once due, only missed-deadline alerts are sent: the first, then per ``policy`` its repeats and the
+    levels it climbs (:mod:`engine.deadlines.policy`). Before that, only the latest warning point passed
+    since the last check is sent: warnings a stopped checker slept through are skipped, not sent in a
+    burst. A due time that was recomputed starts a new round, whose kinds carry ``@r<round>``.
     """
     suffix = "" if alert_round <= 1 else f"@r{alert_round}"
     if due_at <= now:
-        passed = [w["kind"] for w in warnings if next_check_at <= datetime.fromisoformat(w["at"])]
-        return Decision(f"missed{suffix}", "missed", None, passed)
+        first = status != "missed"
+        passed = [w["kind"] for w in warnings if first and next_check_at <= datetime.fromisoformat(w["at"])]
+        alert = missed_alert(
+            policy or AlertPolicy.single([]),
+            due_at=due_at,
+            missed_at=now if first or missed_at is None else missed_at,
+            now=now,
+            alert_round=alert_round,
+        )
+        return Decision(alert.kind, "missed", alert.next_check_at, passed, alert.level, alert.repeat)
     points = [(w["kind"], datetime.fromisoformat(w["at"])) for w in warnings]
     passed = [kind for kind, at in points if next_check_at <= at <= now]
     upcoming = min((at for _, at in points if at > now), default=due_at)
@@ -122,7 +140,7 @@ def decide(
 
 
 def _payload(
-    session: Session, deadline_id: int, decision: Decision, now: datetime, zone: str
+    session: Session, deadline_id: int, decision: Decision, now: datetime, zone: str, level_name: str
 ) -> dict[str, Any]:
     """What the alert says, fixed once: every channel and every re-send render this same content."""
     row = session.execute(
@@ -154,14 +172,28 @@ def _payload(
         "provisional": bool(row.provisional),
         "status": decision.status,
         "round": row.alert_round,
+        "level": decision.level,
+        "level_name": level_name,
+        "repeat": decision.repeat,
         "created_at": now.isoformat(),
     }
 
 
 def advance_due(
-    store: Store, settings: EscalationSettings, channels: list[str], *, zone: str, batch: int, domain: str
+    store: Store,
+    settings: EscalationSettings,
+    channels: list[str],
+    *,
+    zone: str,
+    batch: int,
+    domain: str,
+    policy: AlertPolicy | None = None,
 ) -> list[dict[str, Any]]:
-    """Claim every due deadline once and write its alert to the outbox; return the alerts written."""
+    """Claim every due deadline once and write its alert to the outbox; return the alerts written.
+
+    Without ``policy`` every alert goes to ``channels`` once (no repeats, one level).
+    """
+    policy = policy or AlertPolicy.single(channels)
     alerts: list[dict[str, Any]] = []
     pg = store.engine.dialect.name == "postgresql"
     while True:
@@ -177,6 +209,8 @@ def advance_due(
                     warnings=_warnings(row.warnings),
                     alert_round=row.alert_round,
                     now=now,
+                    missed_at=row.missed_at,
+                    policy=policy,
                 )
                 values: dict[str, Any] = {
                     "status": decision.status,
@@ -184,7 +218,7 @@ def advance_due(
                     "version": DEADLINE.c.version + 1,
                     "updated_at": now,
                 }
-                if decision.status == "missed":
+                if decision.status == "missed" and row.status != "missed":
                     values["missed_at"] = now
                 won = changed_rows(
                     session.execute(
@@ -202,9 +236,10 @@ def advance_due(
                 progressed += 1
                 if decision.kind is None:
                     continue
-                payload = _payload(session, row.id, decision, now, zone)
+                level = policy.level(decision.level)
+                payload = _payload(session, row.id, decision, now, zone, level.name)
                 # A drill rehearses the process: its alerts go to the log only, never to real people.
-                targets = ["log"] if payload["drill"] else channels
+                targets = ["log"] if payload["drill"] else list(level.channels)
                 if enqueue(
                     session,
                     deadline_id=row.id,
@@ -227,6 +262,9 @@ def advance_due(
                             "remaining_seconds": int((row.due_at - now).total_seconds()),
                             "label": payload["labels"].get("zh-CN", ""),
                             "basis": payload["basis"],
+                            "level": decision.level,
+                            "repeat": decision.repeat,
+                            "channels": targets,
                         }
                     )
         if len(rows) < batch or progressed == 0:
@@ -255,7 +293,9 @@ def overdue(session: Session, now: datetime) -> list[Any]:
         DEADLINE.c.due_at <= now,
         DEADLINE.c.status.in_(("pending", "warned")),
     )
-    rows = list(session.execute(missed).all()) + list(session.execute(unmarked).all())
+    # One statement, so both ranges are read from one snapshot: as two, a checker committing between
+    # them (pending -> missed) would hide a deadline from both on PostgreSQL.
+    rows = list(session.execute(union_all(missed, unmarked)).all())
     return sorted(rows, key=lambda r: (r.due_at, r.id))
 
 
@@ -297,9 +337,12 @@ def scan(
     zone: str,
     batch: int = 500,
     domain: str = "breach.invalid",
+    policy: AlertPolicy | None = None,
 ) -> ScanReport:
     """One full scan: alerts decided and written, the outbox delivered, the overdue listed."""
-    alerts = advance_due(store, settings, list(channels), zone=zone, batch=batch, domain=domain)
+    alerts = advance_due(
+        store, settings, list(channels), zone=zone, batch=batch, domain=domain, policy=policy
+    )
     delivery = Outbox(store, settings, channels).deliver()
     with store.read() as session:
         now = store.db_now(session)

@@ -44,32 +44,18 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from engine.deadlines.alerting import EscalationSettings, load_settings
 from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
-from engine.errors import BadInput
-from engine.outbox.channels import (
-    Channel,
-    DeliveryFailed,
-    LeaseLost,
-    LogChannel,
-    Message,
-    SmtpChannel,
-    SmtpSettings,
-    WebhookChannel,
-    WebhookSettings,
-    _Settings,
-)
+from engine.outbox.channels import Channel, DeliveryFailed, LeaseLost, Message
 from engine.outbox.leases import NOW, fenced_update
 from engine.store.db import Store, changed_rows, table_of
-from engine.workspace import Workspace
 
 __all__ = ["DeliveryReport", "EscalationSettings", "Outbox", "enqueue", "load_settings"]
 
@@ -79,71 +65,10 @@ ESCALATION: Table = table_of(Escalation)
 DEADLINE: Table = table_of(Deadline)
 
 
-EscalationChannel = Literal["log", "smtp", "webhook"]
-
-
-def _log_only() -> list[EscalationChannel]:
-    return ["log"]
-
-
-class EscalationSettings(_Settings):
-    """``[escalation]`` in settings.toml."""
-
-    channels: list[EscalationChannel] = Field(default_factory=_log_only)
-    log_file: str = ""
-    lease_seconds: float = Field(default=120, gt=0, le=3600)
-    in_doubt: Literal["resend", "hold"] = "resend"
-    retry_seconds: float = Field(default=30, ge=0, le=3600)
-    max_attempts: int = Field(default=8, ge=1, le=100)
-
-
 def _failpoint(name: str) -> None:
     """Die here, as a crash would, when the tests ask for it (``BREACH_FAILPOINT=<name>``)."""
     if os.environ.get(FAILPOINT_ENV) == name:
         os._exit(75)
-
-
-def load_settings(workspace: Workspace) -> tuple[EscalationSettings, dict[str, Channel]]:
-    """Read ``[escalation]``, ``[smtp]`` and ``[webhook]`` and build the enabled channels.
-
-    :raises BadInput: naming the section and the problem, e.g. a lease shorter than a send can take.
-    """
-    raw = workspace.settings
-    sections: list[tuple[str, type[_Settings]]] = [
-        ("escalation", EscalationSettings),
-        ("smtp", SmtpSettings),
-        ("webhook", WebhookSettings),
-    ]
-    parsed: dict[str, Any] = {}
-    for section, model in sections:
-        try:
-            parsed[section] = model.model_validate(raw.get(section, {}))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise BadInput(f"settings.toml [{section}] {where}: {err['msg']}") from None
-    settings: EscalationSettings = parsed["escalation"]
-    channels: dict[str, Channel] = {}
-    for name in dict.fromkeys(settings.channels):
-        if name == "log":
-            log_file = Path(settings.log_file) if settings.log_file else None
-            if log_file is not None and not log_file.is_absolute():
-                log_file = workspace.home / log_file
-            if log_file is not None:
-                from engine.files import refuse_link
-
-                refuse_link(log_file, root=workspace.home)  # a planted link stops the scheduler at once
-            channels[name] = LogChannel(log_file, root=workspace.home)
-        elif name == "smtp":
-            channels[name] = SmtpChannel(parsed["smtp"])
-        else:
-            channels[name] = WebhookChannel(parsed["webhook"])
-        if channels[name].budget_seconds >= settings.lease_seconds:
-            raise BadInput(
-                f"settings.toml [escalation] lease_seconds = {settings.lease_seconds:g} is not longer than a "
-                f"{name} send may take ({channels[name].budget_seconds:g} s): raise it or lower the timeouts"
-            )
-    return settings, channels
 
 
 def _insert(session: Session, table: Table) -> Any:
@@ -212,6 +137,16 @@ class _Claimed:
     attempts: int
 
 
+def _noise(kind: str, deadline_status: str, acknowledged: bool) -> bool:
+    """Whether an undelivered alert has become noise: a warning or a repeat about a settled deadline,
+    or a repeat about one somebody acknowledged. A first alert at each level is kept: it is the record
+    that the people of that level were told."""
+    settled = deadline_status in ("met", "waived", "void")
+    if kind.startswith("warn"):
+        return settled
+    return "#" in kind and (settled or acknowledged)
+
+
 def _candidates(now: datetime, batch: int, pg: bool) -> Any:
     """Deliveries due now: pending ones whose retry time came, and claims whose lease ran out."""
     d = DELIVERY.c
@@ -230,6 +165,7 @@ def _candidates(now: datetime, batch: int, pg: bool) -> Any:
             ESCALATION.c.incident_id,
             DEADLINE.c.rule_id,
             DEADLINE.c.status.label("deadline_status"),
+            DEADLINE.c.acknowledged_at,
         )
         .join(ESCALATION, ESCALATION.c.id == d.escalation_id)
         .join(DEADLINE, DEADLINE.c.id == ESCALATION.c.deadline_id)
@@ -274,11 +210,8 @@ class Outbox:
                 in_doubt = bool(row.in_doubt) or (row.status == "sending" and row.handed_off_at is not None)
                 name = f"{row.kind}/{row.channel} {row.incident_id} {row.rule_id}"
                 settle, bucket = None, report.cancelled
-                if row.kind.startswith("warn") and row.deadline_status in ("met", "waived", "void"):
-                    settle, bucket = (
-                        "cancelled",
-                        report.cancelled,
-                    )  # a warning about a settled deadline is noise
+                if _noise(row.kind, row.deadline_status, row.acknowledged_at is not None):
+                    settle, bucket = "cancelled", report.cancelled
                 elif in_doubt and self.settings.in_doubt == "hold":
                     settle, bucket = "in_doubt", report.held
                 token = uuid.uuid4().hex
@@ -348,20 +281,36 @@ class Outbox:
         except LeaseLost:
             return  # whoever holds it now sends it
         except DeliveryFailed as exc:
-            final = self._release(item, str(exc), transient=exc.transient, maybe=exc.maybe_delivered)
+            final = self._release(
+                item,
+                str(exc),
+                transient=exc.transient,
+                maybe=exc.maybe_delivered,
+                retry_after=exc.retry_after,
+            )
             (report.failed if final else report.retrying).append(f"{name}: {exc}")
             return
         _failpoint("after_send")
         self._fenced(item, {"status": "sent", "sent_at": NOW, "lease_until": None, "last_error": None})
         report.sent.append(name)
 
-    def _release(self, item: _Claimed, error: str, *, transient: bool, maybe: bool) -> bool:
+    def _release(
+        self,
+        item: _Claimed,
+        error: str,
+        *,
+        transient: bool,
+        maybe: bool,
+        retry_after: timedelta | None = None,
+    ) -> bool:
         """Give a failed delivery back for a later retry (exponential backoff), or fail it; True if final.
 
         ``maybe`` (the receiver may have it) is kept on the row, so the next attempt is marked in doubt.
         """
         final = not transient or item.attempts >= self.settings.max_attempts
         delay = min(self.settings.retry_seconds * 2 ** (item.attempts - 1), 3600.0)
+        if retry_after is not None:
+            delay = max(delay, retry_after.total_seconds())  # the receiver asked for a pause
         values: dict[str, Any] = {
             "status": "failed" if final else "pending",
             "lease_until": None,

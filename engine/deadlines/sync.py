@@ -306,6 +306,7 @@ def _recompute(
         # deadline missed under the old due time is judged again under the new one.
         row.alert_round += int(moved)
         row.status, row.void_reason, row.missed_at = "pending", None, None
+        row.acknowledged_at, row.acknowledged_by = None, None  # an acknowledgement was of the old miss
         row.next_check_at = _next_check(plan.due.due_at, plan.warnings)
     row.updated_at = at
     append_event(
@@ -383,6 +384,8 @@ def sync_deadlines(
                     at,
                 )
                 report.voided.append(name)
+            elif row is not None and row.status == "missed" and row.next_check_at is not None:
+                row.next_check_at = None  # it stays visible as missed, but no longer repeats its alert
             continue
         if row is None:
             row = _create(incident, plan, at)

@@ -72,6 +72,10 @@ class Deadline(SQLModel, table=True):
     waiver_reason: str | None = None
     waiver_approver: str | None = None
     void_reason: str | None = None
+    # A missed deadline someone has taken on (``breach deadlines ack``): its alerts stop repeating and
+    # climbing the levels; it stays missed and overdue until met or waived.
+    acknowledged_at: datetime | None = time_column(nullable=True)
+    acknowledged_by: str | None = Field(default=None, max_length=220)
 
 
 class Escalation(SQLModel, table=True):

@@ -20,10 +20,10 @@ from sqlalchemy import event, insert, select, update
 from sqlmodel import Session
 
 from engine.errors import BadInput, NotAllowed
-from engine.formal.numbers import NumberTaken, next_number
-from engine.formal.responsible import ISSUE, next_issue_seq
 from engine.incidents.shape import IncidentShape
 from engine.playbooks.document_rules import DocumentRule
+from engine.register.numbers import NumberTaken, next_number
+from engine.register.table import ISSUE, next_issue_seq
 
 __all__ = [
     "FILES_KEY",

@@ -3,17 +3,15 @@
 ``responsible_person`` holds each employee found responsible (direct or indirect), the sanction decided
 (警告, 记过 or 降职) and any compensation; the internal bulletin lists them and each gets a disciplinary
 decision. They are recorded only while the incident is in the state whose step issues the decisions,
-each with an audit event. ``formal_issue`` is the register of the formal documents issued for an
-incident: the per-incident number (文号) and date each one was issued under, shared by its formats and
-kept when it is produced again, and what a regulator report stated, so the next supplement can say what
-changed since.
+each with an audit event. The register of documents issued (``formal_issue``, their numbers) lives in
+:mod:`engine.register`, below both the formal documents and the notices that number client letters.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,11 +20,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Date,
     Table,
     UniqueConstraint,
     false,
-    func,
     insert,
     select,
     update,
@@ -37,6 +33,7 @@ from sqlmodel import Field, Session, SQLModel
 from engine.errors import BadInput, NotAllowed
 from engine.incidents.audit import next_event
 from engine.incidents.rows import insert_event, load_incident, load_tasks, write_incident
+from engine.register.table import ISSUE, FormalIssue
 from engine.store.db import Store, UTCDateTime, table_of, utcnow
 
 __all__ = [
@@ -95,34 +92,7 @@ class ResponsiblePerson(SQLModel, table=True):
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-class FormalIssue(SQLModel, table=True):
-    """A formal document issued for an incident: its number and date, whatever formats it has."""
-
-    __tablename__ = "formal_issue"
-    __table_args__ = (
-        UniqueConstraint("incident_id", "kind", "subject"),
-        UniqueConstraint("incident_id", "seq"),
-        # A number is the register's (prefix and year) and its serial: unique across kinds and incidents.
-        UniqueConstraint("number_register", "serial"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    incident_id: str = Field(foreign_key="incident.id", max_length=32)
-    kind: str = Field(max_length=48)
-    subject: str = Field(default="", max_length=96)
-    seq: int  # the per-incident counter behind the number
-    number: str = Field(max_length=200)
-    number_register: str | None = Field(default=None, max_length=200)  # 示例财税〔2026〕; null: older rows
-    serial: int | None = None
-    issued_on: date = Field(sa_column=Column(Date(), nullable=False))
-    # What a regulator report stated, item by item (null: to follow), for the next supplement's changes.
-    stated: dict[str, Any] = Field(default_factory=dict, sa_column=Column(_JSON, nullable=False))
-    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    created_by: str
-
-
 RESPONSIBLE: Table = table_of(ResponsiblePerson)
-ISSUE: Table = table_of(FormalIssue)
 
 
 def word(table: dict[str, tuple[str, str]], code: str, locale: str) -> str:
@@ -322,9 +292,3 @@ def list_responsible(session: Session, incident_id: str) -> list[dict[str, Any]]
         select(RESPONSIBLE).where(RESPONSIBLE.c.incident_id == incident_id).order_by(RESPONSIBLE.c.id)
     )
     return [dict(r._mapping) for r in rows]
-
-
-def next_issue_seq(session: Session, incident_id: str) -> int:
-    """The next number of the incident's document counter (the caller holds the incident's lock)."""
-    last = session.execute(select(func.max(ISSUE.c.seq)).where(ISSUE.c.incident_id == incident_id)).scalar()
-    return int(last or 0) + 1

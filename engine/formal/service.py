@@ -30,13 +30,13 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from engine.errors import BadInput, NotAllowed, NotFound
-from engine.formal.numbers import NumberTaken
 from engine.formal.records import Job, Produced, audit_document, issue_for, previous_report, store_document
 from engine.formal.responsible import ISSUE, RESPONSIBLE
 from engine.incidents.hooks import Step
 from engine.incidents.shape import IncidentShape
 from engine.playbooks.document_rules import FORMAL_KINDS, DocumentRule
 from engine.playbooks.model import Playbook
+from engine.register.numbers import NumberTaken
 from engine.store.db import Store, table_of, utcnow
 from engine.workspace import Workspace
 

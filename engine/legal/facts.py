@@ -103,6 +103,8 @@ class Facts(BaseModel):
     # Jurisdiction clocks (engine.legal.intl_facts, config/legal/jurisdictions).
     countries: list[Place] = Field(default_factory=list)
     residents: dict[Place, Count] = Field(default_factory=dict)
+    # Where the reporting entity is established: DORA's weekend relief follows that state's holidays.
+    established_in: Place | None = None
     entity_types: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=48)]] = Field(
         default_factory=list
     )

@@ -93,7 +93,11 @@ class Filing(BaseModel):
 
 def is_intl_key(key: str) -> bool:
     """Whether ``key`` (dotted) is one of the settable facts of this module."""
-    return key in ANCHOR_FACTS or key in ("countries", "entity_types") or key.startswith("residents.")
+    return (
+        key in ANCHOR_FACTS
+        or key in ("countries", "entity_types", "established_in")
+        or key.startswith("residents.")
+    )
 
 
 def convert_intl(key: str, text: str, zone: str) -> Any:
@@ -111,6 +115,11 @@ def convert_intl(key: str, text: str, zone: str) -> Any:
             return [check_place(item) for item in text.split(",") if item.strip()]
         except ValueError as exc:
             raise BadInput(f"countries: {exc}") from None
+    if key == "established_in":
+        try:
+            return check_place(text)
+        except ValueError as exc:
+            raise BadInput(f"established_in: {exc}") from None
     if key == "entity_types":
         items = [item.strip().lower() for item in text.split(",") if item.strip()]
         bad = [i for i in items if not i.replace("_", "").isalnum() or not i[0].isalpha() or len(i) > 48]

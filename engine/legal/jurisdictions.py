@@ -16,15 +16,27 @@ jurisdiction. Every file is validated when loaded, naming the file and the probl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from engine.errors import BadInput, NotFound
+from engine.legal.rule_parts import (
+    ANCHORS,
+    Clock,
+    Code,
+    Condition,
+    Frozen,
+    Ident,
+    Relief,
+    RuleId,
+    Start,
+    Text,
+    Threshold,
+)
 from engine.workspace import builtin_root
 
 __all__ = [
@@ -34,6 +46,7 @@ __all__ = [
     "Jurisdiction",
     "JurisdictionRule",
     "Jurisdictions",
+    "Relief",
     "Start",
     "Threshold",
     "builtin_jurisdictions",
@@ -42,145 +55,9 @@ __all__ = [
 ]
 
 JURISDICTIONS_DIR = Path("legal") / "jurisdictions"
-# The moments an operator records (``incident facts ID --set determined_at=...``) that start clocks.
-ANCHORS: dict[str, str] = {
-    "aware_at": "awareness (the controller or entity became aware, or knew)",
-    "discovered_at": "discovery",
-    "determined_at": "determination that a breach occurred",
-    "assessed_at": "assessment that the breach is notifiable",
-    "suspected_at": "reasonable grounds to suspect a breach",
-}
-Code = Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")]
-RuleId = Annotated[str, Field(pattern=r"^[A-Z]{2}(-[A-Z0-9]+)+$", max_length=48)]
-Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=48)]
-Text = Annotated[str, Field(min_length=1, max_length=600)]
-CountKind = Literal["people", "residents", "residents_per_state"]
 
 
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Threshold(_Data):
-    """A count breach can decide itself: people affected overall, residents here, or per state."""
-
-    count: CountKind
-    at_least: Annotated[int, Field(gt=0)] | None = None
-    over: Annotated[int, Field(ge=0)] | None = None
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> Threshold:
-        if (self.at_least is None) == (self.over is None):
-            raise ValueError("a threshold gives exactly one of at_least or over")
-        return self
-
-    def describe(self) -> str:
-        """The threshold in words: "residents ≥ 500", "people > 1,000"."""
-        return f"{self.count} ≥ {self.at_least:,}" if self.at_least else f"{self.count} > {self.over:,}"
-
-
-class Condition(_Data):
-    """When a rule or clock applies: every given part must hold (``any_of``: at least one of them)."""
-
-    entity_types: list[Ident] = []
-    any_of: list[Condition] = []
-    threshold: Threshold | None = None
-    determined: Ident | None = None  # the operator recorded this determination as "yes"
-    unless_determined: list[Ident] = []  # void while any of these is recorded as "no"
-    unless_yes: list[Ident] = []  # void while any of these is recorded as "yes"
-    unless_entity_types: list[Ident] = []
-
-    @model_validator(mode="after")
-    def _something(self) -> Condition:
-        if not any((self.entity_types, self.any_of, self.threshold, self.determined)) and not (
-            self.unless_determined or self.unless_yes or self.unless_entity_types
-        ):
-            raise ValueError("an empty condition: name entity_types, any_of, threshold or determined")
-        return self
-
-    def determinations(self) -> set[str]:
-        """Every determination this condition reads."""
-        found = set(self.unless_determined) | set(self.unless_yes)
-        found |= {self.determined} if self.determined else set()
-        for part in self.any_of:
-            found |= part.determinations()
-        return found
-
-
-class Start(_Data):
-    """What starts a clock: the first recorded anchor, a determination, or an earlier clock's filing."""
-
-    anchor: list[Ident] = []
-    determination: Ident | None = None
-    after: Ident | None = None  # another clock of the same rule: starts when that one is filed
-
-    @field_validator("anchor", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _one(self) -> Start:
-        given = [n for n, v in (("anchor", self.anchor), ("determination", self.determination)) if v]
-        given += ["after"] if self.after else []
-        if len(given) != 1:
-            raise ValueError(f"a clock starts from exactly one of anchor, determination or after ({given})")
-        unknown = [a for a in self.anchor if a not in ANCHORS]
-        if unknown:
-            raise ValueError(f"unknown anchor {', '.join(unknown)}: use one of {', '.join(ANCHORS)}")
-        return self
-
-    def describe(self) -> str:
-        """What starts the clock, in words."""
-        if self.determination:
-            return f"determination {self.determination} recorded as yes"
-        if self.after:
-            return f"filing of the {self.after} clock (an earlier report)"
-        return " / ".join(ANCHORS[a] for a in self.anchor)
-
-
-class Cap(_Data):
-    """A second limit counted from another anchor; the earlier of the two due times wins."""
-
-    anchor: list[Ident]
-    duration: str
-
-    @field_validator("anchor", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-
-class Clock(_Data):
-    """One clock of a rule, e.g. NIS2's 24 h early warning.
-
-    Durations and warnings are checked by :func:`engine.clocks.intl.load_rules`, which owns their syntax.
-    """
-
-    id: Ident
-    label: Text
-    starts: Start
-    duration: str
-    # entity type -> another duration (LGPD doubles the periods of small processing agents)
-    duration_for: dict[Ident, str] = {}
-    calendar: str = "none"
-    cap: Cap | None = None
-    kind: Literal["law", "guideline", "target"] = "law"
-    wording: Text
-    recipient: Text
-    when: Condition | None = None
-    warnings: list[str] = ["50%", "90%"]
-    verified: bool | None = None  # a clock less certain than its rule says so here
-
-    @field_validator("calendar")
-    @classmethod
-    def _calendar(cls, value: str) -> str:
-        if not re.fullmatch(r"none|[A-Z]{2}", value):
-            raise ValueError(f"calendar {value!r}: use none or a country code such as US or BR")
-        return value
-
-
-class JurisdictionRule(_Data):
+class JurisdictionRule(Frozen):
     """One notification duty: its clocks, recipients, content items, thresholds and legal basis."""
 
     id: RuleId
@@ -189,11 +66,11 @@ class JurisdictionRule(_Data):
     source: Text
     verified: bool
     recipients: list[Text]
-    content: list[Text] = []
-    thresholds: list[Text] = []
-    notes: list[Text] = []
+    content: list[Text] = Field(default_factory=list)
+    thresholds: list[Text] = Field(default_factory=list)
+    notes: list[Text] = Field(default_factory=list)
     when: Condition | None = None
-    documents: list[Ident] = []
+    documents: list[Ident] = Field(default_factory=list)
     clocks: Annotated[list[Clock], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -222,7 +99,7 @@ class JurisdictionRule(_Data):
         return found
 
 
-class Determination(_Data):
+class Determination(Frozen):
     """A judgement the operator records with a reason; ``aid`` names a structured aid breach offers."""
 
     id: Ident
@@ -230,16 +107,42 @@ class Determination(_Data):
     aid: Literal["enisa"] | None = None
 
 
-class Jurisdiction(_Data):
+def _known_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin") from None
+    return value
+
+
+class Jurisdiction(Frozen):
     """One file: the places it covers, the zone its days are counted in, its determinations and rules."""
 
     jurisdiction: Code
     name: Text
     covers: Annotated[list[Code], Field(min_length=1)]
     zone: str
+    # The zone of a covered place whose clock differs from ``zone`` (e.g. PT, FI against Brussels).
+    zones: dict[Code, str] = Field(default_factory=dict)
     authority_language: Text
-    determinations: list[Determination] = []
+    determinations: list[Determination] = Field(default_factory=list)
     rules: Annotated[list[JurisdictionRule], Field(min_length=1)]
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _known_zone(value)
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        return {place: _known_zone(zone) for place, zone in value.items()}
+
+    def zone_of(self, place: str) -> str:
+        """The zone a covered place keeps its clocks in (its own, else the file's)."""
+        return self.zones.get(place.upper(), self.zone)
 
     @model_validator(mode="after")
     def _determinations_declared(self) -> Jurisdiction:
@@ -260,7 +163,7 @@ def matches(covered: Iterable[str], country: str) -> bool:
     return any(country == code or (len(code) == 2 and country.startswith(code + "-")) for code in covered)
 
 
-class Jurisdictions(_Data):
+class Jurisdictions(Frozen):
     """Every jurisdiction file in force, with the path each was read from."""
 
     files: dict[str, Jurisdiction]

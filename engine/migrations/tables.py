@@ -12,7 +12,8 @@ from sqlmodel import SQLModel
 from engine.approvals.tables import ApprovalRequest
 from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
 from engine.documents.registry import Document
-from engine.formal.responsible import FormalIssue, ResponsiblePerson
+from engine.formal.responsible import ResponsiblePerson
+from engine.register.table import FormalIssue
 from engine.incidents.tables import Event, Incident, IncidentCounter, PlaybookSnapshot, Task
 from engine.incidents.worklog import WorkspaceLog, WorkspaceLogHead
 from engine.notices.content import NoticeContentRecord

@@ -39,10 +39,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from engine.documents.registry import DOCUMENT, document_values, insert_ignore
-from engine.documents.render import DocumentRenderer, clean_temporaries, safe_filename, write_private
+from engine.documents.render import DocumentRenderer, clean_temporaries, safe_filename
 from engine.documents.sms import sms_segments
 from engine.errors import BadInput, Conflict
-from engine.formal.numbers import issue_numbers
+from engine.files import PrivateFolder
 from engine.incidents.audit import append_event
 from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.shape import IncidentShape
@@ -55,6 +55,7 @@ from engine.notices.fields import missing_fields
 from engine.notices.passes import Pass, eligible, plan, recipient_stats, todo
 from engine.notices.people import PERSON
 from engine.notices.settings import NoticeSettings, notice_settings
+from engine.register.numbers import issue_numbers
 from engine.store.db import Store, utcnow
 from engine.workspace import Workspace
 
@@ -258,11 +259,11 @@ def _count(session: Session, where: list[Any]) -> int:
     return int(session.execute(select(func.count()).select_from(PERSON).where(*where)).scalar_one())
 
 
-def _write(folder: Path, root: Path, name: str, content: bytes) -> Path:
+def _write(target: PrivateFolder, name: str, content: bytes) -> Path:
     try:
-        return write_private(folder, name, content, root=root)
+        return target.write(name, content)
     except OSError as exc:
-        raise BadInput(f"cannot write {folder / name}: {exc.strerror or exc}") from None
+        raise BadInput(f"cannot write {target.path / name}: {exc.strerror or exc}") from None
 
 
 def _context(
@@ -324,30 +325,33 @@ def _run_pass(
         last = page[-1]["id"]
         rows = []
         now = utcnow()
-        for person in page:
-            rendered = renderer.render(
-                p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes)
-            )
-            cid = person["customer_id"]
-            parts = [*prefix, p.kind, cid, *([f"v{version}"] if correction else []), person["name"]]
-            path = _write(folder, root, safe_filename(*parts, ext=p.fmt), rendered.content)
-            hashes.add(rendered.template_sha256)
-            if p.fmt == "sms":
-                report.sms_messages += 1
-                report.sms_segments += sms_segments(rendered.content.decode("utf-8"))[0]
-            rows.append(
-                document_values(
-                    incident_id=incident.id,
-                    rendered=rendered,
-                    path=path,
-                    actor=actor,
-                    at=now,
-                    subject=f"{cid}#v{version}" if correction else cid,
-                    person_id=person["id"],
-                    person_ref=cid,
-                    version=version,
+        # The folder is opened (and its path checked for links) once per page, not once per file: the
+        # open descriptor pins it, so every file of the page lands in the folder that was checked.
+        with PrivateFolder.open(folder, root=root) as target:
+            for person in page:
+                rendered = renderer.render(
+                    p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes)
                 )
-            )
+                cid = person["customer_id"]
+                parts = [*prefix, p.kind, cid, *([f"v{version}"] if correction else []), person["name"]]
+                path = _write(target, safe_filename(*parts, ext=p.fmt), rendered.content)
+                hashes.add(rendered.template_sha256)
+                if p.fmt == "sms":
+                    report.sms_messages += 1
+                    report.sms_segments += sms_segments(rendered.content.decode("utf-8"))[0]
+                rows.append(
+                    document_values(
+                        incident_id=incident.id,
+                        rendered=rendered,
+                        path=path,
+                        actor=actor,
+                        at=now,
+                        subject=f"{cid}#v{version}" if correction else cid,
+                        person_id=person["id"],
+                        person_ref=cid,
+                        version=version,
+                    )
+                )
         with store.write() as session:
             session.execute(insert_ignore(session, DOCUMENT), rows)
         report.rendered[p.label] = report.rendered.get(p.label, 0) + len(rows)

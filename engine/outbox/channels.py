@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
@@ -42,6 +42,7 @@ __all__ = [
     "Message",
     "SmtpChannel",
     "SmtpSettings",
+    "StrictSettings",
     "WebhookChannel",
     "WebhookSettings",
 ]
@@ -52,10 +53,18 @@ Handoff = Callable[[], None]
 class DeliveryFailed(Exception):
     """A send that did not succeed; ``transient`` ones are retried, ``maybe_delivered`` ones are in doubt."""
 
-    def __init__(self, message: str, *, transient: bool, maybe_delivered: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        maybe_delivered: bool = False,
+        retry_after: timedelta | None = None,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.maybe_delivered = maybe_delivered
+        self.retry_after = retry_after  # the receiver asked for a pause (a rate limit): wait at least this
 
 
 class LeaseLost(Exception):
@@ -120,6 +129,10 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+StrictSettings = _Settings
+"""A settings table: unknown keys are refused (a typo is named, not ignored) and values are frozen."""
+
+
 class LogChannel:
     """The console (stderr) and, when configured, a log file in the workspace."""
 
@@ -162,8 +175,10 @@ class SmtpChannel:
 
     name = "smtp"
 
-    def __init__(self, settings: SmtpSettings) -> None:
-        if not settings.recipients:
+    def __init__(self, settings: SmtpSettings, level_recipients: dict[int, list[str]] | None = None) -> None:
+        # An alert level may name its own recipients ([alerts] levels' email); others go to [smtp]'s.
+        self.level_recipients = {k: v for k, v in (level_recipients or {}).items() if v}
+        if not settings.recipients and not self.level_recipients:
             raise BadInput("settings.toml [smtp] recipients is empty: name who receives escalations")
         self.settings = settings
         self.password = ""
@@ -176,6 +191,11 @@ class SmtpChannel:
         # Connect, greeting, TLS, login, MAIL, RCPT and DATA each wait at most the timeout.
         self.budget_seconds = settings.timeout_seconds * 6
 
+    def recipients(self, message: Message) -> list[str]:
+        """Who receives this message: its alert level's recipients, else ``[smtp] recipients``."""
+        level = int(message.payload.get("level") or 1)
+        return self.level_recipients.get(level) or list(self.settings.recipients)
+
     def _email(self, message: Message) -> bytes:
         """The email, with the stable Message-ID and the escalation's own Date."""
         s, mail = self.settings, EmailMessage()
@@ -183,7 +203,7 @@ class SmtpChannel:
         # The Date is the escalation's own moment, so a re-send is byte-identical but for the header below.
         mail["Date"] = format_datetime(datetime.fromisoformat(message.payload["created_at"]))
         mail["From"] = s.sender
-        mail["To"] = ", ".join(s.recipients)
+        mail["To"] = ", ".join(self.recipients(message))
         mail["Subject"] = message.subject()
         mail["X-Breach-Escalation"] = message.kind
         if message.in_doubt:
@@ -202,7 +222,7 @@ class SmtpChannel:
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryFailed(f"smtp connect {s.host}:{s.port}: {exc}", transient=True) from None
         try:
-            self._envelope(smtp)
+            self._envelope(smtp, self.recipients(message))
             handoff()
             try:
                 # smtplib raises for a refused DATA command but only *returns* the answer to the message
@@ -223,7 +243,7 @@ class SmtpChannel:
             except (OSError, smtplib.SMTPException):
                 smtp.close()
 
-    def _envelope(self, smtp: smtplib.SMTP) -> None:
+    def _envelope(self, smtp: smtplib.SMTP, recipients: list[str]) -> None:
         """Greeting, STARTTLS, login, sender and recipients: nothing is delivered if these fail."""
         s = self.settings
         try:
@@ -237,7 +257,7 @@ class SmtpChannel:
             code, _reply = smtp.mail(s.sender)
             if code != 250:
                 raise DeliveryFailed(f"smtp MAIL FROM refused: {code}", transient=code < 500)
-            for recipient in s.recipients:
+            for recipient in recipients:
                 code, _reply = smtp.rcpt(recipient)
                 if code not in (250, 251):
                     raise DeliveryFailed(f"smtp RCPT TO refused: {code}", transient=code < 500)

@@ -47,6 +47,7 @@ KINDS_WITHOUT_ROW_CHANGES = frozenset(
         "responsible_recorded",
         "exported",
         "deadline_recomputed",
+        "deadline_acknowledged",  # stops a missed deadline's alerts; its status stays missed
         "investigated",
         "approval_requested",
         "delivered",

@@ -15,8 +15,8 @@ from datetime import date, datetime
 from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
-from engine.formal.responsible import ISSUE, next_issue_seq
 from engine.incidents.shape import IncidentShape
+from engine.register.table import ISSUE, next_issue_seq
 
 __all__ = ["NumberTaken", "issue_numbers", "next_number", "register_of"]
 
