@@ -458,7 +458,7 @@ def purge_incident(
             f"{incident.audit_head}; reason: {reason.strip()}"
         )
         # The tombstone first: the database lets an incident's events go only once the append-only
-        # workspace log holds its purge (migration 0013).
+        # workspace log holds its purge (migration 0014).
         append_log(session, actor=actor, kind="purged", incident_id=incident_id, detail=detail)
         for table in _incident_tables():
             session.execute(delete(table).where(table.c.incident_id == incident_id))
