@@ -150,6 +150,29 @@ class TestEscalationThroughRobots:
         assert counts(robots) == (1, 0, 0) and env.deadline().status == "met"
 
 
+class TestLevelRecipients:
+    def test_each_level_emails_its_own_people(self, alert_env, builtin_source):
+        """Level 1 emails [smtp] recipients; level 2 emails the DPO named in its own email list."""
+        from escalation_servers import SmtpServer
+
+        with SmtpServer() as smtp:
+            text = (
+                "[escalation]\nlease_seconds = 60\nretry_seconds = 0\n[alerts]\nrepeat_minutes = 0\n"
+                '[[alerts.levels]]\nchannels = ["smtp"]\n'
+                '[[alerts.levels]]\nname = "DPO"\nafter_minutes = 120\nchannels = ["smtp"]\n'
+                'email = ["dpo@example.test"]\n'
+                f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsender = "breach@example.test"\n'
+                'recipients = ["oncall@example.test"]\ntimeout_seconds = 5\n'
+            )
+            env = alert_env(text)
+            env.incident(builtin_source, hours_ago=24.02)
+            env.scan()
+            env.travel(121)
+            assert [a["kind"] for a in env.scan().alerts] == ["missed:L2"]
+            assert [m["To"] for m in smtp.sink.messages] == ["oncall@example.test", "dpo@example.test"]
+            assert smtp.sink.messages[1]["Subject"].endswith("MISSED, level 2 DPO")
+
+
 class TestVendorRefusals:
     def test_rejected_signature_is_retried_then_failed(self, alert_env, robots, builtin_source, capsys):
         """A DingTalk robot that rejects the signature (HTTP 200, errcode 310000) is retried a bounded
@@ -221,6 +244,12 @@ class TestSettings:
             assert not any(secret in shown for secret in SECRETS) and DINGTALK_SECRET not in shown
             checked = cli("config", "check", env=robot_env(server)).stdout
             assert "alerts: ok" in checked and "escalation: ok" in checked
+            cli("config", "set", "alerts.robots.ops-wecom.keyword", "breach", check=True)
+            cli("config", "set", "alerts.repeat_minutes", "15", check=True)
+            shown = {r["key"]: r["value"] for r in cli.json("config", "show")}
+            assert (
+                shown["alerts.robots.ops-wecom.keyword"] == "breach" and shown["alerts.repeat_minutes"] == 15
+            )
 
     @pytest.mark.parametrize(
         ("text", "message"),

@@ -18,8 +18,8 @@ from engine.clocks.calendars import get_calendar
 from engine.clocks.plan import IncidentView, PlanContext, plan_rules
 from engine.clocks.rules import parse_warning
 from engine.deadlines.checker import decide
-from engine.deadlines.sync import waive
 from engine.deadlines.tables import Deadline
+from engine.deadlines.waiver import waive
 from engine.errors import BadInput, NotAllowed, NotFound
 from engine.incidents import flow
 from engine.incidents.audit import verify_chain

@@ -207,7 +207,7 @@ def approve(
 ) -> Approved:
     """Approve a pending request as ``account`` and take the step it asks for, in one transaction.
 
-    ``waive`` is :func:`engine.deadlines.sync.waive` (passed in, so this package needs no deadline code).
+    ``waive`` is :func:`engine.deadlines.waiver.waive` (passed in, so this package needs no deadline code).
     """
     with store.read() as session:
         request = session.exec(

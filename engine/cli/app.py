@@ -26,6 +26,7 @@ from engine.cli import (
     playbook_cmd,
     records_cmd,
     report_cmd,
+    report_data_cmd,
     rules_cmd,
     serve_cmd,
     setup_cmd,
@@ -101,6 +102,7 @@ notices_cmd.register(app)
 documents_cmd.register(app)
 rules_cmd.register(app)
 jurisdiction_cmd.register(app)
+report_data_cmd.register(app)
 report_cmd.register(app)
 serve_cmd.register(app)
 config_cmd.register(app)

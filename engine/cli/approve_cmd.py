@@ -19,7 +19,7 @@ def approve_cmd(
     """Approve a pending request and take the step it asks for: run by the approver themselves."""
     from engine.access import RoleMap
     from engine.approvals.service import approve
-    from engine.deadlines.sync import waive
+    from engine.deadlines.waiver import waive
     from engine.errors import BadInput
 
     c: Ctx = ctx.obj

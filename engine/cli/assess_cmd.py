@@ -45,13 +45,28 @@ def facts_cmd(
     incident_id: IncidentArg,
     pairs: SetOpt = None,
     file: FileOpt = None,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why the facts changed.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the facts changed (needed for --at over 24 h back).")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="When the facts became known, if before now (ISO-8601; without an offset, "
+            "the workspace zone).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
 ) -> None:
     """Show or change an incident's facts; a change re-assesses, recomputes clocks and is audited."""
+    from engine.clocks.durations import parse_instant
+
     c: Ctx = ctx.obj
     update = collect_facts(pairs, file, c.zone)
+    when = parse_instant(at, c.zone) if at is not None else None
+    if when is not None and not update:
+        raise BadInput("--at says when facts became known: give them with --set KEY=VALUE or --file")
     if not update:
         reader = c.reader()
         row = reader.incident(incident_id)
@@ -72,6 +87,8 @@ def facts_cmd(
         legal=legal_for(c.workspace),
         reason=reason,
         hooks=c.hooks(),
+        occurred_at=when,
+        zone=c.zone,
     )
     if as_json:
         emit_json(

@@ -323,6 +323,14 @@ def task_done(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why it is recorded late (needed for --at over 24 h back).")
     ] = None,
+    late_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--late-reason",
+            help="Why a regulator report is late (CN-CAC-RPT-10, 迟报): printed in the report this step "
+            "produces; kept as report item late_reason.",
+        ),
+    ] = None,
     actor: AsOpt = None,
 ) -> None:
     """Mark open tasks done, all or none: those of the current phase, or ones the playbook opens early."""
@@ -331,13 +339,19 @@ def task_done(
 
     c: Ctx = ctx.obj
     when = parse_instant(at, c.zone) if at is not None else None
+    hooks = c.hooks()
+    if late_reason is not None:
+        from engine.cli.report_data_cmd import late_reason_hook
+
+        # First: the documents this step produces are rendered by a later hook of the same step.
+        hooks.after_change.insert(0, late_reason_hook(late_reason, c.zone))
     keys = complete_tasks(
         c.store(),
         incident_id,
         tasks,
         actor=c.actor(actor),
         note=note,
-        hooks=c.hooks(),
+        hooks=hooks,
         at=when,
         reason=reason,
         zone=c.zone,

@@ -23,8 +23,18 @@ __all__ = ["register"]
 _YES, _NO = ("yes", "true", "y"), ("no", "false", "n")
 
 
-def _change(c: Ctx, incident_id: str, update: dict[str, Any], actor: str, reason: str) -> int:
-    """Write ``update`` into the incident's facts (audited, clocks synchronised); the new version."""
+def _change(
+    c: Ctx,
+    incident_id: str,
+    update: dict[str, Any],
+    actor: str,
+    reason: str,
+    at: Any = None,
+    late_reason: str | None = None,
+) -> int:
+    """Write ``update`` into the incident's facts (audited, clocks synchronised); the new version.
+
+    ``at``: when it really happened, if entered (checked as every entered step time)."""
     from engine.incidents.reassess import update_facts
     from engine.wiring import legal_for
 
@@ -36,6 +46,9 @@ def _change(c: Ctx, incident_id: str, update: dict[str, Any], actor: str, reason
         legal=legal_for(c.workspace),
         reason=reason,
         hooks=c.hooks(),
+        occurred_at=at,
+        zone=c.zone,
+        late_reason=late_reason,
     )
     return change.version
 
@@ -103,11 +116,22 @@ def filed_cmd(
     ref: Annotated[
         str | None, typer.Option("--ref", help="Reference: case number, receipt, message id.")
     ] = None,
-    at: Annotated[str | None, typer.Option("--at", help="When it went out (default now), ISO-8601.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="When it went out (default now; ISO-8601, without an offset the workspace zone)."
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why it is recorded late (needed for --at over 24 h back).")
+    ] = None,
     actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Record that the report of a jurisdiction clock went out: it meets that clock."""
+    """Record that the report of a jurisdiction clock went out: it meets that clock.
+
+    ``--at`` is refused in the future, before the incident was discovered, and more than 24 hours back
+    without ``--reason``."""
     from engine.cli.rules_cmd import jurisdiction_rules
     from engine.clocks.durations import parse_instant
     from engine.store.db import utcnow
@@ -117,9 +141,8 @@ def filed_cmd(
     clocks = [item.id for item in found.clocks]
     if clock not in clocks:
         raise BadInput(f"{found.id} has no clock {clock!r}: its clocks are {', '.join(clocks)}")
-    when = parse_instant(at, c.zone) if at is not None else utcnow()
-    if when > utcnow():
-        raise BadInput(f"--at {at} is in the future: record a filing once it went out")
+    entered = parse_instant(at, c.zone) if at is not None else None
+    when = entered or utcnow()
     note = (ref or "").strip()
     if len(note) > 200 or any(ord(ch) < 32 for ch in note):
         raise BadInput("--ref is at most 200 printable characters")
@@ -128,8 +151,10 @@ def filed_cmd(
     if note:
         entry["ref"] = note
     key = f"{found.id}:{clock}"
+    said = f"filed {key}" + (f" ({note})" if note else "")
+    late = (reason or "").strip()
     version = _change(
-        c, incident_id, {"filings": {key: entry}}, who, f"filed {key}" + (f" ({note})" if note else "")
+        c, incident_id, {"filings": {key: entry}}, who, said + (f": {late}" if late else ""), entered, late
     )
     if as_json:
         emit_json({"id": incident_id, "filing": key, **entry, "version": version})

@@ -160,7 +160,8 @@ def load_alerting(workspace: Workspace) -> Alerting:
     raw = workspace.settings
     settings: EscalationSettings = parse_section(raw, "escalation", EscalationSettings)
     alerts: AlertSettings = parse_section(raw, "alerts", AlertSettings)
-    levels = alerts.levels or [AlertLevelSettings(channels=list(settings.channels))]
+    # Without levels, level 1 is [escalation] channels (which may be empty: alerts are then only recorded).
+    levels = alerts.levels or [AlertLevelSettings.model_construct(channels=list(settings.channels))]
     for number, level in enumerate(levels, 1):
         for name in level.channels:
             if name not in BUILT_IN_CHANNELS and name not in alerts.robots:

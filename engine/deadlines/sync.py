@@ -12,7 +12,8 @@ the same transaction: a refused change leaves them untouched too. The lifecycle 
   unless it is met or waived; a new due time is audited with the old one and starts a new alert round;
 - met when its task is done, its trigger fires or its record is closed: ``met_at`` and the lateness are
   frozen, even if it was missed before (missed ones stay visible through ``missed_at``);
-- waived by an operator with a rationale and a different approver (:func:`waive`), audited.
+- waived by an operator with a rationale and a different approver
+  (:func:`engine.deadlines.waiver.waive`), audited.
 
 Warnings and escalations are the checker's business (:mod:`engine.deadlines.checker`).
 """
@@ -22,25 +23,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
-from typing import Any
 
-from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from engine.access import normal_name, same_person
-from engine.clocks.calendars import Calendar, get_calendar
-from engine.clocks.plan import IncidentView, Plan, PlanContext, plan_rules
+from engine.clocks.plan import IncidentView, Plan, PlanContext
 from engine.clocks.rules import DeadlineRule
+from engine.deadlines.planning import all_plans, deadline_context, rules_not_running, touches_places
 from engine.deadlines.tables import Deadline
-from engine.errors import BadInput, Conflict, IncidentNotFound, NotAllowed, NotFound
+from engine.errors import BadInput, IncidentNotFound
 from engine.incidents.audit import append_event
 from engine.incidents.hooks import Step
 from engine.incidents.rows import load_tasks, open_early_tasks
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event, Incident, Task
 from engine.legal.data import LegalData
-from engine.legal.jurisdictions import Jurisdictions
 from engine.playbooks.model import Playbook
 from engine.store.db import Store
 from engine.workspace import Workspace
@@ -51,72 +47,15 @@ __all__ = [
     "LateStart",
     "all_plans",
     "deadline_context",
+    "locked_rows",
     "recompute_deadlines",
     "rules_not_running",
     "sync_deadlines",
     "touches_places",
-    "waive",
 ]
 
 ACTIVE = ("pending", "warned", "missed")
 SYSTEM_ACTOR = "breach:deadlines"
-
-
-def deadline_context(workspace: Workspace, legal: Callable[[], LegalData] | None = None) -> PlanContext:
-    """Legal data, zone, calendars and policy overrides of ``workspace``, as planning needs them.
-
-    ``legal`` loads the legal data (the wiring's cached loader); by default it is read from the
-    workspace's config search path.
-    """
-    config = workspace.search_path("config")
-    settings = workspace.settings.get("deadlines", {})
-    policy = settings.get("policy", {}) if isinstance(settings, dict) else None
-    if not isinstance(policy, dict) or not all(isinstance(v, str) for v in policy.values()):
-        raise BadInput('settings.toml [deadlines.policy] maps rule ids to durations, e.g. "POLICY-X" = "72h"')
-
-    @cache
-    def calendar(name: str) -> Calendar:
-        return get_calendar(name, config)
-
-    if legal is None:
-        from engine.legal.data import load_legal
-
-        data = load_legal(config)
-    else:
-        data = legal()
-
-    def jurisdictions() -> Jurisdictions:
-        from engine.clocks.intl import load_rules
-
-        return load_rules(config)
-
-    return PlanContext(
-        legal=data,
-        zone=workspace.timezone,
-        calendar=calendar,
-        policy_durations=dict(policy),
-        load_jurisdictions=jurisdictions,
-    )
-
-
-def touches_places(facts: dict[str, Any]) -> bool:
-    """Whether the facts name a place (``countries``, or ``residents`` counted): only then can a
-    jurisdiction's clock apply (``engine.clocks.intl.incident_countries`` lists them)."""
-    residents = facts.get("residents") or {}
-    return bool(facts.get("countries")) or any(residents.values())
-
-
-def all_plans(rules: list[DeadlineRule], view: IncidentView, ctx: PlanContext) -> list[Plan]:
-    """The playbook's deadlines, then the clocks of every jurisdiction the incident touches."""
-    plans = plan_rules(rules, view, ctx)
-    if not touches_places(view.facts):
-        return plans
-    data = ctx.jurisdiction_rules()
-    if data is not None:
-        from engine.clocks.intl import plan_jurisdictions
-
-        plans += plan_jurisdictions(data, view, ctx)
-    return plans
 
 
 @dataclass(frozen=True)
@@ -147,7 +86,8 @@ class LateStart:
         return (
             f"warning: {self.incident_id}: clock {self.rule} started already overdue (due "
             f"{format_instant(self.due_at, zone)}): act now: {action}; "
-            "a late report must state why it is late"
+            "a late report must state why it is late (CN-CAC-RPT-10): --late-reason TEXT, or "
+            f"breach incident report-data {self.incident_id} --set late_reason=TEXT"
         )
 
 
@@ -283,7 +223,7 @@ class SyncReport:
     late: list[tuple[str, datetime, list[str]]] = field(default_factory=list)
 
 
-def _locked_rows(session: Session, incident_id: str) -> dict[tuple[str, str], Deadline]:
+def locked_rows(session: Session, incident_id: str) -> dict[tuple[str, str], Deadline]:
     """The incident's deadline rows; on PostgreSQL locked, so a checker skips them until we commit."""
     query = select(Deadline).where(Deadline.incident_id == incident_id)
     if session.get_bind().dialect.name == "postgresql":
@@ -367,7 +307,7 @@ def sync_deadlines(
     open since the moment the clock runs from.
     """
     plans = all_plans(rules, IncidentView.of(incident), ctx)
-    rows = _locked_rows(session, incident.id)
+    rows = locked_rows(session, incident.id)
     tasks = {t.key: t for t in session.exec(select(Task).where(Task.incident_id == incident.id))}
     report = SyncReport()
     started: dict[str, datetime] = {}
@@ -456,95 +396,3 @@ def recompute_deadlines(
             )
             flush_or_conflict(session, incident_id)
     return reports
-
-
-def rules_not_running(session: Session, incident: IncidentShape, ctx: PlanContext) -> list[tuple[str, str]]:
-    """The playbook's rules that have no deadline for the incident, each with why (e.g. grade too low).
-
-    "No clock" is easily read as "no duty": showing why a rule is not running prevents that.
-    """
-    from engine.incidents.repository import incident_playbook
-
-    rules = incident_playbook(session, incident).playbook.deadlines
-    rows = session.exec(select(Deadline).where(Deadline.incident_id == incident.id))
-    started = {(r.rule_id, r.subject) for r in rows}
-    return [
-        (plan.rule.id + (f" {plan.subject}" if plan.subject else ""), plan.why_not or "")
-        for plan in all_plans(rules, IncidentView.of(incident), ctx)
-        if not plan.applies and plan.key not in started
-    ]
-
-
-def waive(
-    store: Store,
-    incident_id: str,
-    rule_id: str,
-    *,
-    reason: str,
-    approver: str,
-    actor: str,
-    subject: str | None = None,
-    within: Callable[[Session], None] | None = None,
-) -> Deadline:
-    """Waive a deadline that is not met: a written rationale and an approver other than the actor.
-
-    ``within`` runs in the waiver's transaction (an approval marks its request approved there).
-
-    The waiver is appended to the incident's audit trail in the same transaction; a checker that
-    changed the row meanwhile makes this a conflict (the version check), never a lost update.
-    """
-    reason, approver = (reason or "").strip(), (approver or "").strip()
-    if not reason:
-        raise BadInput("a waiver needs --reason (a written rationale)")
-    if not approver:
-        raise BadInput("a waiver needs --approver NAME (the person who approved it)")
-    approver = normal_name(approver, what="approver")
-    if same_person(approver, actor):
-        raise NotAllowed(f"the approver must be someone other than the operator ({actor})")
-    with store.write() as session:
-        incident = session.get(Incident, incident_id)
-        if incident is None:
-            raise IncidentNotFound(incident_id)
-        rows = list(_locked_rows(session, incident_id).values())
-        matching = [r for r in rows if r.rule_id == rule_id and (subject is None or r.subject == subject)]
-        if not matching:
-            known = ", ".join(
-                sorted({r.rule_id + (f" --record {r.subject}" if r.subject else "") for r in rows})
-            )
-            wanted = rule_id + (f" --record {subject}" if subject else "")
-            raise NotFound(f"{incident_id} has no deadline {wanted} (its deadlines: {known or 'none'})")
-        if len(matching) > 1:
-            options = ", ".join(r.subject for r in matching)
-            raise BadInput(f"{rule_id} has one deadline per record: add --record (one of {options})")
-        row = matching[0]
-        if row.status not in ACTIVE:
-            raise NotAllowed(
-                f"deadline {rule_id} is {row.status}: only pending, warned or missed can be waived"
-            )
-        now = store.db_now(session)
-        row.status, row.waived_at, row.waived_by = "waived", now, actor
-        row.waiver_reason, row.waiver_approver, row.next_check_at = reason, approver, None
-        row.updated_at = now
-        append_event(
-            session,
-            incident,
-            kind="deadline_waived",
-            actor=actor,
-            at=now,
-            from_state=incident.state,
-            to_state=incident.state,
-            reason=reason,
-            inputs={
-                "rule": rule_id,
-                "subject": row.subject,
-                "approver": approver,
-                "due_at": row.due_at.isoformat(),
-            },
-        )
-        if within is not None:
-            within(session)
-        try:
-            session.flush()
-        except StaleDataError:
-            raise Conflict(f"{incident_id} or its deadline {rule_id} changed meanwhile: try again") from None
-        return row

@@ -27,6 +27,7 @@ __all__ = ["build_email", "email_bytes"]
 
 _ADDR_SPEC = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+_MSG_ID = re.compile(r"<[!-=?-~]{1,240}@[!-=?-~]{1,240}>")  # printable ASCII, no '>' inside
 
 
 def build_email(
@@ -154,19 +155,26 @@ def email_bytes(
     html: str,
     date: datetime,
     message_id: str,
+    in_reply_to: str | None = None,
 ) -> bytes:
     """The message as sent (CRLF, ASCII headers); the boundary comes from the Message-ID, so the same
-    notice gives the same bytes."""
+    notice gives the same bytes. ``in_reply_to``: the Message-ID of the email this one answers (it
+    goes in ``In-Reply-To`` and ``References``, RFC 5322 3.6.4)."""
     if not isinstance(date, datetime) or date.utcoffset() is None:
         raise BadInput("an email's date must be a timezone-aware datetime")
     try:
         sender_field, to_field = _mailbox(*sender), _mailbox(*to)
     except BadInput:
         raise BadInput(f"invalid email address: sender {sender[1]!r}, recipient {to[1]!r}") from None
+    thread = ""
+    if in_reply_to is not None:
+        if not _MSG_ID.fullmatch(in_reply_to):
+            raise BadInput(f"not a Message-ID to reply to: {in_reply_to!r}")
+        thread = f"In-Reply-To: {in_reply_to}\r\nReferences: {in_reply_to}\r\n"
     boundary = "=_breach_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
     head = (
         f"From: {sender_field}\r\nTo: {to_field}\r\nSubject: {_header_text(_one_line(subject))}\r\n"
-        f"Date: {format_datetime(date)}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+        f"Date: {format_datetime(date)}\r\nMessage-ID: {message_id}\r\n{thread}MIME-Version: 1.0\r\n"
         f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
     )
     mark = f"--{boundary}\r\n".encode("ascii")

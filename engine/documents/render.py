@@ -58,6 +58,9 @@ class DocumentKind:
     formats: tuple[str, ...]
     filename_fields: tuple[str, ...]
     recipient: tuple[str, str] | None = None  # context paths of the To display name and address
+    # Context path of the Message-ID an email answers (In-Reply-To, References), e.g. the notice a
+    # correction corrects: mail programs then show the two in one thread.
+    replies_to: str | None = None
     # The locales it is written in; None for every locale. Jurisdiction documents are English only
     # (with a slot for the authority's language): a Chinese version would be no one's legal text.
     locales: tuple[str, ...] | None = None
@@ -80,6 +83,7 @@ KINDS: dict[str, DocumentKind] = {
             ("md", "html", "eml", "sms"),
             ("recipient.name", "recipient.id"),
             ("recipient.display", "recipient.email"),
+            replies_to="correction.replies_to",
         ),
         # The public announcement: one per incident, content version and language; it names no one.
         DocumentKind("public_notice", ("md", "html"), ("incident.id",)),
@@ -316,8 +320,16 @@ def _email_producer(
         # The same notice to the same person renders to the same bytes (and hash): derive the id.
         seed = "\x1f".join([spec.name, to[1], subject, text, str(date)]).encode("utf-8", "replace")
         message_id = f"<{hashlib.sha256(seed).hexdigest()[:32]}@{domain}>"
+        parent = _lookup(ctx, spec.replies_to) if spec.replies_to else None
         return email_bytes(
-            sender=sender, to=to, subject=subject, text=text, html=html, date=date, message_id=message_id
+            sender=sender,
+            to=to,
+            subject=subject,
+            text=text,
+            html=html,
+            date=date,
+            message_id=message_id,
+            in_reply_to=str(parent) if parent else None,
         )
 
     return produce

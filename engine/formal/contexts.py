@@ -10,7 +10,7 @@ guessed. The shapes follow ``templates/contexts.yaml`` (the producer checks each
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,42 +19,23 @@ from sqlmodel import Session
 
 from engine.access import RoleMap
 from engine.documents.filters import datetime_local, to_follow
+from engine.formal.report_data import (
+    Supplied,
+    apply_report_data,
+    current_report_data,
+    initial_report_lateness,
+)
+from engine.formal.report_items import LATE_ITEM, supplement_block
 from engine.formal.responsible import RESPONSIBILITY, RESPONSIBLE, SANCTION, compensation_text, word
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Task
 from engine.notices.contexts import FirmSettings, IncidentStats, NoticeContent, base_context, report_block
 from engine.playbooks.document_rules import SECTIONS, DocumentRule
-from engine.store.db import table_of
+from engine.store.db import table_of, utcnow
 
-__all__ = ["REGULATOR_KINDS", "Sources", "formal_context", "read_sources", "stated_items"]
+__all__ = ["REGULATOR_KINDS", "Sources", "formal_context", "read_sources"]
 
 REGULATOR_KINDS = ("regulator_initial_report", "regulator_supplementary_report", "regulator_summary_report")
-# The CN-CAC-RPT-7 items a regulator report states, with the words a supplement names them by. A
-# supplement compares what the last report stated with what is known now, item by item.
-ITEMS: tuple[tuple[str, str, str], ...] = (
-    ("system", "（一）涉事系统或设施", "(1) System or facility involved"),
-    ("occurred_at", "（二）发生时间", "(2) When it happened"),
-    ("found_how", "（二）发现方式", "(2) How it was found"),
-    ("place", "（二）发生或发现地点", "(2) Place"),
-    ("type_label", "（二）事件类型", "(2) Type of incident"),
-    ("grade_label", "（二）事件级别", "(2) Grade"),
-    ("categories", "（二）涉及的个人信息类别", "(2) Categories of personal information"),
-    ("people_count", "（二）涉及人数", "(2) People affected"),
-    ("record_count", "（二）涉及记录数", "(2) Records involved"),
-    ("client_count", "（二）涉及客户单位数", "(2) Client companies involved"),
-    ("possible_harm", "（二）影响和危害", "(2) Impact and harm"),
-    ("measures", "（二）已采取的措施", "(2) Measures taken"),
-    ("measures_effect", "（二）措施效果", "(2) Effect of the measures"),
-    ("outlook", "（三）发展趋势及可能的进一步影响", "(3) Outlook and possible further harm"),
-    ("cause", "（四）事件原因", "(4) Cause"),
-    ("leads", "（五）追查溯源线索", "(5) Leads for tracing"),
-    ("next_steps", "（六）拟进一步采取的措施", "(6) Further measures planned"),
-    ("support_requested", "（六）请求支持事项", "(6) Support requested"),
-    ("scene_protection", "（七）现场保护情况", "(7) Protection of the scene"),
-    ("other_matters", "（八）其他需要报告的事项", "(8) Other matters"),
-)
-# Items whose absence means "none", not "to follow": they are never listed as pending.
-_NONE_WHEN_EMPTY = ("support_requested", "other_matters")
 
 
 @dataclass(frozen=True)
@@ -72,6 +53,8 @@ class Sources:
     locale: str
     zone: str
     team: RoleMap  # the workspace's members: documents name who acted from here, never the OS account
+    report_data: dict[str, Supplied]  # items supplied with breach incident report-data: they win
+    late: dict[str, Any] | None  # the initial report's clock, when it was due before the report (迟报)
 
 
 def read_sources(
@@ -103,6 +86,11 @@ def read_sources(
         )
     ]
     locale = settings.locale or str(workspace.settings.get("workspace", {}).get("locale", "zh-CN"))
+    supplied = current_report_data(session, incident.id)
+    late = initial_report_lateness(session, incident, playbook, utcnow())
+    if late is not None:
+        reason = supplied.get(LATE_ITEM[0])
+        late["reason"] = None if reason is None else str(reason.value)
     return Sources(
         incident=incident,
         playbook=playbook,
@@ -115,32 +103,14 @@ def read_sources(
         locale=locale,
         zone=workspace.timezone,
         team=RoleMap.from_settings(workspace.settings),
+        report_data=supplied,
+        late=late,
     )
 
 
 def _zh(locale: str) -> bool:
     """Whether the document is in Chinese (else English)."""
     return locale.startswith("zh")
-
-
-def _item_text(value: Any, locale: str, zone: str) -> str | None:
-    """What an item says, as one text (a moment in the reader's zone, lists joined); None when unknown."""
-    if value is None or value == [] or value == "":
-        return None
-    if isinstance(value, datetime):
-        return datetime_local(value, zone, locale)
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, list):
-        return ("；" if _zh(locale) else "; ").join(str(v) for v in value)
-    return str(value)
-
-
-def stated_items(incident_block: dict[str, Any], locale: str, zone: str) -> dict[str, str | None]:
-    """What a regulator report states for each CN-CAC-RPT-7 item (None: to follow)."""
-    return {key: _item_text(incident_block.get(key), locale, zone) for key, _zh_label, _en in ITEMS}
 
 
 def _record_lines(src: Sources) -> list[str]:
@@ -196,6 +166,7 @@ def _incident(src: Sources, generated_at: datetime) -> dict[str, Any]:
         zone=src.zone,
     )
     block = ctx["incident"]
+    apply_report_data(block, src.report_data)
     ended = src.incident.anchors.get("handling_ended_at")
     if block.get("ended_at") is None and ended:
         block["ended_at"] = datetime.fromisoformat(str(ended))
@@ -340,7 +311,9 @@ def formal_context(
     incident = ctx["incident"]
     if kind == "regulator_supplementary_report":
         assert supplement is not None
-        ctx["supplement"] = _supplement(incident, supplement, src)
+        ctx["supplement"] = supplement_block(incident, supplement, src.locale, src.zone, src.late)
+    elif kind == "regulator_initial_report":
+        ctx["late"] = src.late
     elif kind == "regulator_summary_report":
         response = list(incident["measures"]) + (
             [incident["measures_effect"]] if incident["measures_effect"] else []
@@ -393,32 +366,3 @@ def formal_context(
     elif kind == "remediation_report":
         ctx["remediation"] = sections
     return ctx
-
-
-def _supplement(incident: dict[str, Any], supplement: dict[str, Any], src: Sources) -> dict[str, Any]:
-    """What changed since the report this supplement follows, and what is still to follow."""
-    previous, entry = supplement["previous"], supplement["entry"]
-    before = previous["stated"] or {}
-    now = stated_items(incident, src.locale, src.zone)
-    zh = _zh(src.locale)
-    changes = []
-    for key, zh_label, en_label in ITEMS:
-        if now[key] is not None and now[key] != before.get(key):
-            changes.append({"item": zh_label if zh else en_label, "before": before.get(key), "now": now[key]})
-    if entry.get("reason"):  # the operator's own statement of what this supplement reports
-        changes.append(
-            {"item": "补充说明" if zh else "Supplementary statement", "before": None, "now": entry["reason"]}
-        )
-    pending = [
-        zh_label if zh else en_label
-        for key, zh_label, en_label in ITEMS
-        if now[key] is None and key not in _NONE_WHEN_EMPTY
-    ]
-    previous_day: date = previous["issued_on"]
-    return {
-        "sequence": supplement["sequence"],
-        "previous_number": previous["number"],
-        "previous_date": previous_day,
-        "changes": changes,
-        "pending": pending,
-    }

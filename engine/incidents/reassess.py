@@ -17,6 +17,7 @@ from engine.incidents.hooks import NO_HOOKS, Hooks, Step
 from engine.incidents.repository import flush_or_conflict, get_incident, incident_playbook
 from engine.incidents.rows import load_tasks, open_early_tasks
 from engine.incidents.shape import IncidentShape
+from engine.incidents.steptime import check_step_time
 from engine.legal.assess import assess
 from engine.legal.data import LegalData
 from engine.legal.facts import GRADES, changed_keys, facts_to_dict, flatten_facts, merge_facts
@@ -71,22 +72,37 @@ def update_facts(
     legal: LegalData,
     reason: str | None = None,
     hooks: Hooks = NO_HOOKS,
+    occurred_at: datetime | None = None,
+    zone: str = "UTC",
+    late_reason: str | None = None,
 ) -> FactsChange:
     """Merge ``update`` into the incident's facts, re-assess, audit and run the hooks, all or nothing.
 
+    ``occurred_at`` is when the facts became known, if before now (``--at``, read in ``zone``): the
+    grade reached then dates the clocks that run from grading, and the event keeps it. It is refused
+    in the future, before discovery, or more than 24 hours back without ``late_reason`` (default:
+    ``reason``).
     An update that changes nothing writes nothing (no event, same version).
     """
+    now = utcnow()
     with store.write() as session, session.no_autoflush:
         incident = get_incident(session, incident_id)
+        if occurred_at is not None:
+            check_step_time(
+                occurred_at,
+                now=now,
+                discovered_at=incident.discovered_at,
+                zone=zone,
+                reason=reason if late_reason is None else late_reason,
+            )
         before = dict(incident.facts or {})
         merged = facts_to_dict(merge_facts(before, update))
         changed = changed_keys(before, merged)
         if not changed:
             grade = (incident.assessment or {}).get("grade")
             return FactsChange(incident_id, [], grade, grade, incident.version)
-        now = utcnow()
         incident.facts = merged
-        grade_before, grade_after = apply_assessment(incident, legal, now)
+        grade_before, grade_after = apply_assessment(incident, legal, occurred_at or now)
         flat_before, flat_after = flatten_facts(before), flatten_facts(merged)
         detail = {key: {"from": flat_before.get(key), "to": flat_after.get(key)} for key in changed}
         inputs: dict[str, Any] = {"changed": detail}
@@ -102,12 +118,13 @@ def update_facts(
             to_state=incident.state,
             reason=(reason or "").strip() or None,
             inputs=inputs,
+            occurred_at=occurred_at,
         )
         source = incident_playbook(session, incident)
         # A moment recorded by the re-assessment (graded_at) opens the tasks that wait for it.
         tasks = load_tasks(session, incident_id)
         open_early_tasks(session, incident_id, tasks, source.playbook, anchors=incident.anchors)
         for hook in hooks.after_change:
-            hook(Step(session, incident, source, now, "facts", actor))
+            hook(Step(session, incident, source, now, "facts", actor, occurred_at=occurred_at))
         flush_or_conflict(session, incident_id)
         return FactsChange(incident_id, changed, grade_before, grade_after, incident.version)

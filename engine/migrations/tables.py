@@ -12,14 +12,15 @@ from sqlmodel import SQLModel
 from engine.approvals.tables import ApprovalRequest
 from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
 from engine.documents.registry import Document
+from engine.formal.report_data import ReportItemRecord
 from engine.formal.responsible import ResponsiblePerson
-from engine.register.table import FormalIssue
 from engine.incidents.tables import Event, Incident, IncidentCounter, PlaybookSnapshot, Task
 from engine.incidents.worklog import WorkspaceLog, WorkspaceLogHead
 from engine.notices.content import NoticeContentRecord
 from engine.notices.correction import NoticeCorrection, NoticeRevision
 from engine.notices.delivery import Delivery
 from engine.notices.people import Person
+from engine.register.table import FormalIssue
 from engine.store.db import Store
 from engine.tokens import AccessToken
 
@@ -44,6 +45,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     Delivery,
     ResponsiblePerson,
     FormalIssue,
+    ReportItemRecord,
     AccessToken,
     ApprovalRequest,
 )

@@ -7,8 +7,10 @@ kept in ``notice_revision``), lists in ``notice_correction`` everyone notified s
 channel (email, SMS, post), and discards the notices that reached no one yet, so they are rendered again
 from the corrected content. ``breach notices render`` then renders one correction notice per listed
 person, ``breach notices send`` mails them and ``breach notices record`` records the others; each has its
-own delivery, under the version's number. People reached only by public announcement read the corrected
-announcement (version 2 onward, with the same list of changes).
+own delivery, under the version's number. A correction email answers the notice email it corrects
+(``In-Reply-To`` and ``References`` name its Message-ID), so the reader's mail program shows the two
+together. People reached only by public announcement read the corrected announcement (version 2 onward,
+with the same list of changes).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import JSON, Column, Integer, Table, insert, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, Session, SQLModel
 
+from engine.documents.registry import DOCUMENT
 from engine.errors import BadInput, NotAllowed, NotFound
 from engine.incidents.audit import append_event
 from engine.incidents.repository import flush_or_conflict, get_incident
@@ -46,6 +49,7 @@ __all__ = [
     "correct_content",
     "correction_changes",
     "correction_context",
+    "original_message_ids",
 ]
 
 _JSON = JSON().with_variant(JSONB(), "postgresql")
@@ -240,10 +244,31 @@ def correction_changes(session: Session, incident_id: str, version: int, locale:
     ]
 
 
+def original_message_ids(session: Session, incident_id: str, person_ids: list[int]) -> dict[int, str]:
+    """The Message-ID of the notice email each of ``person_ids`` was sent (a person's or a company's),
+    which their correction email answers; people notified otherwise are left out."""
+    d = DOCUMENT.c
+    rows = session.execute(
+        select(d.person_id, d.message_id).where(
+            d.incident_id == incident_id,
+            d.kind.in_(("customer_notice", "client_notice")),
+            d.fmt == "eml",
+            d.person_id.in_(person_ids),
+            d.message_id.is_not(None),
+        )
+    )
+    return {int(r.person_id): str(r.message_id) for r in rows}
+
+
 def correction_context(
-    contexts: NoticeContexts, row: Mapping[str, Any], version: int, changes: list[dict[str, Any]]
+    contexts: NoticeContexts,
+    row: Mapping[str, Any],
+    version: int,
+    changes: list[dict[str, Any]],
+    replies_to: str | None = None,
 ) -> dict[str, Any]:
-    """The ``correction_notice`` context for one person or client company row notified earlier."""
+    """The ``correction_notice`` context for one person or client company row notified earlier;
+    ``replies_to`` is the Message-ID of the notice email it corrects (None: not notified by email)."""
     locale = row["locale"]
     company = row["type"] == "company"
     return {
@@ -260,5 +285,5 @@ def correction_context(
             "locale": locale,
         },
         "notice": contexts.notice_block(row),
-        "correction": {"version": version, "changes": changes},
+        "correction": {"version": version, "changes": changes, "replies_to": replies_to},
     }

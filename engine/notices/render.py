@@ -29,13 +29,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from engine.documents.registry import DOCUMENT, document_values, insert_ignore
@@ -45,17 +42,15 @@ from engine.errors import BadInput, Conflict
 from engine.files import PrivateFolder
 from engine.incidents.audit import append_event
 from engine.incidents.repository import flush_or_conflict, get_incident
-from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Event
 from engine.notices.announcement import announcements_owed, render_announcements
 from engine.notices.content import NoticeContentRecord
-from engine.notices.contexts import NoticeContent, NoticeContexts, firm_settings
-from engine.notices.correction import correction_changes, correction_context
-from engine.notices.fields import missing_fields
+from engine.notices.contexts import NoticeContexts, firm_settings
+from engine.notices.correction import correction_changes, correction_context, original_message_ids
+from engine.notices.freeze import Frozen, freeze
 from engine.notices.passes import Pass, eligible, plan, recipient_stats, todo
 from engine.notices.people import PERSON
 from engine.notices.settings import NoticeSettings, notice_settings
-from engine.register.numbers import issue_numbers
 from engine.store.db import Store, utcnow
 from engine.workspace import Workspace
 
@@ -96,79 +91,6 @@ class RenderReport:
         }
 
 
-@dataclass(frozen=True)
-class _Frozen:
-    """The content version a run renders, fixed for every document of it."""
-
-    incident: IncidentShape
-    content: NoticeContent
-    generated_at: datetime
-    version: int
-    numbers: dict[str, str]  # a client company's letter number, by customer id
-
-
-def _locales(session: Session, incident_id: str) -> set[str]:
-    rows = session.execute(select(PERSON.c.locale).where(PERSON.c.incident_id == incident_id).distinct())
-    return {str(r[0]) for r in rows}
-
-
-def _freeze(store: Store, workspace: Workspace, incident_id: str, actor: str) -> _Frozen:
-    """Check the content, fix the version's ``generated_at`` on its first run, number client letters.
-
-    :raises BadInput: naming every field a notice needs that is missing (nothing is written then).
-    """
-    prefix = str(workspace.settings.get("documents", {}).get("number_prefix") or "") or incident_id
-    for attempt in (1, 2):
-        try:
-            with store.write() as session:
-                incident = get_incident(session, incident_id)
-                record = session.get(NoticeContentRecord, incident_id)
-                raw = dict(record.content) if record is not None else {}
-                missing = missing_fields(
-                    raw, workspace.settings.get("firm", {}), _locales(session, incident_id)
-                )
-                if record is None or missing:
-                    raise BadInput(
-                        f"the notices of {incident_id} cannot be rendered: missing {', '.join(missing)} "
-                        f"(breach notices content {incident_id} --show lists the fields; fill them in a copy "
-                        f"of notice-content.example.yaml, then: breach notices content {incident_id} FILE; "
-                        "[firm] keys go in config/settings.toml)"
-                    )
-                if record.generated_at is None:
-                    record.generated_at = utcnow().replace(microsecond=0)
-                generated_at = record.generated_at
-                content = NoticeContent.parse(record.content, "notice content")
-                companies = [
-                    str(r[0])
-                    for r in session.execute(
-                        select(PERSON.c.customer_id)
-                        .where(PERSON.c.incident_id == incident_id, PERSON.c.type == "company")
-                        .order_by(PERSON.c.id)
-                    )
-                ]
-                day = generated_at.astimezone(ZoneInfo(workspace.timezone)).date()
-                numbers = (
-                    issue_numbers(
-                        session,
-                        incident,
-                        "client_notice",
-                        companies,
-                        prefix=prefix,
-                        day=day,
-                        at=generated_at,
-                        actor=actor,
-                    )
-                    if companies
-                    else {}
-                )
-                session.flush()
-                return _Frozen(incident, content, generated_at, int(record.version), numbers)
-        except IntegrityError:  # a render at the same moment took the numbers: read theirs
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
 def render_notices(
     store: Store,
     workspace: Workspace,
@@ -190,7 +112,7 @@ def render_notices(
     """
     settings = notice_settings(workspace.settings)
     firm = firm_settings(workspace.settings)
-    frozen = _freeze(store, workspace, incident_id, actor)
+    frozen = freeze(store, workspace, incident_id, actor)
     passes = [
         p for p in plan(kinds, formats, version=frozen.version) if channel is None or p.channel == channel
     ]
@@ -269,23 +191,25 @@ def _write(target: PrivateFolder, name: str, content: bytes) -> Path:
 def _context(
     p: Pass,
     person: Mapping[str, Any],
-    frozen: _Frozen,
+    frozen: Frozen,
     contexts: NoticeContexts,
     employees: dict[str, list[Any]],
     changes: dict[str, list[dict[str, Any]]],
+    originals: dict[int, str],
 ) -> dict[str, Any]:
     if p.kind == "client_notice":
         cid = person["customer_id"]
         return contexts.client(person, employees.get(cid, []), frozen.numbers[cid])
     if p.kind == "correction_notice":
-        return correction_context(contexts, person, frozen.version, changes[person["locale"]])
+        original = originals.get(person["id"])
+        return correction_context(contexts, person, frozen.version, changes[person["locale"]], original)
     return contexts.customer(person)
 
 
 def _run_pass(
     store: Store,
     p: Pass,
-    frozen: _Frozen,
+    frozen: Frozen,
     contexts: NoticeContexts,
     renderer: DocumentRenderer,
     folder: Path,
@@ -317,9 +241,12 @@ def _run_pass(
                 .all(),
             )
             employees = _employees(session, incident.id, page) if p.kind == "client_notice" else {}
+            originals: dict[int, str] = {}
             if correction:
                 for loc in {person["locale"] for person in page} - set(changes):
                     changes[loc] = correction_changes(session, incident.id, version, loc)
+                if p.fmt == "eml":
+                    originals = original_message_ids(session, incident.id, [row["id"] for row in page])
         if not page:
             break
         last = page[-1]["id"]
@@ -330,7 +257,7 @@ def _run_pass(
         with PrivateFolder.open(folder, root=root) as target:
             for person in page:
                 rendered = renderer.render(
-                    p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes)
+                    p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes, originals)
                 )
                 cid = person["customer_id"]
                 parts = [*prefix, p.kind, cid, *([f"v{version}"] if correction else []), person["name"]]

@@ -84,6 +84,11 @@ class Message:
         """A subject line: what happened to which deadline of which incident."""
         p = self.payload
         what = "已逾期 MISSED" if self.kind.startswith("missed") else f"即将到期 due soon ({self.kind})"
+        level, repeat = int(p.get("level") or 1), int(p.get("repeat") or 0)
+        if level > 1:  # the people of a higher level see that it climbed to them
+            what += f", level {level}" + (f" {p['level_name']}" if p.get("level_name") else "")
+        if repeat:
+            what += f", repeat {repeat}"
         drill = "[演练 DRILL] " if p.get("drill") else ""
         return f"{drill}[breach] {p['incident_id']} {p['rule']}: {what}"
 

@@ -43,6 +43,7 @@ KINDS_WITHOUT_ROW_CHANGES = frozenset(
         "notices_sent",
         "notice_content_set",
         "notice_corrected",
+        "report_data",
         "documents_produced",
         "responsible_recorded",
         "exported",
