@@ -1,7 +1,7 @@
 """the audit trail and the workspace log become append-only in the database itself
 
 Revision ID: 0014_record_append_only
-Revises: 0013_alerts_ack
+Revises: 0013_reportdata_report_items
 Create Date: 2026-12-01
 
 A trigger refuses UPDATE and DELETE on ``event`` and ``workspace_log`` (and TRUNCATE on PostgreSQL)
@@ -16,7 +16,7 @@ and its triggers with it) must create these triggers again.
 from alembic import op
 
 revision = "0014_record_append_only"
-down_revision = "0013_alerts_ack"
+down_revision = "0013_reportdata_report_items"
 branch_labels = None
 depends_on = None
 
