@@ -2,8 +2,10 @@
 
 A playbook transition may require a role (only the DPO submits the regulator report) and a guard may
 require the approver to hold one (only the DPO approves a waiver). The workspace's ``[roles]`` settings
-map operators to roles. A workspace that maps nobody runs in single-operator mode: every operator holds
-every role, and ``breach incident triggers`` says so.
+map operators to roles. A workspace whose settings name no member at all runs in single-operator mode:
+every account holds every role, and ``breach whoami``, ``breach config check`` and the what-now block
+say so. Once any member is named (even one without roles), an account the settings do not name holds no
+role: naming a colleague must never leave strangers with the DPO's powers.
 
 An attempt refused for want of a role is recorded in the workspace log (``engine.incidents.worklog``), not in
 the incident's trail: a refused step must leave the incident, its version and its events exactly as they were,
@@ -20,7 +22,22 @@ from typing import Any
 
 from engine.errors import BadInput
 
-__all__ = ["Member", "RoleMap", "entered_for", "enterer", "identity_key", "normal_name", "same_person"]
+__all__ = [
+    "SINGLE_OPERATOR",
+    "Member",
+    "RoleMap",
+    "entered_for",
+    "enterer",
+    "identity_key",
+    "normal_name",
+    "same_person",
+]
+
+SINGLE_OPERATOR = (
+    "single-operator mode: config/settings.toml names no member, so anyone at any account acts as every "
+    'role; name the team there ([members."ACCOUNT"] roles = ["dpo"]) to enforce roles'
+)
+"""The one line every screen that relies on single-operator mode shows."""
 
 # What ``--as`` records: the person the step was done by, and the account that entered it for them.
 _ENTERED = re.compile(r"^(?P<for>.+) \(entered by (?P<by>[^()]+)\)$")
@@ -143,8 +160,13 @@ class RoleMap:
 
     @property
     def enforced(self) -> bool:
-        """Whether any member holds a role (otherwise single-operator mode: everyone holds every role)."""
-        return any(member.roles for member in self.people.values())
+        """Whether roles are enforced: as soon as the settings name any member, with roles or not."""
+        return bool(self.people)
+
+    @property
+    def single_operator(self) -> bool:
+        """Whether the settings name no member, so every account holds every role."""
+        return not self.enforced
 
     def member(self, account: str) -> Member | None:
         """The member acting under ``account``, if the settings name them."""

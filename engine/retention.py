@@ -457,10 +457,12 @@ def purge_incident(
             f"closed {incident.closed_at.isoformat()}, {incident.event_count} events, audit head "
             f"{incident.audit_head}; reason: {reason.strip()}"
         )
+        # The tombstone first: the database lets an incident's events go only once the append-only
+        # workspace log holds its purge (migration 0014).
+        append_log(session, actor=actor, kind="purged", incident_id=incident_id, detail=detail)
         for table in _incident_tables():
             session.execute(delete(table).where(table.c.incident_id == incident_id))
         session.execute(delete(table_of(Incident)).where(table_of(Incident).c.id == incident_id))
-        append_log(session, actor=actor, kind="purged", incident_id=incident_id, detail=detail)
     removed = []
     for path in files:  # after the commit: a crash here leaves files, never rows pointing nowhere
         if path.is_file():

@@ -161,3 +161,47 @@ def at_rest(shown: dict):
         **shown,
         "deadlines": [{k: v for k, v in d.items() if k not in MOVING} for d in shown.get("deadlines", [])],
     }
+
+
+def lift_append_only(conn) -> None:
+    """Lift the append-only triggers for the rest of ``conn``'s transaction, as the database's owner can.
+
+    Tampering tests play an insider who owns the database (a superuser on PostgreSQL, the file's owner
+    on SQLite): the triggers stop everyone else, and what remains to catch such an owner is ``audit
+    verify`` and the anchors. On SQLite the triggers are dropped here and created again by
+    :func:`restore_append_only` before the transaction commits.
+    """
+    from sqlalchemy import text
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        return
+    found = conn.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%append_only%'")
+    ).all()
+    conn.info["append_only"] = [sql for _name, sql in found]
+    for name, _sql in found:
+        conn.execute(text(f'DROP TRIGGER "{name}"'))
+
+
+def restore_append_only(conn) -> None:
+    """Create again the SQLite triggers :func:`lift_append_only` dropped (PostgreSQL needs nothing)."""
+    from sqlalchemy import text
+
+    for sql in conn.info.pop("append_only", []):
+        conn.execute(text(sql))
+
+
+def tamper_url(url: str, *statements: str, **params: object) -> None:
+    """Run SQL against a database as its owner would, append-only triggers lifted for the statements."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            lift_append_only(conn)
+            for statement in statements:
+                conn.execute(text(statement), params)
+            restore_append_only(conn)
+    finally:
+        engine.dispose()

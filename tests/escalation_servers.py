@@ -76,8 +76,9 @@ class _HookHandler(BaseHTTPRequestHandler):
             sink.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
             status = sink.statuses.pop(0) if sink.statuses else 200
         self.send_response(status)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Length", str(len(sink.reply)))
         self.end_headers()
+        self.wfile.write(sink.reply)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -93,6 +94,7 @@ class HookServer(ThreadingHTTPServer):
         self.delay = delay
         self.requests: list[dict[str, Any]] = []
         self.statuses = list(statuses or [])
+        self.reply = b""  # the body of every answer (a witness's receipt)
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, lift_append_only, restore_append_only
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -49,9 +49,16 @@ def to_regulator_report(store, source, hooks):
 
 class TestRoleMap:
     def test_single_operator_mode(self):
-        """With nobody mapped, everyone holds every role."""
+        """With no member named at all, everyone holds every role, and the map says it is that mode."""
         empty = RoleMap.from_settings({})
-        assert not empty.enforced and empty.holds("anyone", "dpo")
+        assert empty.single_operator and not empty.enforced and empty.holds("anyone", "dpo")
+
+    def test_a_member_without_roles_ends_single_operator_mode(self):
+        """Naming one member, even without roles, leaves every account the settings do not name with none."""
+        named = RoleMap.from_settings({"members": {"li.sec": {"name": "李"}}})
+        assert named.enforced and not named.single_operator
+        assert not named.holds("stranger", "dpo") and not named.holds("li.sec", "dpo")
+        assert named.roles_of("stranger") == frozenset()
 
     def test_names_compare_case_insensitively(self):
         """Operator names match regardless of case; unmapped operators hold no role."""
@@ -147,12 +154,14 @@ class TestRolesInFlow:
             with pytest.raises(NotAllowed):
                 flow.advance(store, inc.id, "report", actor="li.sec", zone=ZONE, hooks=hooks)
         with store.engine.begin() as conn:
+            lift_append_only(conn)
             conn.execute(
                 text(
                     "UPDATE workspace_log SET actor = 'wang.dpo' WHERE id = (SELECT MIN(id) FROM "
                     "workspace_log)"
                 )
             )
+            restore_append_only(conn)
         with store.read() as s:
             assert "was changed" in verify_log(s)
 
@@ -215,3 +224,28 @@ def test_cli_roles_from_workspace_settings(cli):
     team_settings(cli, {me: ["dpo", "security_lead"]})
     cli("incident", "advance", incident_id, "report", check=True)
     assert cli("audit", "verify", "--all").returncode == 0
+
+
+class TestSingleOperatorModeIsShown:
+    def test_screens_say_so_until_a_member_is_named(self, cli):
+        """config check warns, whoami and the what-now block say every account acts as every role;
+        once one member is named (without roles), the notes go and this account is refused the DPO's step."""
+        incident_id = cli.open_incident()
+        check = cli("config", "check")
+        assert "members: warning: single-operator mode" in check.stdout
+        rows = json.loads(cli("config", "check", "--json").stdout)  # exit 1: [firm] and [smtp] unset
+        assert next(r for r in rows if r["section"] == "members")["warning"]
+        assert "single-operator mode" in cli("whoami", check=True).stdout
+        shown = cli("incident", "show", incident_id, check=True).stdout
+        assert "single-operator mode: config/settings.toml names no member" in shown
+        team_settings(cli, {"someone.else": []})
+        assert "single-operator mode" not in cli("config", "check").stdout
+        assert "single-operator mode" not in cli("incident", "show", incident_id, check=True).stdout
+        assert cli.json("whoami")["roles"] == []
+        for tasks, trigger in STEPS:
+            for task in tasks:
+                cli("task", "done", incident_id, task, check=True)
+            cli("incident", "advance", incident_id, trigger, check=True)
+        for task in ("submit_initial_report", "cooperate_with_authorities"):
+            cli("task", "done", incident_id, task, check=True)
+        assert_one_line_error(cli("incident", "advance", incident_id, "report"), "needs the role dpo")

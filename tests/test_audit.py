@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import lift_append_only, restore_append_only
 from sqlalchemy import text
 
 from engine.incidents import flow
@@ -35,8 +36,11 @@ def check(store, incident_id):
 
 
 def tamper(store, sql, **params):
+    """Run SQL as the database's owner, who can lift the append-only triggers."""
     with store.engine.begin() as conn:
+        lift_append_only(conn)
         conn.execute(text(sql), params)
+        restore_append_only(conn)
 
 
 class TestChain:

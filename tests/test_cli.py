@@ -223,13 +223,10 @@ class TestAuditAndPlaybookCommands:
         incident_id = open_incident(cli)
         cli("task", "done", incident_id, "stop_transfer", check=True)
         assert cli("audit", "verify", incident_id).returncode == 0
-        from sqlalchemy import create_engine, text
+        from conftest import tamper_url
 
         url = db_url if not db_url.startswith("sqlite") else f"sqlite:///{cli.home / 'breach.db'}"
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE event SET actor = 'x' WHERE seq = 2"))
-        engine.dispose()
+        tamper_url(url, "UPDATE event SET actor = 'x' WHERE seq = 2")
         result = cli("audit", "verify", incident_id)
         assert result.returncode == 1 and "event #2" in result.stdout + result.stderr
 

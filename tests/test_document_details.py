@@ -22,7 +22,10 @@ def ws(tmp_path, db_url):
     return make_workspace(tmp_path / "ws", db_url)
 
 
-MEMBERS = '\n[members."alice"]\nname = "王芳"\ndepartment = "法务部"\nposition = "数据保护负责人"\n'
+MEMBERS = (
+    '\n[members."alice"]\nname = "王芳"\ndepartment = "法务部"\nposition = "数据保护负责人"\n'
+    'roles = ["dpo"]\n'
+)
 
 
 class TestNumbers:

@@ -10,20 +10,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Cli, assert_one_line_error
+from conftest import Cli, assert_one_line_error, lift_append_only, restore_append_only, tamper_url
 from sqlalchemy import create_engine, text
 
 
 def tamper(cli: Cli, *statements: str, **params: object) -> None:
-    """Run SQL directly against the workspace's database, as an insider would."""
-    url = cli.db_url or f"sqlite:///{cli.home / 'breach.db'}"
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for statement in statements:
-                conn.execute(text(statement), params)
-    finally:
-        engine.dispose()
+    """Run SQL directly against the workspace's database, as an insider who owns it would."""
+    tamper_url(cli.db_url or f"sqlite:///{cli.home / 'breach.db'}", *statements, **params)
 
 
 def scalar(cli: Cli, statement: str, **params: object) -> object:
@@ -127,6 +120,56 @@ class TestRowsAgainstTrail:
         result = verify(cli, incident)
         assert result.returncode == 1 and f"deadline {rule}" in result.stdout and "'waived'" in result.stdout
 
+    def test_deadline_marked_met_without_its_event_is_caught(self, cli):
+        """A running deadline set to met by UPDATE, naming the task that meets it, is named: the task
+        was never done in the trail."""
+        incident = worked_incident(cli)
+        tamper(
+            cli,
+            "UPDATE deadline SET status = 'met', met_by = 'task:notify_client_companies', met_at = due_at, "
+            "lateness_seconds = 0, next_check_at = NULL WHERE incident_id = :i AND rule_id = :r",
+            i=incident,
+            r="POLICY-CLIENT-NOTICE",
+        )
+        result = verify(cli, incident)
+        assert result.returncode == 1, result.stdout
+        assert (
+            "deadline POLICY-CLIENT-NOTICE status is 'met by task:notify_client_companies'" in result.stdout
+        )
+        assert "no event meets it" in result.stdout
+
+    def test_met_deadline_backdated_is_caught(self, cli):
+        """A met deadline whose met_at is moved to its due time (late made to look on time) is named with
+        both times; so is its lateness set to zero alone."""
+        incident = worked_incident(cli)
+        cli("task", "done", incident, "notify_client_companies", check=True)
+        shown = {d["rule"]: d for d in cli.json("incident", "show", incident)["deadlines"]}
+        assert shown["POLICY-CLIENT-NOTICE"]["status"] == "met"
+        assert verify(cli, incident).returncode == 0
+        tamper(
+            cli,
+            "UPDATE deadline SET met_at = due_at WHERE incident_id = :i AND rule_id = 'POLICY-CLIENT-NOTICE'",
+            i=incident,
+        )
+        result = verify(cli, incident)
+        assert result.returncode == 1 and "deadline POLICY-CLIENT-NOTICE met_at is" in result.stdout
+        tamper(
+            cli,
+            "UPDATE deadline SET lateness_seconds = 0, met_at = :m WHERE incident_id = :i "
+            "AND rule_id = 'POLICY-CLIENT-NOTICE'",
+            i=incident,
+            m=scalar(
+                cli,
+                "SELECT at FROM event WHERE incident_id = :i AND kind = 'task_done' ORDER BY seq DESC "
+                "LIMIT 1",
+                i=incident,
+            ),
+        )
+        result = verify(cli, incident)
+        assert (
+            result.returncode == 1 and "deadline POLICY-CLIENT-NOTICE lateness_seconds is 0" in result.stdout
+        )
+
     def test_every_kind_of_step_replays(self, cli):
         """The demo's incidents, which take every kind of step, replay without a difference."""
         result = cli("demo")
@@ -211,6 +254,7 @@ def rewrite_chain(cli: Cli, incident: str, *, drop_seq: int | None = None, actor
     store = Store(cli.db_url or f"sqlite:///{cli.home / 'breach.db'}")
     try:
         with store.write() as session:
+            lift_append_only(session.connection())
             events = list(
                 session.exec(select(Event).where(Event.incident_id == incident).order_by(Event.seq))
             )
@@ -244,6 +288,7 @@ def rewrite_chain(cli: Cli, incident: str, *, drop_seq: int | None = None, actor
                 text("UPDATE incident SET event_count = :n, audit_head = :h WHERE id = :i"),
                 {"n": len(kept), "h": prev, "i": incident},
             )
+            restore_append_only(session.connection())
     finally:
         store.dispose()
 

@@ -172,6 +172,10 @@ def _known_failure(exc: Exception) -> str | None:
         return "the database file is not a breach SQLite database: check --db or BREACH_DATABASE_URL"
     if "disk is full" in lowered or "no space" in lowered:
         return "no space left for the database: free some space and run the command again (nothing changed)"
+    if "disk i/o error" in lowered:
+        from engine.store.db import DISK_ADVICE
+
+        return f"the database could not be written (disk I/O error): {DISK_ADVICE}"
     if "nul" in lowered or "0x00" in lowered:
         return "text with a NUL character cannot be stored: remove it and run the command again"
     return f"the database refused the command: {said}"

@@ -168,14 +168,25 @@ def _anchor_problems(
 
 @audit_app.command("anchor")
 def anchor_cmd(ctx: typer.Context) -> None:
-    """Sign the heads of every incident and of the workspace log into the anchor file, and print the
-    line: keep a copy elsewhere (mail it to a witness), to compare with later ('verify --against')."""
+    """Sign the heads of every incident and of the workspace log into the anchor file, print the line
+    and, with [audit] witness_url set, send it to the witness and log its receipt: keep copies
+    elsewhere, to compare with later ('verify --against')."""
     from engine.record.anchors import anchor_now, anchor_path
+    from engine.record.witness import send_to_witness, witness_url
 
     c: Ctx = ctx.obj
+    witness_url(c.workspace)  # a malformed witness setting is refused before anything is signed
     line = anchor_now(c.store(), c.workspace, full=True)
-    print(f"anchored in {anchor_path(c.workspace)}:", file=sys.stderr)
     print(line)
+    # Said after the witness answers, so that a witness's failure stays the one line on stderr.
+    receipt = send_to_witness(c.store(), c.workspace, line, actor=c.account) if line else None
+    print(f"anchored in {anchor_path(c.workspace)}", file=sys.stderr)
+    if receipt is not None:
+        print(
+            f"received by the witness {receipt.url} (HTTP {receipt.status}, receipt sha256 "
+            f"{receipt.sha256[:16]}…), recorded in the workspace log",
+            file=sys.stderr,
+        )
 
 
 @audit_app.command("key")

@@ -154,11 +154,21 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             results.append({"section": section, "ok": True, "problem": None})
         except BreachError as exc:
             results.append({"section": section, "ok": False, "problem": str(exc)})
+    from engine.access import SINGLE_OPERATOR, RoleMap
+
+    # Not a fault (a lone operator's workspace is legitimate) but never silent: roles are not enforced.
+    single = RoleMap.from_settings(c.workspace.settings).single_operator
+    results.append(
+        {"section": "members", "ok": True, "problem": None, "warning": SINGLE_OPERATOR if single else None}
+    )
     if as_json:
         emit_json(results)
     else:
         for r in results:
-            print(f"{r['section']}: ok" if r["ok"] else f"{r['section']}: {r['problem']}")
+            if r.get("warning"):
+                print(f"{r['section']}: warning: {r['warning']}")
+            else:
+                print(f"{r['section']}: ok" if r["ok"] else f"{r['section']}: {r['problem']}")
     failed = [r["section"] for r in results if not r["ok"]]
     if failed:
         raise CheckFailed(f"settings need attention: {', '.join(failed)}")

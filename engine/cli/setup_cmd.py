@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """The account breach records you as, and the member and roles settings give it."""
-        from engine.access import RoleMap
+        from engine.access import SINGLE_OPERATOR, RoleMap
 
         c: Ctx = ctx.obj
         c.require_workspace()
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
             return
         shown = member.described if member else "not a member in settings"
         if held is None:
-            listed = "every role (no member holds a role: single-operator mode)"
+            listed = f"every role ({SINGLE_OPERATOR})"
         else:
             listed = ", ".join(sorted(held)) or "none"
         print(f"{account}: {shown}; roles: {listed}")

@@ -33,6 +33,8 @@ def print_what_now(c: Ctx, summary: WhatNow, console: Console | None = None) -> 
     """Print the block: state, overdue clocks (loud), the nearest clock, open tasks, next commands."""
     from rich.markup import escape
 
+    from engine.access import SINGLE_OPERATOR, RoleMap
+
     console = console or stdout_console()
     grade = summary.grade or "not assessed"
     console.print(
@@ -56,6 +58,8 @@ def print_what_now(c: Ctx, summary: WhatNow, console: Console | None = None) -> 
         )
     if summary.final:
         console.print("  closed: nothing left to do")
+    elif RoleMap.from_settings(c.workspace.settings).single_operator:
+        console.print(f"  [yellow]{escape(SINGLE_OPERATOR)}[/yellow]")
     for i, command in enumerate(summary.next_commands):
         lead = "  next:" if i == 0 else "       "
         console.print(f"{lead} {escape(command)}")

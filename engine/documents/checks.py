@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import TemplateNotFound, TemplateSyntaxError, nodes
 
+from engine.documents.loops import LoopSize, nesting_problem, range_size
 from engine.errors import BadInput
 
 if TYPE_CHECKING:
@@ -99,6 +100,9 @@ class _Checker:
     def __init__(self, env: BreachSandbox, declared: dict[str, Any], file: Path, prefix: str = "") -> None:
         self.env, self.declared, self.file, self.prefix = env, declared, file, prefix
         self.problems: list[Problem] = []
+        # The loops around the node being visited: a range's size, None for range(<expression>), or
+        # "data" for a loop over the document's own data (bounded by that data, not flagged).
+        self.loops: list[LoopSize] = []
 
     def report(self, node: nodes.Node, message: str) -> None:
         self.problems.append(Problem(self.file, node.lineno, self.prefix + message))
@@ -145,6 +149,11 @@ class _Checker:
                 f"(declared: {', '.join(sorted(parent['fields']))})",
             )
 
+    def check_nesting(self, node: nodes.For, size: LoopSize) -> None:
+        problem = nesting_problem(size, self.loops)
+        if problem:
+            self.report(node, problem)
+
     def visit(self, node: nodes.Node, scope: dict[str, Any]) -> None:
         if isinstance(node, nodes.Name):
             if (
@@ -175,8 +184,12 @@ class _Checker:
             inner = {**scope, "loop": None}
             spec = self.resolve(node.iter, scope)
             self.bind(node.target, inner, spec.get("items") if spec else None)
+            size = range_size(node.iter)
+            self.check_nesting(node, size)
+            self.loops.append(size)
             for child in [*([node.test] if node.test else []), *node.body]:
                 self.visit(child, inner)
+            self.loops.pop()
             for child in node.else_:
                 self.visit(child, scope)
             return

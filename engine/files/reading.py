@@ -25,6 +25,11 @@ def os_error(path: str | os.PathLike[str], exc: OSError, doing: str = "cannot re
         return BadInput(
             f"no space left on the device holding {path}: free some space and run the command again"
         )
+    if exc.errno == errno.EFBIG:
+        return BadInput(
+            f"{doing} {path}: the file would be larger than this process may write (ulimit -f) or the "
+            "file system allows: free space or raise the limit and run the command again"
+        )
     if exc.errno == errno.ELOOP:
         return BadInput(f"{path} is a symbolic link: breach does not follow links here; remove it")
     if exc.errno == errno.EROFS:

@@ -7,13 +7,18 @@ redo it, so walking the events from the start rebuilds the state, facts, grade, 
 statuses they imply, and which deadlines were waived. Any stored value that differs is reported with both
 values; a trail that cannot be replayed (a step from a state the incident was not in, an unknown kind of
 event) is reported too.
+
+A deadline marked met names what met it (``task:X``, ``trigger:Y``, ``filing:RULE:clock`` or ``<record>
+closed``); the replay keeps every moment each of those happened, so a row set to met by SQL without the
+event that meets it, or whose ``met_at`` or lateness was changed, is reported. A missed deadline must have
+been missed at or after its due time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, select
@@ -85,6 +90,29 @@ class Replayed:
     waived: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     final: bool = False
     problems: list[tuple[str, Any, Any]] = field(default_factory=list)
+    # What can meet a deadline, and every moment it happened: "task:X", "trigger:Y", "filing:KEY".
+    moments: dict[str, list[datetime]] = field(default_factory=dict)
+
+    def happened(self, what: str, at: datetime) -> None:
+        """Note that ``what`` (a task done, a trigger fired, a filing recorded) happened at ``at``."""
+        times = self.moments.setdefault(what, [])
+        if at not in times:
+            times.append(at)
+
+
+def _filings(replayed: Replayed) -> None:
+    """Note each filing time the facts now hold (``filings.<RULE:clock>.at``)."""
+    for key, value in replayed.facts.items():
+        if key.startswith("filings.") and key.endswith(".at") and value:
+            try:
+                replayed.happened(f"filing:{key[len('filings.') : -len('.at')]}", _utc(value))
+            except (TypeError, ValueError):
+                continue  # not a time: the facts comparison names the field if it differs
+
+
+def _utc(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _enter(replayed: Replayed, playbook: Playbook, state_id: str) -> None:
@@ -151,6 +179,10 @@ def replay_events(playbook: Playbook, events: Iterable[Event]) -> Replayed:
     early = {spec.id for _home, spec in playbook.early_tasks()}
     for ev in events:
         inputs = ev.inputs or {}
+        # When the step really happened (``--at``), as the deadline it meets records it.
+        happened_at = _utc(ev.occurred_at or ev.at)
+        if ev.kind == "trigger" and ev.trigger:
+            replayed.happened(f"trigger:{ev.trigger}", happened_at)
         if ev.kind != "opened" and ev.from_state != replayed.state:
             replayed.problems.append(
                 (f"event #{ev.seq} ({ev.kind}) from state", ev.from_state, replayed.state)
@@ -166,6 +198,7 @@ def replay_events(playbook: Playbook, events: Iterable[Event]) -> Replayed:
                 replayed.grade_known = not inputs.get("facts")
             if ev.to_state:
                 _enter(replayed, playbook, ev.to_state)
+            _filings(replayed)
         elif ev.kind == "trigger":
             _apply_trigger(replayed, playbook, ev)
         elif ev.kind == "task_done":
@@ -173,8 +206,10 @@ def replay_events(playbook: Playbook, events: Iterable[Event]) -> Replayed:
             if replayed.tasks.get(task) != "open" and task not in early:
                 replayed.problems.append((f"event #{ev.seq} task {task}", replayed.tasks.get(task), "open"))
             replayed.tasks[task] = "done"
+            replayed.happened(f"task:{task}", happened_at)
         elif ev.kind == "facts":
             _apply_facts(replayed, ev)
+            _filings(replayed)
         elif ev.kind == "people_imported":
             # Residents by country (the people file's country column) add to the incident's facts.
             for code, number in (inputs.get("residents") or {}).items():
@@ -241,4 +276,42 @@ def row_differences(session: Session, incident: Incident) -> list[Difference]:
             differ(f"{name} status", row.status, "waived" if waiver is not None else "not waived")
         if row.status == "waived" and waiver is not None:
             differ(f"{name} approver", row.waiver_approver, waiver["approver"])
+        found += [
+            Difference(incident.id, f"{name} {what}", stored, implied)
+            for what, stored, implied in _settled(row, replayed)
+        ]
     return found
+
+
+def _closed_moments(replayed: Replayed, subject: str) -> list[datetime]:
+    """When the record entry ``<list>#<number>`` was closed, as the trail leaves it."""
+    listed, _, number = subject.partition("#")
+    return [
+        _utc(entry["closed_at"])
+        for entry in replayed.records.get(listed) or []
+        if str(entry.get("number")) == number and entry.get("closed_at")
+    ]
+
+
+def _settled(row: Deadline, replayed: Replayed) -> list[tuple[str, Any, Any]]:
+    """What is wrong with a deadline's met or missed status, given what happened in the trail."""
+    problems: list[tuple[str, Any, Any]] = []
+    if row.status == "met":
+        what = row.met_by or ""
+        moments = (
+            _closed_moments(replayed, row.subject)
+            if row.subject and what == f"{row.subject} closed"
+            else replayed.moments.get(what, [])
+        )
+        if not moments:
+            problems.append(("status", f"met by {what or 'nothing named'}", "not met: no event meets it"))
+        elif row.met_at is None or _utc(row.met_at) not in moments:
+            shown = row.met_at.isoformat() if row.met_at else None
+            problems.append(("met_at", shown, " or ".join(m.isoformat() for m in moments)))
+        elif row.lateness_seconds != max(0, int((_utc(row.met_at) - _utc(row.due_at)).total_seconds())):
+            implied = max(0, int((_utc(row.met_at) - _utc(row.due_at)).total_seconds()))
+            problems.append(("lateness_seconds", row.lateness_seconds, implied))
+    if row.status == "missed" and (row.missed_at is None or _utc(row.missed_at) < _utc(row.due_at)):
+        shown = row.missed_at.isoformat() if row.missed_at else None
+        problems.append(("missed_at", shown, f"at or after its due time {_utc(row.due_at).isoformat()}"))
+    return problems

@@ -26,6 +26,7 @@ from sqlmodel import Field, Session, SQLModel
 from engine.errors import BadInput
 
 __all__ = [
+    "DISK_ADVICE",
     "JSONType",
     "Store",
     "UTCDateTime",
@@ -37,6 +38,12 @@ __all__ = [
     "time_column",
     "utcnow",
 ]
+
+DISK_ADVICE = (
+    "the disk may be full, the file larger than this process may write (ulimit -f), or the device "
+    "failing; free space or raise the limit and run the command again (nothing changed)"
+)
+"""What to do when SQLite cannot write its files: it reports a full disk only for ENOSPC."""
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -260,6 +267,9 @@ class Store:
                 conn.exec_driver_sql("SELECT 1 FROM incident LIMIT 1")
         except (OperationalError, ProgrammingError) as exc:
             detail = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+            if "disk i/o error" in detail.lower() or "disk is full" in detail.lower():
+                # Not an uninitialised database: the file could not be written (its -shm or -wal).
+                raise BadInput(f"the database cannot be written ({detail}): {DISK_ADVICE}") from None
             raise BadInput(
                 f"database not ready ({detail}): run 'breach init' or 'breach db upgrade' first"
             ) from None
