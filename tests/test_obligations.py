@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, lift_append_only, restore_append_only
+from sqlalchemy import text
 from sqlmodel import select
 
 from engine.deadlines.tables import Deadline
@@ -294,12 +295,18 @@ class TestStepTime:
         incident = open_incident(store, builtin_source, hooks)
         at = datetime.now(UTC) - timedelta(hours=1)
         flow.complete_task(store, incident.id, "stop_transfer", actor="alice", hooks=hooks, at=at, zone=ZONE)
-        with store.write() as s:
+        with store.read() as s:
             ev = s.exec(
                 select(Event).where(Event.incident_id == incident.id, Event.kind == "task_done")
             ).one()
-            ev.occurred_at = at - timedelta(minutes=30)
-            s.add(ev)
+        # As the database's owner would: the append-only triggers stop everyone else.
+        with store.engine.begin() as conn:
+            lift_append_only(conn)
+            conn.execute(
+                text("UPDATE event SET occurred_at = :at WHERE id = :id"),
+                {"at": (at - timedelta(minutes=30)).replace(tzinfo=None), "id": ev.id},
+            )
+            restore_append_only(conn)
         with store.read() as s:
             report = verify_chain(s, s.get(Incident, incident.id))
             assert not report.ok and "altered" in (report.problem or "")
