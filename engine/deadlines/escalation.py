@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -54,8 +54,8 @@ from sqlmodel import Session
 from engine.deadlines.alerting import EscalationSettings, load_settings
 from engine.deadlines.tables import Deadline, Escalation, EscalationDelivery
 from engine.outbox.channels import Channel, DeliveryFailed, LeaseLost, Message
-from engine.outbox.leases import NOW, fenced_update
-from engine.store.db import Store, changed_rows, table_of
+from engine.outbox.leases import NOW, fenced_update, take_claim
+from engine.store.db import Store, table_of
 
 __all__ = ["DeliveryReport", "EscalationSettings", "Outbox", "enqueue", "load_settings"]
 
@@ -215,28 +215,17 @@ class Outbox:
                 elif in_doubt and self.settings.in_doubt == "hold":
                     settle, bucket = "in_doubt", report.held
                 token = uuid.uuid4().hex
-                d = DELIVERY.c
-                won = changed_rows(
-                    session.execute(
-                        update(DELIVERY)
-                        .where(
-                            d.id == row.id,
-                            d.status == row.status,
-                            func.coalesce(d.claim_token, "") == (row.claim_token or ""),
-                        )
-                        .values(
-                            status=settle or "sending",
-                            claim_token=token,
-                            lease_until=None
-                            if settle
-                            else now + timedelta(seconds=self.settings.lease_seconds),
-                            attempts=d.attempts + (0 if settle else 1),
-                            handed_off_at=None,
-                            in_doubt=in_doubt,
-                        )
-                    )
+                won = take_claim(
+                    session,
+                    DELIVERY,
+                    row,
+                    token,
+                    now,
+                    in_doubt=in_doubt,
+                    lease_seconds=self.settings.lease_seconds,
+                    settle=settle,
                 )
-                if won != 1:
+                if not won:
                     continue  # another checker took it between our read and our write
                 if settle:
                     bucket.append(name)

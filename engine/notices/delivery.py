@@ -48,9 +48,9 @@ from engine.notices.outgoing import outgoing
 from engine.notices.people import PERSON
 from engine.notices.settings import NoticeSettings
 from engine.outbox.channels import DeliveryFailed, LeaseLost
-from engine.outbox.leases import NOW, fenced_update
+from engine.outbox.leases import NOW, fenced_update, take_claim
 from engine.outbox.smtp import Mailer, Pace, ServerUnavailable
-from engine.store.db import Store, UTCDateTime, changed_rows, table_of
+from engine.store.db import Store, UTCDateTime, table_of
 
 __all__ = ["DELIVERY", "DONE", "EMAILED", "TASKS", "Delivery", "SendReport", "Sender"]
 
@@ -305,27 +305,17 @@ class Sender:
                 # An operator who checked and asked for a resend has lifted the hold for this row.
                 hold = in_doubt and self.settings.in_doubt == "hold" and row.resolution != "resend"
                 token = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
-                won = changed_rows(
-                    session.execute(
-                        update(DELIVERY)
-                        .where(
-                            c.id == row.id,
-                            c.status == row.status,
-                            func.coalesce(c.claim_token, "") == (row.claim_token or ""),
-                        )
-                        .values(
-                            status="in_doubt" if hold else "sending",
-                            claim_token=token,
-                            in_doubt=in_doubt,
-                            lease_until=None
-                            if hold
-                            else now + timedelta(seconds=self.settings.lease_seconds),
-                            attempts=c.attempts + (0 if hold else 1),
-                            handed_off_at=None,
-                        )
-                    )
+                won = take_claim(
+                    session,
+                    DELIVERY,
+                    row,
+                    token,
+                    now,
+                    in_doubt=in_doubt,
+                    lease_seconds=self.settings.lease_seconds,
+                    settle="in_doubt" if hold else None,
                 )
-                if won != 1:
+                if not won:
                     continue
                 if hold:
                     report.held.append(row.customer_id)

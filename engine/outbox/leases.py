@@ -9,14 +9,15 @@ to finish however long the batch before it took, and nobody may take the row ove
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, func, update
+from sqlmodel import Session
 
 from engine.store.db import Store, changed_rows
 
-__all__ = ["NOW", "fenced_update"]
+__all__ = ["NOW", "fenced_update", "take_claim"]
 
 
 class _DatabaseNow:
@@ -52,3 +53,40 @@ def fenced_update(
             query = query.where(c.status == "sending", c.lease_until > now)
             resolved["lease_until"] = now + timedelta(seconds=lease_seconds)
         return changed_rows(session.execute(query.values(resolved)))
+
+
+def take_claim(
+    session: Session,
+    table: Table,
+    row: Any,
+    token: str,
+    now: datetime,
+    *,
+    in_doubt: bool,
+    lease_seconds: float,
+    settle: str | None = None,
+) -> bool:
+    """Take ``row`` under ``token`` in the caller's transaction; False when someone changed it first.
+
+    The row must still have the status and claim token it was read with (a compare-and-set). Taken, it
+    is ``sending`` under a lease of ``lease_seconds`` with one more attempt counted; with ``settle`` it
+    takes that status instead (held in doubt, cancelled) without a lease or an attempt.
+    """
+    c = table.c
+    won = session.execute(
+        update(table)
+        .where(
+            c.id == row.id,
+            c.status == row.status,
+            func.coalesce(c.claim_token, "") == (row.claim_token or ""),
+        )
+        .values(
+            status=settle or "sending",
+            claim_token=token,
+            lease_until=None if settle else now + timedelta(seconds=lease_seconds),
+            attempts=c.attempts + (0 if settle else 1),
+            handed_off_at=None,
+            in_doubt=in_doubt,
+        )
+    )
+    return changed_rows(won) == 1
