@@ -11,11 +11,11 @@ import typer
 from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json, stdout_console
 from engine.cli.incident_cmd import incident_app
+from engine.cli.options import AsOpt, JsonOpt
 from engine.errors import BadInput
 
 __all__ = ["collect_facts", "register"]
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="KEY=VALUE, e.g. people_affected=8000, records.property=8000, insider=true."),
@@ -57,7 +57,7 @@ def facts_cmd(
         ),
     ] = None,
     as_json: JsonOpt = False,
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
+    actor: AsOpt = None,
 ) -> None:
     """Show or change an incident's facts; a change re-assesses, recomputes clocks and is audited."""
     from engine.clocks.durations import parse_instant

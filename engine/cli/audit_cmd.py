@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from engine.cli.context import Ctx, emit_json
+from engine.cli.options import JsonOpt
 from engine.errors import CheckFailed
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def verify(
         Path | None,
         typer.Option("--key", help="The public key kept elsewhere (else the workspace's own)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Exit 0 when every trail is intact and the rows match it; 1 naming each difference otherwise.
 

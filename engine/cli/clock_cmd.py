@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.options import JsonOpt
 from engine.errors import BadInput
 
 __all__ = ["register"]
@@ -38,7 +39,7 @@ def add_cmd(
             "--calendar", help="CN, none or a country code (default: settings [deadlines] calendar)."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print when a period of DURATION from TIME ends, which days it skipped and why.
 

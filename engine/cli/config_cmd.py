@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from engine.cli.context import Ctx, emit_json
+from engine.cli.options import JsonOpt
 from engine.errors import BadInput, BreachError, CheckFailed
 
 __all__ = ["commented_settings", "register", "set_in_text"]
@@ -19,7 +20,6 @@ __all__ = ["commented_settings", "register", "set_in_text"]
 # Tables read without a built-in default: the team (``[members."NAME"]``) and the file-size limits.
 EXTRA_TABLES = ("members", "limits")
 config_app = typer.Typer(help="Settings: what is in force and where it comes from, and a check.")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def commented_settings(builtin: str) -> str:

@@ -10,13 +10,13 @@ import typer
 from engine.cli.clock_views import alert_line, display_row, print_deadlines
 from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
+from engine.cli.options import AsOpt, JsonOpt, RecordOpt
 from engine.errors import BadInput, CheckFailed
 
 __all__ = ["deadline_rows", "display_row", "print_deadlines", "register"]
 
 deadlines_app = typer.Typer(help="Legal clocks and internal targets across incidents.", no_args_is_help=True)
 scheduler_app = typer.Typer(help="Run the deadline checker on a schedule.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _param(sqlite: bool, moment: datetime) -> Any:
@@ -171,11 +171,8 @@ def ack_cmd(
     incident_id: IncidentArg,
     rule: Annotated[str, typer.Argument(help="The missed deadline's rule id, e.g. POLICY-CLIENT-NOTICE.")],
     note: Annotated[str | None, typer.Option("--note", help="What is being done about it.")] = None,
-    record: Annotated[
-        str | None,
-        typer.Option("--record", help="For per-record rules: which one, e.g. correction_orders#1."),
-    ] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
+    record: RecordOpt = None,
+    actor: AsOpt = None,
 ) -> None:
     """Acknowledge a missed deadline: you have taken it on, so its alerts stop repeating and escalating.
 
@@ -203,11 +200,8 @@ def waive_cmd(
     approver: Annotated[
         str | None, typer.Option("--approver", help="Who approved it (not yourself).")
     ] = None,
-    record: Annotated[
-        str | None,
-        typer.Option("--record", help="For per-record rules: which one, e.g. correction_orders#1."),
-    ] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
+    record: RecordOpt = None,
+    actor: AsOpt = None,
 ) -> None:
     """Ask to waive a deadline that is not met: with a rationale, for the approver named to approve.
 
@@ -243,7 +237,7 @@ def recompute_cmd(
     incident_ids: Annotated[
         list[str] | None, typer.Argument(help="Incidents to recompute (default: every open one).")
     ] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")] = None,
+    actor: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute deadlines from today's calendars, legal data and policy, e.g. after adding CN-2027.toml."""

@@ -10,6 +10,7 @@ import typer
 
 from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json, key_table, stdout_console
+from engine.cli.options import AsOpt, JsonOpt
 from engine.errors import BadInput
 
 __all__ = ["register"]
@@ -17,8 +18,6 @@ __all__ = ["register"]
 documents_app = typer.Typer(
     help="Formal documents: regulator reports, bulletin, decisions, remediation report.", no_args_is_help=True
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")]
 
 
 @documents_app.command("render")

@@ -9,14 +9,13 @@ import typer
 
 from engine.cli.complete import IncidentArg, TriggerArg, open_tasks
 from engine.cli.context import Ctx, emit_json, key_table, stdout_console
+from engine.cli.options import AsOpt, JsonOpt
 from engine.errors import BadInput
 
 __all__ = ["parse_pairs", "register"]
 
 incident_app = typer.Typer(help="Incidents: open, list, show, advance, triggers.", no_args_is_help=True)
 task_app = typer.Typer(help="Tasks of an incident's current phase.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")]
 AtOpt = Annotated[
     str | None,
     typer.Option(

@@ -16,6 +16,7 @@ import typer
 from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
 from engine.cli.incident_cmd import incident_app
+from engine.cli.options import AsOpt, JsonOpt
 from engine.errors import BadInput
 
 __all__ = ["register"]
@@ -64,8 +65,8 @@ def determine_cmd(
         str | None,
         typer.Option("--enisa", help="ENISA 2013 aid, e.g. DPC=3,EI=significant,CB=loss_of_confidentiality."),
     ] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Record a determination that needs judgement, with its reason; clocks that read it follow."""
     from engine.cli.rules_cmd import jurisdiction_rules
@@ -125,8 +126,8 @@ def filed_cmd(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why it is recorded late (needed for --at over 24 h back).")
     ] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Record that the report of a jurisdiction clock went out: it meets that clock.
 

@@ -12,6 +12,7 @@ import typer
 
 from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
+from engine.cli.options import AsOpt, JsonOpt
 from engine.errors import BadInput, CheckFailed
 
 __all__ = ["progress_reporter", "register"]
@@ -20,8 +21,6 @@ notices_app = typer.Typer(
     help="Per-person notices: content, render, send, record, resolve, status.", no_args_is_help=True
 )
 templates_app = typer.Typer(help="Document templates: which are in force, and a check.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Folder for the files (default out/<ID>/).")]
 Hooks = tuple[Callable[[int], None] | None, Callable[[int], None] | None]
 

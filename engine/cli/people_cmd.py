@@ -10,13 +10,12 @@ import typer
 
 from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
+from engine.cli.options import AsOpt, JsonOpt
 from engine.errors import BadInput
 
 __all__ = ["register", "template_locales"]
 
 people_app = typer.Typer(help="Affected people and client companies of an incident.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="Act as NAME instead of the OS user.")]
 
 
 def template_locales(c: Ctx) -> tuple[tuple[str, ...], str]:

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from engine.cli.context import Ctx, emit_json, key_table, stdout_console
+from engine.cli.options import JsonOpt
 from engine.errors import BadInput
 
 __all__ = ["register"]
 
 playbook_app = typer.Typer(help="Playbooks: list, show, validate, diagram.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @playbook_app.command("list")

@@ -11,6 +11,7 @@ import typer
 from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx
 from engine.cli.incident_cmd import incident_app
+from engine.cli.options import AsOpt
 
 __all__ = ["register"]
 
@@ -22,7 +23,7 @@ def export_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="Bundle file (default out/<ID>-evidence.zip).")
     ] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
+    actor: AsOpt = None,
 ) -> None:
     """Write an evidence bundle: incident, events, deadlines, documents and files, with their hashes."""
     from engine.documents.render import safe_filename
@@ -54,7 +55,7 @@ def purge_cmd(
     ctx: typer.Context,
     incident_id: IncidentArg,
     reason: Annotated[str, typer.Option("--reason", help="Why the record is deleted now.")],
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
+    actor: AsOpt = None,
 ) -> None:
     """Delete a closed incident once its retention (PIPL Art 55-56: 3 years) has passed; younger ones stay."""
     from engine.retention import load_retention, purge_incident

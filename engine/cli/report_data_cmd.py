@@ -11,6 +11,7 @@ import typer
 from engine.cli.complete import IncidentArg
 from engine.cli.context import Ctx, emit_json
 from engine.cli.incident_cmd import incident_app, parse_pairs
+from engine.cli.options import AsOpt, JsonOpt
 from engine.errors import BadInput
 
 __all__ = ["late_reason_hook", "read_report_data", "register"]
@@ -83,8 +84,8 @@ def report_data_cmd(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why (needed for --at over 24 h back).")
     ] = None,
-    actor: Annotated[str | None, typer.Option("--as", help="Act as NAME.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    actor: AsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Supply or show the items a regulator report states (CN-CAC-RPT-7; 迟报原因 under Art 10).
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.options import JsonOpt
 
 if TYPE_CHECKING:
     from engine.legal.jurisdictions import Jurisdictions
@@ -69,7 +70,7 @@ def list_cmd(
         str | None,
         typer.Option("--jurisdiction", help="Only this jurisdiction, e.g. EU, US (with its states), US-CA."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List each rule with its clocks, legal basis and whether it is verified from primary text."""
     c: Ctx = ctx.obj

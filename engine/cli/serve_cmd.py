@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.context import Ctx, emit_json, stdout_console
+from engine.cli.options import JsonOpt
 
 __all__ = ["register"]
 
@@ -70,9 +71,7 @@ def create_cmd(
 
 
 @token_app.command("list")
-def list_cmd(
-    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
-) -> None:
+def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every token with its role and when it was created or revoked (never the token)."""
     from engine.tokens import list_tokens
 

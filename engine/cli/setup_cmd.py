@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.context import Ctx, emit_json
+from engine.cli.options import JsonOpt
 from engine.errors import BadInput
 from engine.workspace import OVERRIDE_DIRS, Workspace
 
@@ -105,7 +106,7 @@ def register(app: typer.Typer) -> None:
     @app.command("whoami")
     def whoami(
         ctx: typer.Context,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        as_json: JsonOpt = False,
     ) -> None:
         """The account breach records you as, and the member and roles settings give it."""
         from engine.access import SINGLE_OPERATOR, RoleMap
