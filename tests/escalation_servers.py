@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import errno
 import json
 import socket
 import subprocess
@@ -51,14 +52,28 @@ class SmtpServer:
     """A real SMTP server on 127.0.0.1, optionally with STARTTLS and AUTH."""
 
     def __init__(self, delay: float = 0.0, **smtp_options: Any) -> None:
+        self.sink = MailSink(delay)
+        self.options = smtp_options
+        self.port = free_port()
+        self.controller = self._controller()
+
+    def _controller(self) -> Any:
         from aiosmtpd.controller import Controller
 
-        self.sink = MailSink(delay)
-        self.port = free_port()
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, **smtp_options)
+        return Controller(self.sink, hostname="127.0.0.1", port=self.port, **self.options)
 
     def __enter__(self) -> SmtpServer:
-        self.controller.start()
+        # The free port is picked before the server binds it: another process (a parallel test's
+        # client) can take it in between, so a lost race picks another port.
+        for attempt in range(5):
+            try:
+                self.controller.start()
+                return self
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or attempt == 4:
+                    raise
+                self.port = free_port()
+                self.controller = self._controller()
         return self
 
     def __exit__(self, *exc: object) -> None:
