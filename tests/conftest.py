@@ -23,6 +23,9 @@ os.umask(0o022)
 # Parsed playbooks and legal data are cached per account (engine.files.parsed): the tests keep theirs
 # apart from the operator's, in one folder for the whole run, so the cached path is what most tests take.
 os.environ.setdefault("BREACH_CACHE_DIR", tempfile.mkdtemp(prefix="breach-test-cache-"))
+# A daemon the operator left running (breach daemon start) must not serve the tests: their commands look
+# for one in a folder of their own, where only tests/test_daemon.py starts any.
+os.environ["BREACH_RUN_DIR"] = tempfile.mkdtemp(prefix="breach-test-run-")
 
 PG_BASE = os.environ.get("BREACH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BREACH = str(Path(sys.executable).with_name("breach"))

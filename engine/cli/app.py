@@ -17,6 +17,7 @@ from engine.cli import (
     audit_cmd,
     clock_cmd,
     config_cmd,
+    daemon_cmd,
     deadlines_cmd,
     documents_cmd,
     incident_cmd,
@@ -106,6 +107,7 @@ report_data_cmd.register(app)
 report_cmd.register(app)
 serve_cmd.register(app)
 config_cmd.register(app)
+daemon_cmd.register(app)
 
 
 def run() -> None:
@@ -119,7 +121,8 @@ def run() -> None:
     try:
         command = typer.main.get_command(pruned(app, sys.argv[1:], ("--db", "--home", "--as")))
         whole_short_help(command)
-        code = command(standalone_mode=False)
+        # Named outright: run by the daemon, click would read the name off its "python -m" start.
+        code = command(standalone_mode=False, prog_name="breach")
         anchor_opened()
     except TyperException as exc:
         _usage_error(exc)
