@@ -27,7 +27,7 @@ from engine.incidents.reassess import update_facts
 from engine.incidents.tables import Event, Incident
 from engine.legal.data import builtin_legal
 from engine.legal.facts import facts_to_dict, merge_facts
-from engine.playbooks.model import parse_playbook
+from engine.playbooks.parsing import parse_playbook
 from engine.wiring import hooks_for
 from engine.workspace import Workspace
 

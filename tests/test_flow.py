@@ -14,7 +14,7 @@ from engine.errors import BadInput, Conflict, GuardFailed, NotAllowed, NotFound
 from engine.incidents import flow
 from engine.incidents.audit import verify_chain
 from engine.incidents.tables import Event, Incident, Task
-from engine.playbooks.model import parse_playbook
+from engine.playbooks.parsing import parse_playbook
 
 ZONE = "Asia/Shanghai"
 CONTAINMENT = [

@@ -27,7 +27,7 @@ from engine.incidents.tables import Event
 from engine.notices.content import set_content
 from engine.notices.contexts import NoticeContent
 from engine.playbooks.document_rules import FORMAL_KINDS
-from engine.playbooks.model import parse_playbook, playbook_errors
+from engine.playbooks.parsing import parse_playbook, playbook_errors
 from engine.wiring import hooks_for
 from engine.workspace import Workspace, builtin_root
 

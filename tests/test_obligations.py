@@ -25,7 +25,7 @@ from engine.incidents.reassess import update_facts
 from engine.incidents.tables import Event, Incident, Task
 from engine.legal.data import builtin_legal
 from engine.playbooks.machine import mermaid_diagram
-from engine.playbooks.model import parse_playbook, playbook_errors
+from engine.playbooks.parsing import parse_playbook, playbook_errors
 from engine.retention import export_bundle, verify_bundle
 from engine.wiring import hooks_for
 from engine.workspace import Workspace, builtin_root

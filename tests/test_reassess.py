@@ -18,7 +18,7 @@ from engine.incidents.reassess import assessment_hook, update_facts
 from engine.incidents.tables import Incident
 from engine.legal.data import builtin_legal
 from engine.legal.facts import facts_to_dict, merge_facts
-from engine.playbooks.model import parse_playbook
+from engine.playbooks.parsing import parse_playbook
 
 ZONE = "Asia/Shanghai"
 FACTS = REPO / "tests" / "data" / "facts"

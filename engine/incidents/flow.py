@@ -40,7 +40,8 @@ from engine.incidents.worklog import append_log
 from engine.playbooks.effects import Mutable
 from engine.playbooks.guards import Situation, evaluate_guards
 from engine.playbooks.machine import Run, machine_for
-from engine.playbooks.model import Playbook, PlaybookSource, StateSpec, TransitionSpec
+from engine.playbooks.model import Playbook, StateSpec, TransitionSpec
+from engine.playbooks.parsing import PlaybookSource
 from engine.store.db import Store, utcnow
 
 __all__ = [
