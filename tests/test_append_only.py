@@ -19,7 +19,7 @@ from engine.incidents import flow
 from engine.incidents.audit import verify_chain
 from engine.incidents.tables import Event, Incident
 from engine.incidents.worklog import WorkspaceLog, append_log
-from engine.retention import purge_incident
+from engine.retention.purge import purge_incident
 
 ZONE = "Asia/Shanghai"
 

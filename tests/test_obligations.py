@@ -26,7 +26,8 @@ from engine.incidents.tables import Event, Incident, Task
 from engine.legal.data import builtin_legal
 from engine.playbooks.machine import mermaid_diagram
 from engine.playbooks.parsing import parse_playbook, playbook_errors
-from engine.retention import export_bundle, verify_bundle
+from engine.retention.export import export_bundle
+from engine.retention.verify import verify_bundle
 from engine.wiring import hooks_for
 from engine.workspace import Workspace, builtin_root
 

@@ -16,7 +16,9 @@ from engine.errors import NotAllowed
 from engine.incidents import flow
 from engine.incidents.tables import Event, Incident
 from engine.incidents.worklog import WorkspaceLog, verify_log
-from engine.retention import Retention, export_bundle, purge_incident, verify_bundle
+from engine.retention.export import export_bundle
+from engine.retention.purge import Retention, purge_incident
+from engine.retention.verify import verify_bundle
 
 ZONE = "Asia/Shanghai"
 RULE = Retention("CN-PIPL-55", "个人信息保护法第五十五条、第五十六条", "PIPL", True, 3)
