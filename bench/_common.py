@@ -18,7 +18,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 if TYPE_CHECKING:
-    from engine.playbooks.model import PlaybookSource
+    from engine.playbooks.parsing import PlaybookSource
     from engine.store.db import Store
 
 __all__ = ["REPO", "Step", "builtin_source", "fmt_rate", "median", "open_store", "rss_kib", "walk"]

@@ -41,6 +41,8 @@ def _store(url: str):
 def prepare(url: str, pool: int) -> list[str]:
     """An upgraded database with ``pool`` incidents waiting in regulator_report."""
     from engine.incidents import flow
+    from engine.incidents.opening import open_incident
+    from engine.incidents.tasks import complete_task
     from engine.migrations.migrate import upgrade
     from engine.playbooks.catalog import PlaybookCatalog
     from engine.workspace import Workspace
@@ -50,7 +52,7 @@ def prepare(url: str, pool: int) -> list[str]:
     source = PlaybookCatalog(Workspace.resolve(Path(__file__).resolve().parent.parent)).get("cn-agency-firm")
     ids = []
     for _ in range(pool):
-        inc = flow.open_incident(
+        inc = open_incident(
             store,
             source=source,
             title="bench",
@@ -60,7 +62,7 @@ def prepare(url: str, pool: int) -> list[str]:
         )
         for tasks, trigger in PHASES:
             for task in tasks:
-                flow.complete_task(store, inc.id, task, actor="bench")
+                complete_task(store, inc.id, task, actor="bench")
             flow.advance(store, inc.id, trigger, actor="bench", zone=ZONE)
         ids.append(inc.id)
     store.dispose()

@@ -73,12 +73,12 @@ def setup(folder: Path, people: int, batches: int = 1) -> tuple[Path, list[str]]
 
 
 def _incident(folder: Path) -> str:
-    from engine.incidents import flow
+    from engine.incidents.opening import open_incident
     from engine.notices.content import set_content
     from engine.notices.contexts import NoticeContent
 
     store = open_store(folder / "breach.db")
-    incident = flow.open_incident(
+    incident = open_incident(
         store,
         source=builtin_source(),
         title="bench",

@@ -33,7 +33,7 @@ from _common import ZONE, builtin_source, median, open_store
 
 def build(folder: Path, incidents: int, people: int) -> str:
     """A workspace with ``incidents`` incidents (a third of them ten days old) and one with ``people``."""
-    from engine.incidents import flow
+    from engine.incidents.opening import open_incident
     from engine.wiring import hooks_for
     from engine.workspace import Workspace
 
@@ -43,7 +43,7 @@ def build(folder: Path, incidents: int, people: int) -> str:
     source = builtin_source()
     now = datetime.now(UTC)
     for i in range(incidents):
-        flow.open_incident(
+        open_incident(
             store,
             source=source,
             title=f"事件 {i}",
@@ -54,7 +54,7 @@ def build(folder: Path, incidents: int, people: int) -> str:
             facts={"people_affected": 1000 + i, "records": {"property": 1000 + i}},
             hooks=hooks,
         )
-    big = flow.open_incident(
+    big = open_incident(
         store,
         source=source,
         title="十万人",

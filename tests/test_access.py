@@ -14,7 +14,9 @@ from engine.access import RoleMap
 from engine.errors import GuardFailed, NotAllowed
 from engine.incidents import flow
 from engine.incidents.hooks import Hooks
+from engine.incidents.opening import open_incident
 from engine.incidents.tables import Incident
+from engine.incidents.tasks import complete_task
 from engine.incidents.worklog import WorkspaceLog, verify_log
 
 ZONE = "Asia/Shanghai"
@@ -29,7 +31,7 @@ STEPS = [
 
 
 def to_regulator_report(store, source, hooks):
-    inc = flow.open_incident(
+    inc = open_incident(
         store,
         source=source,
         title="t",
@@ -40,10 +42,10 @@ def to_regulator_report(store, source, hooks):
     )
     for tasks, trigger in STEPS:
         for task in tasks:
-            flow.complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
+            complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
         flow.advance(store, inc.id, trigger, actor="li.sec", zone=ZONE, hooks=hooks)
     for task in ("submit_initial_report", "cooperate_with_authorities"):
-        flow.complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
+        complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
     return inc
 
 
@@ -112,7 +114,7 @@ class TestRolesInFlow:
     def test_waiver_approver_must_be_dpo(self, store, builtin_source):
         """A waiver approved by someone who is not the DPO is blocked by the approver_role guard."""
         hooks = Hooks(roles=TEAM)
-        inc = flow.open_incident(
+        inc = open_incident(
             store,
             source=builtin_source,
             title="t",
@@ -122,7 +124,7 @@ class TestRolesInFlow:
             discovered_at=datetime.now(UTC) - timedelta(hours=1),
         )
         for task in STEPS[0][0]:
-            flow.complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
+            complete_task(store, inc.id, task, actor="li.sec", hooks=hooks)
         flow.advance(store, inc.id, "contain", actor="li.sec", zone=ZONE, hooks=hooks)
         with pytest.raises(GuardFailed, match="approver zhao does not hold the role 'dpo'"):
             flow.advance(

@@ -135,12 +135,13 @@ class TestEscalationThroughRobots:
         # A rate limit asks for a minute's pause, whatever the (zero) retry delay of the settings.
         assert waiting.next_attempt_at >= datetime.now(UTC) + timedelta(seconds=50)
         from engine.incidents import flow
+        from engine.incidents.tasks import complete_task
 
         for task in ("stop_transfer", "preserve_evidence", "establish_scope", "start_investigation"):
-            flow.complete_task(env.store, incident_id, task, actor="alice", hooks=env.hooks)
-        flow.complete_task(env.store, incident_id, "grade_incident", actor="alice", hooks=env.hooks)
+            complete_task(env.store, incident_id, task, actor="alice", hooks=env.hooks)
+        complete_task(env.store, incident_id, "grade_incident", actor="alice", hooks=env.hooks)
         flow.advance(env.store, incident_id, "contain", actor="alice", zone=ZONE, hooks=env.hooks)
-        flow.complete_task(env.store, incident_id, "notify_client_companies", actor="alice", hooks=env.hooks)
+        complete_task(env.store, incident_id, "notify_client_companies", actor="alice", hooks=env.hooks)
         with env.store.write() as s:
             waiting = s.get(EscalationDelivery, waiting.id)
             waiting.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)

@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from engine.incidents import flow
+from engine.incidents.opening import open_incident
 from engine.web.app import create_app
 from engine.wiring import hooks_for
 from engine.workspace import Workspace
@@ -24,7 +24,7 @@ def api_schema(store, builtin_source, tmp_path, db_url):
     """The API over a database with a running incident, an overdue one and a drill."""
     ws = Workspace.resolve(tmp_path / "ws", db_url)
     for title, days, drill in (("运行中", 0.1, False), ("已逾期", 10, False), ("演练", 1, True)):
-        flow.open_incident(
+        open_incident(
             store,
             source=builtin_source,
             title=title,

@@ -15,11 +15,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 from test_retention import RULE, closed_incident
 
-from engine.incidents import flow
 from engine.incidents.audit import verify_chain
+from engine.incidents.opening import open_incident
 from engine.incidents.tables import Event, Incident
+from engine.incidents.tasks import complete_task
 from engine.incidents.worklog import WorkspaceLog, append_log
-from engine.retention import purge_incident
+from engine.retention.purge import purge_incident
 
 ZONE = "Asia/Shanghai"
 
@@ -27,7 +28,7 @@ ZONE = "Asia/Shanghai"
 @pytest.fixture
 def incident_id(store, builtin_source) -> str:
     """An incident with a few events and one workspace-log entry."""
-    inc = flow.open_incident(
+    inc = open_incident(
         store,
         source=builtin_source,
         title="t",
@@ -35,7 +36,7 @@ def incident_id(store, builtin_source) -> str:
         zone=ZONE,
         discovered_at=datetime.now(UTC) - timedelta(hours=1),
     )
-    flow.complete_task(store, inc.id, "stop_transfer", actor="alice")
+    complete_task(store, inc.id, "stop_transfer", actor="alice")
     with store.write() as session:
         append_log(session, actor="alice", kind="refused", incident_id=inc.id, detail="no role")
     return inc.id
@@ -95,7 +96,7 @@ class TestRawSql:
         store = Store(pg_schema_url)
         try:
             upgrade(store)
-            inc = flow.open_incident(
+            inc = open_incident(
                 store, source=builtin_source, title="t", actor="a", zone=ZONE, discovered_at=datetime.now(UTC)
             )
             for table in ("event", "workspace_log"):

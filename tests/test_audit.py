@@ -8,16 +8,17 @@ import pytest
 from conftest import lift_append_only, restore_append_only
 from sqlalchemy import text
 
-from engine.incidents import flow
 from engine.incidents.audit import verify_chain
+from engine.incidents.opening import open_incident
 from engine.incidents.tables import Incident
+from engine.incidents.tasks import complete_task
 
 ZONE = "Asia/Shanghai"
 
 
 @pytest.fixture
 def incident_id(store, builtin_source):
-    inc = flow.open_incident(
+    inc = open_incident(
         store,
         source=builtin_source,
         title="t",
@@ -26,7 +27,7 @@ def incident_id(store, builtin_source):
         discovered_at=datetime.now(UTC) - timedelta(hours=1),
     )
     for key in ["stop_transfer", "preserve_evidence", "establish_scope"]:
-        flow.complete_task(store, inc.id, key, actor="alice")
+        complete_task(store, inc.id, key, actor="alice")
     return inc.id  # five events: opened + three tasks... plus nothing else
 
 

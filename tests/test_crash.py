@@ -80,7 +80,7 @@ from test_people import DATA, do_import, give_content, open_incident
 from engine.deadlines.escalation import DEADLINE, ESCALATION
 from engine.deadlines.escalation import DELIVERY as ESC_DELIVERY
 from engine.documents.registry import DOCUMENT
-from engine.incidents import flow
+from engine.incidents import opening
 from engine.incidents.audit import verify_chain
 from engine.incidents.tables import Incident
 from engine.migrations.migrate import upgrade
@@ -178,7 +178,7 @@ def prepare_people(db_url: str, source: Any, people: Path) -> str:
     try:
         with PREPARING:
             upgrade(store)
-        incident = flow.open_incident(
+        incident = opening.open_incident(
             store,
             source=source,
             title="客户账套泄露",
@@ -203,7 +203,7 @@ def prepare_deadlines(db_url: str, home: Path, source: Any) -> dict[tuple[str, s
         owed: dict[tuple[str, str], str] = {}
         for _group in range(GROUPS):
             for hours in HOURS:
-                incident = flow.open_incident(
+                incident = opening.open_incident(
                     store,
                     source=source,
                     title="工资表泄露",

@@ -21,13 +21,14 @@ from engine.deadlines.checker import decide
 from engine.deadlines.tables import Deadline
 from engine.deadlines.waiver import waive
 from engine.errors import BadInput, NotAllowed, NotFound
-from engine.incidents import flow
+from engine.incidents import flow, opening
 from engine.incidents.audit import verify_chain
 from engine.incidents.reassess import update_facts
 from engine.incidents.tables import Event, Incident
+from engine.incidents.tasks import complete_task
 from engine.legal.data import builtin_legal
 from engine.legal.facts import facts_to_dict, merge_facts
-from engine.playbooks.model import parse_playbook
+from engine.playbooks.parsing import parse_playbook
 from engine.wiring import hooks_for
 from engine.workspace import Workspace
 
@@ -64,7 +65,7 @@ def hooks(ws):
 
 
 def open_incident(store, source, hooks, *, hours_ago=1.0, facts=None, drill=False):
-    return flow.open_incident(
+    return opening.open_incident(
         store,
         source=source,
         title="客户台账泄露",
@@ -90,7 +91,7 @@ def events(store, incident_id, kind):
 
 def walk(store, incident_id, hooks, tasks, trigger=None, **kw):
     for task in tasks:
-        flow.complete_task(store, incident_id, task, actor="alice", hooks=hooks)
+        complete_task(store, incident_id, task, actor="alice", hooks=hooks)
     if trigger:
         flow.advance(store, incident_id, trigger, actor="alice", zone=ZONE, hooks=hooks, **kw)
 
@@ -524,7 +525,7 @@ class TestMigration:
 
         store = Store(db_url)
         assert upgrade(store, "0001") == "0001"
-        incident = flow.open_incident(
+        incident = opening.open_incident(
             store,
             source=builtin_source,
             title="旧事件",
@@ -534,7 +535,7 @@ class TestMigration:
         )
         assert upgrade(store) == head_revision()
         hooks = hooks_for(Workspace.resolve(tmp_path, db_url))
-        flow.complete_task(store, incident.id, "stop_transfer", actor="alice", hooks=hooks)
+        complete_task(store, incident.id, "stop_transfer", actor="alice", hooks=hooks)
         assert "POLICY-PIPL57-REGULATOR" in deadlines(store, incident.id)
         with store.read() as s:
             assert verify_chain(s, s.get(Incident, incident.id)).ok

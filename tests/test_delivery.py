@@ -27,6 +27,7 @@ from engine.deadlines.tables import Deadline
 from engine.documents.registry import DOCUMENT
 from engine.incidents import flow
 from engine.incidents.tables import Task
+from engine.incidents.tasks import complete_task
 from engine.notices.delivery import DELIVERY
 from engine.notices.recorded import record_deliveries
 from engine.notices.render import render_notices
@@ -187,7 +188,7 @@ class TestSend:
             "start_investigation",
             "grade_incident",
         ):
-            flow.complete_task(store, m.incident, task, actor="alice", hooks=hooks)
+            complete_task(store, m.incident, task, actor="alice", hooks=hooks)
         flow.advance(store, m.incident, "contain", actor="alice", zone="Asia/Shanghai", hooks=hooks)
         report = m.send()
         assert set(report.tasks) == {"notify_individuals", "notify_client_companies"}

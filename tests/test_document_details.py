@@ -146,11 +146,9 @@ class TestMembers:
         walk.fire("hold_accountable")
         walk.fire("handling_ended")
         walk.tasks("management_rules", notes={"management_rules": "修订客户信息保护制度"})
-        from engine.incidents import flow
+        from engine.incidents.tasks import complete_task
 
-        flow.complete_task(
-            store, walk.id, "technical_controls", actor="root", hooks=walk.hooks, note="加密存储"
-        )
+        complete_task(store, walk.id, "technical_controls", actor="root", hooks=walk.hooks, note="加密存储")
         walk.tasks("security_training", "client_confidentiality", "external_audit", "lessons_learned")
         walk.tasks("submit_summary_report")
         walk.fire("close")

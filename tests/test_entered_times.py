@@ -9,7 +9,7 @@ from conftest import assert_one_line_error
 from sqlalchemy import select
 
 from engine.errors import BadInput
-from engine.incidents import flow
+from engine.incidents.opening import open_incident
 from engine.incidents.reassess import update_facts
 from engine.incidents.repository import get_incident
 from engine.incidents.tables import Event
@@ -21,7 +21,7 @@ ZONE = "Asia/Shanghai"
 class TestFactsAt:
     @pytest.fixture
     def incident(self, store, builtin_source):
-        return flow.open_incident(
+        return open_incident(
             store,
             source=builtin_source,
             title="t",

@@ -20,6 +20,8 @@ from engine.deadlines.escalation import load_settings
 from engine.deadlines.tables import EscalationDelivery
 from engine.errors import BadInput
 from engine.incidents import flow
+from engine.incidents.opening import open_incident
+from engine.incidents.tasks import complete_task
 from engine.store.db import Store
 from engine.wiring import hooks_for
 from engine.workspace import Workspace
@@ -41,7 +43,7 @@ class Env:
 
     def incident(self, source, *, hours_ago: float, drill: bool = False) -> str:
         discovered = datetime.now(UTC) - timedelta(hours=hours_ago)
-        return flow.open_incident(
+        return open_incident(
             self.store,
             source=source,
             title=TITLE,
@@ -183,9 +185,9 @@ class TestOutbox:
             "start_investigation",
             "grade_incident",
         ):
-            flow.complete_task(env.store, incident_id, task, actor="alice", hooks=env.hooks)
+            complete_task(env.store, incident_id, task, actor="alice", hooks=env.hooks)
         flow.advance(env.store, incident_id, "contain", actor="alice", zone=ZONE, hooks=env.hooks)
-        flow.complete_task(env.store, incident_id, "notify_client_companies", actor="alice", hooks=env.hooks)
+        complete_task(env.store, incident_id, "notify_client_companies", actor="alice", hooks=env.hooks)
         with env.store.write() as s:  # the retry is due now
             row = s.exec(select(EscalationDelivery)).one()
             row.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)

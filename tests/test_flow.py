@@ -13,8 +13,10 @@ from sqlmodel import select
 from engine.errors import BadInput, Conflict, GuardFailed, NotAllowed, NotFound
 from engine.incidents import flow
 from engine.incidents.audit import verify_chain
+from engine.incidents.opening import open_incident
 from engine.incidents.tables import Event, Incident, Task
-from engine.playbooks.model import parse_playbook
+from engine.incidents.tasks import complete_task
+from engine.playbooks.parsing import parse_playbook
 
 ZONE = "Asia/Shanghai"
 CONTAINMENT = [
@@ -39,7 +41,7 @@ REMEDIATION = [
 
 
 def open_one(store, source, **kw):
-    return flow.open_incident(
+    return open_incident(
         store,
         source=source,
         title="客户台账泄露",
@@ -52,7 +54,7 @@ def open_one(store, source, **kw):
 
 def do_tasks(store, incident_id, keys, actor="alice"):
     for key in keys:
-        flow.complete_task(store, incident_id, key, actor=actor)
+        complete_task(store, incident_id, key, actor=actor)
 
 
 def snapshot(store, incident_id):
@@ -92,7 +94,7 @@ class TestOpen:
     def test_future_discovery_refused(self, store, builtin_source):
         """A discovery time in the future is bad input."""
         with pytest.raises(BadInput, match="future"):
-            flow.open_incident(
+            open_incident(
                 store,
                 source=builtin_source,
                 title="x",
@@ -305,12 +307,12 @@ class TestTasksAndPinning:
         """Only open tasks of the current phase can be completed; done twice is refused."""
         inc = open_one(store, builtin_source)
         with pytest.raises(NotAllowed, match="belongs to state customer_notification"):
-            flow.complete_task(store, inc.id, "notify_individuals", actor="a")
-        flow.complete_task(store, inc.id, "stop_transfer", actor="a")
+            complete_task(store, inc.id, "notify_individuals", actor="a")
+        complete_task(store, inc.id, "stop_transfer", actor="a")
         with pytest.raises(NotAllowed, match="done already"):
-            flow.complete_task(store, inc.id, "stop_transfer", actor="a")
+            complete_task(store, inc.id, "stop_transfer", actor="a")
         with pytest.raises(NotFound, match="no task 'fly'"):
-            flow.complete_task(store, inc.id, "fly", actor="a")
+            complete_task(store, inc.id, "fly", actor="a")
 
     def test_incident_keeps_its_playbook_version(self, store, builtin_source):
         """An incident runs under the playbook text it was opened with, even after the playbook changes."""

@@ -22,12 +22,14 @@ from engine.errors import BadInput, NotAllowed, NotFound
 from engine.formal.responsible import ISSUE, list_responsible, record_responsible
 from engine.formal.service import FormalHook, list_documents, render_document
 from engine.incidents import flow
+from engine.incidents.opening import open_incident
 from engine.incidents.repository import get_incident
 from engine.incidents.tables import Event
+from engine.incidents.tasks import complete_task
 from engine.notices.content import set_content
 from engine.notices.contexts import NoticeContent
 from engine.playbooks.document_rules import FORMAL_KINDS
-from engine.playbooks.model import parse_playbook, playbook_errors
+from engine.playbooks.parsing import parse_playbook, playbook_errors
 from engine.wiring import hooks_for
 from engine.workspace import Workspace, builtin_root
 
@@ -83,7 +85,7 @@ class Walk:
 
     def __init__(self, store, ws: Workspace, source=WORD_ONLY, *, drill=False, title="客户账套泄露") -> None:
         self.store, self.ws, self.hooks = store, ws, hooks_for(ws)
-        self.id = flow.open_incident(
+        self.id = open_incident(
             store,
             source=source,
             title=title,
@@ -96,7 +98,7 @@ class Walk:
 
     def tasks(self, *keys: str, notes: dict[str, str] | None = None) -> None:
         for key in keys:
-            flow.complete_task(
+            complete_task(
                 self.store, self.id, key, actor="alice", hooks=self.hooks, note=(notes or {}).get(key)
             )
 
@@ -480,7 +482,7 @@ class TestRefusals:
         hooks = hooks_for(ws)
         hooks.after_change.append(refuse)
         with pytest.raises(NotAllowed, match="refused after"):
-            flow.complete_task(store, walk.id, "submit_initial_report", actor="alice", hooks=hooks)
+            complete_task(store, walk.id, "submit_initial_report", actor="alice", hooks=hooks)
         assert walk.docs() == [] and list((ws.out_dir / walk.id).iterdir()) == []
 
     def test_render_refuses_unknown_kind_subject_and_format(self, store, ws):

@@ -24,7 +24,7 @@ from engine.deadlines.escalation import load_settings
 from engine.errors import BadInput
 from engine.incidents.tables import Event
 from engine.outbox.channels import LogChannel, Message
-from engine.retention import export_bundle
+from engine.retention.export import export_bundle
 
 
 def mode(path: Path) -> int:

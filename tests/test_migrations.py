@@ -12,7 +12,9 @@ from sqlalchemy import text
 
 from engine.incidents import flow
 from engine.incidents.audit import verify_chain
+from engine.incidents.opening import open_incident
 from engine.incidents.tables import Incident
+from engine.incidents.tasks import complete_task
 from engine.migrations.migrate import alembic_config, current_revision, head_revision, upgrade
 from engine.store.db import Store
 from engine.wiring import hooks_for
@@ -44,7 +46,7 @@ class TestMigrations:
         previous = revisions()[-2]
         store = Store(db_url)
         assert upgrade(store, previous) == previous
-        incident = flow.open_incident(
+        incident = open_incident(
             store,
             source=builtin_source,
             title="旧事件",
@@ -89,7 +91,7 @@ class TestMigrations:
             "start_investigation",
             "grade_incident",
         ):
-            flow.complete_task(store, incident.id, task, actor="alice", hooks=hooks)
+            complete_task(store, incident.id, task, actor="alice", hooks=hooks)
         assert flow.advance(
             store, incident.id, "contain", actor="alice", zone=ZONE, hooks=hooks
         ).to_state == ("customer_notification")

@@ -18,15 +18,17 @@ from sqlmodel import select
 
 from engine.deadlines.tables import Deadline
 from engine.errors import BadInput, GuardFailed, NotAllowed
-from engine.incidents import flow
+from engine.incidents import flow, opening
 from engine.incidents.audit import verify_chain
 from engine.incidents.hooks import NO_HOOKS
 from engine.incidents.reassess import update_facts
 from engine.incidents.tables import Event, Incident, Task
+from engine.incidents.tasks import complete_task, complete_tasks
 from engine.legal.data import builtin_legal
 from engine.playbooks.machine import mermaid_diagram
-from engine.playbooks.model import parse_playbook, playbook_errors
-from engine.retention import export_bundle, verify_bundle
+from engine.playbooks.parsing import parse_playbook, playbook_errors
+from engine.retention.export import export_bundle
+from engine.retention.verify import verify_bundle
 from engine.wiring import hooks_for
 from engine.workspace import Workspace, builtin_root
 
@@ -83,7 +85,7 @@ def hooks(ws):
 
 
 def open_incident(store, source, hooks, *, hours_ago: float = 5.0):
-    return flow.open_incident(
+    return opening.open_incident(
         store,
         source=source,
         title="客户台账泄露",
@@ -168,9 +170,9 @@ class TestEarlyTasks:
             "cooperate_with_authorities",
         ):
             assert opened[key].status == "open"
-        flow.complete_task(store, incident.id, "notify_client_companies", actor="alice")
+        complete_task(store, incident.id, "notify_client_companies", actor="alice")
         for key in CONTAIN:
-            flow.complete_task(store, incident.id, key, actor="alice")
+            complete_task(store, incident.id, key, actor="alice")
         flow.advance(store, incident.id, "contain", actor="alice", zone=ZONE)
         assert tasks_of(store, incident.id)["notify_client_companies"].status == "done"
         with pytest.raises(GuardFailed, match="notify_individuals") as refused:
@@ -181,7 +183,7 @@ class TestEarlyTasks:
         """Graded 较大 during containment, the initial report can be filed at once, and meets its clock."""
         incident = open_incident(store, builtin_source, hooks, hours_ago=2)
         with pytest.raises(NotAllowed, match="opens when clock CN-CAC-RPT-4 starts"):
-            flow.complete_task(store, incident.id, "submit_initial_report", actor="alice", hooks=hooks)
+            complete_task(store, incident.id, "submit_initial_report", actor="alice", hooks=hooks)
         grade_up(store, incident.id, hooks)
         # Two hours into a four-hour clock: nothing to say out loud.
         assert all(not getattr(h, "late_starts", []) for h in hooks.after_change)
@@ -189,7 +191,7 @@ class TestEarlyTasks:
         assert task.status == "open" and task.state_id == "regulator_report"
         # It counts as open since the clock's start (discovery), not since the grade was recorded.
         assert task.opened_at == incident.discovered_at
-        flow.complete_task(store, incident.id, "submit_initial_report", actor="alice", hooks=hooks)
+        complete_task(store, incident.id, "submit_initial_report", actor="alice", hooks=hooks)
         rpt = deadline(store, incident.id, "CN-CAC-RPT-4")
         assert rpt.status == "met" and rpt.lateness_seconds == 0
 
@@ -198,14 +200,12 @@ class TestEarlyTasks:
         incident = open_incident(store, builtin_source, NO_HOOKS)
         for keys, trigger in ((CONTAIN, "contain"), (NOTIFY, "notify")):
             for key in keys:
-                flow.complete_task(store, incident.id, key, actor="alice")
+                complete_task(store, incident.id, key, actor="alice")
             flow.advance(store, incident.id, trigger, actor="alice", zone=ZONE)
-        flow.complete_tasks(
-            store, incident.id, ["submit_initial_report", "cooperate_with_authorities"], actor="a"
-        )
+        complete_tasks(store, incident.id, ["submit_initial_report", "cooperate_with_authorities"], actor="a")
         flow.advance(store, incident.id, "report", actor="alice", zone=ZONE)
         with pytest.raises(NotAllowed, match="report_to_police"):
-            flow.complete_task(store, incident.id, "report_to_police", actor="alice")
+            complete_task(store, incident.id, "report_to_police", actor="alice")
 
 
 class TestStepTime:
@@ -220,7 +220,7 @@ class TestStepTime:
         ]
         for at, reason, message in cases:
             with pytest.raises(BadInput, match=message):
-                flow.complete_task(
+                complete_task(
                     store,
                     incident.id,
                     "stop_transfer",
@@ -231,7 +231,7 @@ class TestStepTime:
                     zone=ZONE,
                 )
         for key in CONTAIN:
-            flow.complete_task(store, incident.id, key, actor="alice", hooks=hooks)
+            complete_task(store, incident.id, key, actor="alice", hooks=hooks)
         contained = now - timedelta(hours=2)
         flow.advance(store, incident.id, "contain", actor="alice", zone=ZONE, hooks=hooks, at=contained)
         with pytest.raises(BadInput, match="before the incident entered customer_notification"):
@@ -247,7 +247,7 @@ class TestStepTime:
                 at=contained - timedelta(minutes=1),
             )
         with pytest.raises(BadInput, match="before task offer_remedies opened"):
-            flow.complete_task(
+            complete_task(
                 store,
                 incident.id,
                 "offer_remedies",
@@ -269,7 +269,7 @@ class TestStepTime:
         incident = open_incident(store, builtin_source, hooks, hours_ago=30)
         grade_up(store, incident.id, hooks)
         filed = incident.discovered_at + timedelta(hours=3)
-        flow.complete_task(
+        complete_task(
             store,
             incident.id,
             "submit_initial_report",
@@ -294,7 +294,7 @@ class TestStepTime:
         """The entered time is hashed: editing it in the database is caught by the audit chain."""
         incident = open_incident(store, builtin_source, hooks)
         at = datetime.now(UTC) - timedelta(hours=1)
-        flow.complete_task(store, incident.id, "stop_transfer", actor="alice", hooks=hooks, at=at, zone=ZONE)
+        complete_task(store, incident.id, "stop_transfer", actor="alice", hooks=hooks, at=at, zone=ZONE)
         with store.read() as s:
             ev = s.exec(
                 select(Event).where(Event.incident_id == incident.id, Event.kind == "task_done")
@@ -318,16 +318,12 @@ class TestTogether:
         incident = open_incident(store, builtin_source, hooks)
         before = len(events(store, incident.id))
         with pytest.raises(NotAllowed, match="offer_remedies"):
-            flow.complete_tasks(
-                store, incident.id, ["stop_transfer", "offer_remedies"], actor="a", hooks=hooks
-            )
+            complete_tasks(store, incident.id, ["stop_transfer", "offer_remedies"], actor="a", hooks=hooks)
         with pytest.raises(BadInput, match="named twice"):
-            flow.complete_tasks(
-                store, incident.id, ["stop_transfer", "stop_transfer"], actor="a", hooks=hooks
-            )
+            complete_tasks(store, incident.id, ["stop_transfer", "stop_transfer"], actor="a", hooks=hooks)
         assert tasks_of(store, incident.id)["stop_transfer"].status == "open"
         assert len(events(store, incident.id)) == before
-        flow.complete_tasks(store, incident.id, CONTAIN, actor="alice", hooks=hooks)
+        complete_tasks(store, incident.id, CONTAIN, actor="alice", hooks=hooks)
         assert all(tasks_of(store, incident.id)[k].status == "done" for k in CONTAIN)
         assert [e.inputs["task"] for e in events(store, incident.id) if e.kind == "task_done"] == CONTAIN
 

@@ -10,8 +10,8 @@ import pytest
 from conftest import REPO
 
 from engine.files import parsed
-from engine.playbooks import model
-from engine.playbooks.model import parse_playbook, playbook_errors
+from engine.playbooks import parsing
+from engine.playbooks.parsing import parse_playbook, playbook_errors
 
 PLAYBOOK = (REPO / "playbooks" / "cn-agency-firm.yaml").read_text(encoding="utf-8")
 
@@ -31,7 +31,7 @@ class TestParsedCache:
         def no_yaml(*_args, **_kwargs):
             raise AssertionError("parsed the YAML again")
 
-        monkeypatch.setattr(model, "load_located", no_yaml)
+        monkeypatch.setattr(parsing, "load_located", no_yaml)
         again = parse_playbook(PLAYBOOK, "b.yaml")
         assert again.playbook == first.playbook and again.sha256 == first.sha256 and again.origin == "b.yaml"
         entries = list(cache.iterdir())

@@ -11,7 +11,7 @@ from conftest import assert_one_line_error
 from sqlalchemy import func, select, text
 
 from engine.errors import BadInput
-from engine.incidents import flow
+from engine.incidents import opening
 from engine.incidents.tables import Event
 from engine.notices.people import PERSON, ImportRejected, import_people
 
@@ -21,7 +21,7 @@ ZONE = "Asia/Shanghai"
 
 
 def open_incident(store, source, *, drill: bool = False) -> str:
-    return flow.open_incident(
+    return opening.open_incident(
         store,
         source=source,
         title="客户账套泄露",

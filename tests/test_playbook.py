@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import BadInput
 from engine.playbooks.machine import mermaid_diagram
-from engine.playbooks.model import parse_playbook, playbook_errors
+from engine.playbooks.parsing import parse_playbook, playbook_errors
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN = (REPO / "playbooks" / "cn-agency-firm.yaml").read_text(encoding="utf-8")

@@ -22,6 +22,8 @@ from engine.cli.demo import DEMO_CONTENT, DEMO_FACTS, DEMO_NOTES, DEMO_RESPONSIB
 from engine.documents.registry import DOCUMENT
 from engine.formal.responsible import record_responsible
 from engine.incidents import flow
+from engine.incidents.opening import open_incident
+from engine.incidents.tasks import complete_task
 from engine.legal.facts import facts_to_dict, merge_facts
 from engine.migrations.migrate import upgrade
 from engine.notices.content import set_content
@@ -46,7 +48,7 @@ def walk_to_closed(home: Path, locale: str) -> dict[tuple[str, str, str], Path]:
     ws = make_workspace(home, store.url, settings)
     hooks = hooks_for(ws)
     source = PlaybookCatalog(ws).get("cn-agency-firm")
-    incident = flow.open_incident(
+    incident = open_incident(
         store,
         source=source,
         title="客户台账泄露",
@@ -64,7 +66,7 @@ def walk_to_closed(home: Path, locale: str) -> dict[tuple[str, str, str], Path]:
             draft = {k: v for k, v in second.items() if k not in ("facts", "rules")}
             record_responsible(store, incident, actor="alice", draft=True, **draft)  # type: ignore[arg-type]
         for task in tasks:
-            flow.complete_task(store, incident, task, actor="alice", hooks=hooks, note=DEMO_NOTES.get(task))
+            complete_task(store, incident, task, actor="alice", hooks=hooks, note=DEMO_NOTES.get(task))
         inputs = {k: str(v) for k, v in dict(options.get("inputs", {})).items()}  # type: ignore[call-overload]
         if inputs.get("due_at") == "+20d":
             inputs["due_at"] = (datetime.now(UTC) + timedelta(days=20)).isoformat()

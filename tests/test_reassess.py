@@ -14,11 +14,12 @@ from conftest import REPO, assert_one_line_error
 from engine.errors import BadInput, GuardFailed
 from engine.incidents import flow
 from engine.incidents.hooks import Hooks
+from engine.incidents.opening import open_incident
 from engine.incidents.reassess import assessment_hook, update_facts
 from engine.incidents.tables import Incident
 from engine.legal.data import builtin_legal
 from engine.legal.facts import facts_to_dict, merge_facts
-from engine.playbooks.model import parse_playbook
+from engine.playbooks.parsing import parse_playbook
 
 ZONE = "Asia/Shanghai"
 FACTS = REPO / "tests" / "data" / "facts"
@@ -26,7 +27,7 @@ FACTS = REPO / "tests" / "data" / "facts"
 
 def open_with(store, source, facts=None):
     hooks = Hooks(on_open=[assessment_hook(builtin_legal)])
-    return flow.open_incident(
+    return open_incident(
         store,
         source=source,
         title="t",

@@ -369,7 +369,7 @@ class TestAnchors:
         other.mkdir()
         Cli(other, None)("init", str(other), check=True)
         from engine.record.signing import SigningKey, load_key
-        from engine.retention import bundle_signature
+        from engine.retention.export import bundle_signature
         from engine.workspace import Workspace
 
         forger: SigningKey = load_key(Workspace.resolve(other))

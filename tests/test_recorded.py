@@ -20,6 +20,7 @@ from engine.documents.registry import DOCUMENT
 from engine.errors import BadInput, NotAllowed
 from engine.incidents import flow
 from engine.incidents.tables import Event, Incident, Task
+from engine.incidents.tasks import complete_task
 from engine.notices.delivery import DELIVERY
 from engine.notices.people import PERSON
 from engine.notices.recorded import record_deliveries, resolve_deliveries
@@ -33,7 +34,7 @@ def contained(m, store) -> None:
     """Walk the incident into the notification phase, where the notice tasks are open."""
     hooks = hooks_for(m.ws)
     for task in CONTAIN:
-        flow.complete_task(store, m.incident, task, actor="alice", hooks=hooks)
+        complete_task(store, m.incident, task, actor="alice", hooks=hooks)
     flow.advance(store, m.incident, "contain", actor="alice", zone="Asia/Shanghai", hooks=hooks)
 
 

@@ -16,7 +16,8 @@ from conftest import assert_one_line_error
 from test_delivery import DATA, mail_settings, mailing, smtp  # noqa: F401
 from test_recorded import contained, record
 
-from engine.incidents import flow
+from engine.incidents.opening import open_incident
+from engine.incidents.tasks import complete_task
 from engine.notices.render import render_notices
 from engine.report.gather import gather
 from engine.report.render import render_html
@@ -83,7 +84,7 @@ def opened(store, builtin_source, tmp_path, db_url):
 
     def make(*, drill: bool = False, hours_ago: float = 2) -> tuple[str, Workspace]:
         ws = Workspace.resolve(tmp_path / "ws", db_url)
-        incident = flow.open_incident(
+        incident = open_incident(
             store,
             source=builtin_source,
             title="客户台账泄露",
@@ -168,7 +169,7 @@ class TestTasksAndAudit:
     def test_tasks_by_phase_with_who_and_when_and_the_audit_head(self, store, opened):
         """A done task names who did it and when; the audit head hash is the incident's, in full."""
         incident, ws = opened()
-        flow.complete_task(store, incident, "stop_transfer", actor="zhang.wei", hooks=hooks_for(ws))
+        complete_task(store, incident, "stop_transfer", actor="zhang.wei", hooks=hooks_for(ws))
         html = report_html(store, incident)
         containment = html.split("四、各阶段任务", 1)[1].split("</table>", 1)[0]
         assert "zhang.wei" in containment and "已完成" in containment

@@ -16,7 +16,7 @@ from test_formal import FIRM, WORD_ONLY, Walk, docx_text, make_workspace, pdf_te
 from engine.errors import BadInput
 from engine.formal.report_data import REPORT_ITEM, check_values, set_report_data
 from engine.formal.service import render_document
-from engine.incidents import flow
+from engine.incidents.opening import open_incident
 from engine.incidents.reassess import update_facts
 from engine.notices.content import set_content
 from engine.notices.contexts import NoticeContent
@@ -175,7 +175,7 @@ class LateWalk(Walk):
 
     def __init__(self, store, ws: Workspace) -> None:
         self.store, self.ws, self.hooks = store, ws, hooks_for(ws)
-        self.id = flow.open_incident(
+        self.id = open_incident(
             store,
             source=WORD_ONLY,
             title="客户账套泄露",

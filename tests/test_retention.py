@@ -14,9 +14,13 @@ from sqlmodel import select
 
 from engine.errors import NotAllowed
 from engine.incidents import flow
+from engine.incidents.opening import open_incident
 from engine.incidents.tables import Event, Incident
+from engine.incidents.tasks import complete_task
 from engine.incidents.worklog import WorkspaceLog, verify_log
-from engine.retention import Retention, export_bundle, purge_incident, verify_bundle
+from engine.retention.export import export_bundle
+from engine.retention.purge import Retention, purge_incident
+from engine.retention.verify import verify_bundle
 
 ZONE = "Asia/Shanghai"
 RULE = Retention("CN-PIPL-55", "个人信息保护法第五十五条、第五十六条", "PIPL", True, 3)
@@ -45,7 +49,7 @@ PHASES = [
 
 
 def closed_incident(store, source):
-    inc = flow.open_incident(
+    inc = open_incident(
         store,
         source=source,
         title="t",
@@ -55,7 +59,7 @@ def closed_incident(store, source):
     )
     for tasks, trigger in PHASES:
         for task in tasks:
-            flow.complete_task(store, inc.id, task, actor="a")
+            complete_task(store, inc.id, task, actor="a")
         flow.advance(store, inc.id, trigger, actor="a", zone=ZONE)
     return inc.id
 
@@ -64,7 +68,7 @@ class TestPurge:
     def test_open_and_young_incidents_are_kept(self, store, builtin_source):
         """An open incident, or one closed less than three years ago, cannot be purged."""
         young = closed_incident(store, builtin_source)
-        opened = flow.open_incident(
+        opened = open_incident(
             store,
             source=builtin_source,
             title="t",
@@ -97,7 +101,7 @@ class TestPurge:
         """An incident with imported recipients is purged whole: people rows go with it."""
         from engine.notices.people import import_people
 
-        opened = flow.open_incident(
+        opened = open_incident(
             store,
             source=builtin_source,
             title="t",
@@ -115,7 +119,7 @@ class TestPurge:
         )
         for tasks, trigger in PHASES:
             for task in tasks:
-                flow.complete_task(store, opened.id, task, actor="a")
+                complete_task(store, opened.id, task, actor="a")
             flow.advance(store, opened.id, trigger, actor="a", zone=ZONE)
         later = datetime.now(UTC) + timedelta(days=3 * 366)
         purge_incident(store, opened.id, actor="dpo", reason="retention over", retention=RULE, now=later)

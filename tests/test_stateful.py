@@ -41,7 +41,9 @@ from hypothesis.stateful import (
 from engine.errors import BadInput, BreachError, Conflict, GuardFailed, NotAllowed, NotFound
 from engine.incidents import flow
 from engine.incidents.audit import verify_chain
+from engine.incidents.opening import open_incident
 from engine.incidents.tables import Incident
+from engine.incidents.tasks import complete_task
 from engine.migrations.tables import create_all
 from engine.playbooks.catalog import PlaybookCatalog
 from engine.playbooks.model import TransitionSpec
@@ -241,7 +243,7 @@ class IncidentMachine(RuleBasedStateMachine):
         self.store = Store(f"sqlite:///{self.folder / 'breach.db'}")
         # A plain connection for snapshots: the ORM's per-query overhead would dominate the run.
         self.raw = sqlite3.connect(self.folder / "breach.db", isolation_level=None)
-        incident = flow.open_incident(
+        incident = open_incident(
             self.store, source=SOURCE, title="状态机测试", actor=ACTOR, zone=ZONE, discovered_at=utcnow()
         )
         self.incident_id = incident.id
@@ -328,7 +330,7 @@ class IncidentMachine(RuleBasedStateMachine):
         """Complete a task and check its outcome and audit event."""
         state = self.model.state
         result = self.attempt(
-            lambda: flow.complete_task(self.store, self.incident_id, key, actor=ACTOR),
+            lambda: complete_task(self.store, self.incident_id, key, actor=ACTOR),
             self.model.predict_task(key),
         )
         if result is not None:
@@ -482,13 +484,11 @@ class TestRandomWalks:
 
 def _walk_to(store: Store, until: str) -> str:
     """Open an incident and walk the happy path (required tasks, then each trigger) through ``until``."""
-    incident = flow.open_incident(
-        store, source=SOURCE, title="t", actor=ACTOR, zone=ZONE, discovered_at=utcnow()
-    )
+    incident = open_incident(store, source=SOURCE, title="t", actor=ACTOR, zone=ZONE, discovered_at=utcnow())
     for trigger in [*HAPPY_PATH, "handling_ended", "close"]:
         for task in PLAYBOOK.state(_state_of(store, incident.id)).tasks:
             if task.required and trigger != "handling_ended":
-                flow.complete_task(store, incident.id, task.id, actor=ACTOR)
+                complete_task(store, incident.id, task.id, actor=ACTOR)
         flow.advance(store, incident.id, trigger, actor=ACTOR, zone=ZONE)
         if trigger == until:
             break
@@ -517,11 +517,11 @@ class TestTasksOfLeftPhases:
         even one that opened early."""
         incident_id = _walk_to(fresh_store, "report")
         with pytest.raises(NotAllowed, match="report_to_police"):
-            flow.complete_task(fresh_store, incident_id, "report_to_police", actor=ACTOR)
+            complete_task(fresh_store, incident_id, "report_to_police", actor=ACTOR)
 
     def test_closed_incident_takes_no_task(self, fresh_store: Store) -> None:
         """A closed incident accepts no change: its optional tasks left open stay as they were."""
         incident_id = _walk_to(fresh_store, "close")
         assert _state_of(fresh_store, incident_id) == "closed"
         with pytest.raises(NotAllowed):
-            flow.complete_task(fresh_store, incident_id, "client_follow_up", actor=ACTOR)
+            complete_task(fresh_store, incident_id, "client_follow_up", actor=ACTOR)

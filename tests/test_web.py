@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 from test_delivery import DATA, mail_settings, mailing, smtp  # noqa: F401
 from test_recorded import contained
 
-from engine.incidents import flow
+from engine.incidents import flow, opening
+from engine.incidents.tasks import complete_task
 from engine.incidents.worklog import WorkspaceLog
 from engine.tokens import create_token, revoke_token
 from engine.web.app import create_app
@@ -40,7 +41,7 @@ def client(ws):
 
 
 def open_incident(store, ws, source, *, title="客户台账泄露", drill=False, days_ago: float = 0.1) -> str:
-    return flow.open_incident(
+    return opening.open_incident(
         store,
         source=source,
         title=title,
@@ -195,8 +196,8 @@ class TestApi:
         open_incident(store, ws, builtin_source, drill=True)
         hooks = hooks_for(ws)
         for task in ("stop_transfer", "preserve_evidence", "establish_scope", "start_investigation"):
-            flow.complete_task(store, incident, task, actor="alice", hooks=hooks)
-        flow.complete_task(store, incident, "grade_incident", actor="alice", hooks=hooks)
+            complete_task(store, incident, task, actor="alice", hooks=hooks)
+        complete_task(store, incident, "grade_incident", actor="alice", hooks=hooks)
         flow.advance(store, incident, "contain", actor="alice", zone=ZONE, hooks=hooks)
         with client() as c:
             kpis = c.get("/api/v1/kpis").json()

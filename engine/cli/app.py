@@ -31,6 +31,7 @@ from engine.cli import (
     rules_cmd,
     serve_cmd,
     setup_cmd,
+    templates_cmd,
 )
 from engine.cli.context import Ctx, anchor_opened
 from engine.errors import BreachError
@@ -100,6 +101,7 @@ clock_cmd.register(app)
 deadlines_cmd.register(app)
 people_cmd.register(app)
 notices_cmd.register(app)
+templates_cmd.register(app)
 documents_cmd.register(app)
 rules_cmd.register(app)
 jurisdiction_cmd.register(app)

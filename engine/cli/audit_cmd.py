@@ -232,7 +232,7 @@ def _no_roles() -> RoleMap:
 
 def _verify_bundle(path: Path, key: Path | None, as_json: bool) -> None:
     from engine.record.signing import load_public_key
-    from engine.retention import verify_bundle
+    from engine.retention.verify import verify_bundle
 
     report = verify_bundle(path, load_public_key(key) if key is not None else None)
     if as_json:

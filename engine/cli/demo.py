@@ -198,7 +198,9 @@ def run_demo(c: Ctx) -> None:
     from engine.cli.setup_cmd import init_workspace
     from engine.cli.views import print_timeline
     from engine.formal.responsible import record_responsible
-    from engine.incidents.flow import advance, complete_task, open_incident
+    from engine.incidents.flow import advance
+    from engine.incidents.opening import open_incident
+    from engine.incidents.tasks import complete_task
     from engine.legal.facts import facts_to_dict, merge_facts
     from engine.notices.content import set_content
     from engine.notices.contexts import NoticeContent

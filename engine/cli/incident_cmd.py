@@ -62,7 +62,7 @@ def open_cmd(
     """Open an incident and print its id."""
     from engine.cli.assess_cmd import collect_facts
     from engine.clocks.durations import parse_instant
-    from engine.incidents.flow import open_incident
+    from engine.incidents.opening import open_incident
     from engine.legal.facts import facts_to_dict, merge_facts
     from engine.playbooks.catalog import PlaybookCatalog
 
@@ -268,8 +268,9 @@ def triggers_cmd(
     ctx: typer.Context, incident_id: IncidentArg, as_json: JsonOpt = False, actor: AsOpt = None
 ) -> None:
     """What may happen next, and for each blocked step, why."""
-    from engine.incidents.flow import early_tasks, list_triggers
+    from engine.incidents.flow import list_triggers
     from engine.incidents.repository import get_incident
+    from engine.incidents.tasks import early_tasks
 
     c: Ctx = ctx.obj
     store = c.store()
@@ -334,7 +335,7 @@ def task_done(
 ) -> None:
     """Mark open tasks done, all or none: those of the current phase, or ones the playbook opens early."""
     from engine.clocks.durations import format_instant, parse_instant
-    from engine.incidents.flow import complete_tasks
+    from engine.incidents.tasks import complete_tasks
 
     c: Ctx = ctx.obj
     when = parse_instant(at, c.zone) if at is not None else None

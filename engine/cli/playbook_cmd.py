@@ -95,7 +95,7 @@ def show_playbook(ctx: typer.Context, playbook_id: str, as_json: JsonOpt = False
 def validate(files: Annotated[list[Path], typer.Argument(help="Playbook YAML files.")]) -> None:
     """Check playbook files; every error is printed with file, line and what was expected."""
     from engine.files import read_text
-    from engine.playbooks.model import playbook_errors
+    from engine.playbooks.parsing import playbook_errors
 
     failed = False
     for path in files:

@@ -28,7 +28,7 @@ def export_cmd(
     """Write an evidence bundle: incident, events, deadlines, documents and files, with their hashes."""
     from engine.documents.render import safe_filename
     from engine.record.signing import key_path, load_key
-    from engine.retention import export_bundle
+    from engine.retention.export import export_bundle
     from engine.store.db import utcnow
 
     c: Ctx = ctx.obj
@@ -58,7 +58,7 @@ def purge_cmd(
     actor: AsOpt = None,
 ) -> None:
     """Delete a closed incident once its retention (PIPL Art 55-56: 3 years) has passed; younger ones stay."""
-    from engine.retention import load_retention, purge_incident
+    from engine.retention.purge import load_retention, purge_incident
 
     c: Ctx = ctx.obj
     removed = purge_incident(

@@ -3,19 +3,20 @@
 before an operator renders 8,000 notices, not halfway through.
 
 Names are tracked the way Jinja binds them (loop and ``set`` variables, macro arguments), and
-attributes of declared objects are checked against their declared fields.
+attributes of declared objects are checked against their declared fields. Reading the declarations is
+:mod:`engine.documents.context_specs`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import TemplateNotFound, TemplateSyntaxError, nodes
 
+from engine.documents.context_specs import load_contexts
 from engine.documents.loops import LoopSize, nesting_problem, range_size
 from engine.errors import BadInput
 
@@ -23,15 +24,10 @@ if TYPE_CHECKING:
     from engine.documents.templating import BreachSandbox
 
 __all__ = [
-    "CONTEXTS_FILE",
     "Problem",
     "check_templates",
-    "context_problems",
-    "load_contexts",
-    "templates_in_force",
 ]
 
-CONTEXTS_FILE = "contexts.yaml"
 _DICT_METHODS = frozenset({"items", "keys", "values", "get"})
 _SPECIAL_NAMES = frozenset({"self", "super"})
 _PASS_THROUGH_FILTERS = frozenset(
@@ -61,37 +57,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
-
-
-def _variables(body: dict[str, Any]) -> Iterable[tuple[str, Any]]:
-    return (body.get("variables") or {}).items()
-
-
-def _resolve_spec(spec: dict[str, Any], blocks: dict[str, Any]) -> dict[str, Any]:
-    if "use" in spec:
-        spec = {**blocks[spec["use"]], **{k: v for k, v in spec.items() if k != "use"}}
-    spec = dict(spec)
-    if "fields" in spec:
-        spec["fields"] = {k: _resolve_spec(v, blocks) for k, v in spec["fields"].items()}
-    if "items" in spec:
-        spec["items"] = _resolve_spec(spec["items"], blocks)
-    return spec
-
-
-def load_contexts(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Read the contexts file: kind -> {variable -> spec}, common variables merged and ``use:`` resolved."""
-    import yaml
-
-    from engine.workspace import builtin_root
-
-    path = path or builtin_root() / "templates" / CONTEXTS_FILE
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    blocks = data.get("blocks", {})
-    common = {k: _resolve_spec(v, blocks) for k, v in data.get("common", {}).items()}
-    return {
-        kind: {**common, **{k: _resolve_spec(v, blocks) for k, v in _variables(body)}}
-        for kind, body in data["kinds"].items()
-    }
 
 
 class _Checker:
@@ -299,117 +264,3 @@ def check_templates(search_paths: Iterable[Path], *, contexts: Path | None = Non
                 except (UnicodeDecodeError, BadInput) as exc:
                     problems.append(Problem(file, None, f"unreadable template: {exc}"))
     return problems
-
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "bool": (bool,),
-    "list": (list, tuple),
-    "object": (dict,),
-    "date": (date,),
-    "datetime": (datetime,),
-}
-
-
-def context_problems(kind: str, context: dict[str, Any], *, contexts: Path | None = None) -> list[str]:
-    """What is wrong with ``context`` for ``kind`` against the contexts file: missing or null values
-    that are not optional, wrong types, naive datetimes, codes outside their choices.
-
-    Rendering does not call this (it would cost every notice time); the code that builds contexts
-    runs it in its tests. ``locale`` and ``timezone`` may be left out: the renderer sets them.
-    """
-    declared = load_contexts(contexts).get(kind)
-    if declared is None:
-        return [f"no document kind {kind!r}"]
-    problems: list[str] = []
-    for name, spec in declared.items():
-        if name not in ("locale", "timezone"):
-            _check_value(name, context.get(name), spec, name in context, problems)
-    return problems
-
-
-def _check_value(path: str, value: Any, spec: dict[str, Any], present: bool, problems: list[str]) -> None:
-    if value is None:
-        if not spec.get("optional"):
-            problems.append(f"{path}: {'null' if present else 'missing'} but required ({spec['type']})")
-        return
-    kind = spec["type"]
-    wrong = (
-        not isinstance(value, _TYPES[kind])
-        or (kind == "int" and isinstance(value, bool))
-        or (kind == "date" and isinstance(value, datetime))
-    )
-    if wrong:
-        problems.append(f"{path}: expected {kind}, got {type(value).__name__}")
-    elif kind == "datetime" and value.utcoffset() is None:
-        problems.append(f"{path}: datetime without a time zone")
-    elif "choices" in spec and value not in spec["choices"]:
-        problems.append(f"{path}: {value!r} is not one of {', '.join(spec['choices'])}")
-    elif kind == "object":
-        for field, sub in spec.get("fields", {}).items():
-            _check_value(f"{path}.{field}", value.get(field), sub, field in value, problems)
-    elif kind == "list" and "items" in spec:
-        for index, item in enumerate(value):
-            _check_value(f"{path}[{index}]", item, spec["items"], True, problems)
-
-
-_FILES = {
-    "md": ("md.j2",),
-    "html": ("html.j2",),
-    "pdf": ("html.j2",),
-    "sms": ("sms.j2",),
-    "eml": ("subject.j2", "md.j2", "html.j2"),
-    "docx": ("docx",),
-}
-
-
-def templates_in_force(search_paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Each template file in use per kind and locale: the formats it serves, the file that wins the
-    search (workspace before built-in, then the fallback locale) and where that file comes from."""
-    from engine.documents.render import KINDS
-    from engine.documents.templating import FALLBACK_LOCALE, locale_dirs
-
-    paths = [Path(p) for p in search_paths]
-    locales = sorted(
-        {
-            d.name
-            for root in paths
-            if root.is_dir()
-            for d in root.iterdir()
-            if d.is_dir() and not d.name.startswith((".", "_"))
-        },
-        key=lambda name: (name != FALLBACK_LOCALE, name),
-    )
-    rows: list[dict[str, Any]] = []
-    for locale in locales:
-        dirs = locale_dirs(paths, locale)
-        partials = sorted({f.name for d in dirs if d.is_dir() for f in d.glob("_*.j2")})
-        wanted: dict[tuple[str, str], list[str]] = {}
-        for spec in KINDS.values():
-            for fmt in spec.formats:
-                for suffix in _FILES[fmt]:
-                    wanted.setdefault((spec.name, f"{spec.name}.{suffix}"), []).append(fmt)
-        wanted.update({("(partial)", name): [] for name in partials})
-        for (kind, name), formats in wanted.items():
-            found = next((d / name for d in dirs if (d / name).is_file()), None)
-            source = (
-                "missing"
-                if found is None
-                else "workspace"
-                if paths and found.is_relative_to(paths[0])
-                else "built-in"
-            )
-            if found is not None and found.parent.name != locale:
-                source += f" ({found.parent.name} fallback)"
-            rows.append(
-                {
-                    "kind": kind,
-                    "locale": locale,
-                    "formats": list(dict.fromkeys(formats)),
-                    "file": name,
-                    "path": str(found) if found else None,
-                    "source": source,
-                }
-            )
-    return rows

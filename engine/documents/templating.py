@@ -29,13 +29,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from engine.documents.bounds import bounded_range, check_format, check_padding, rendering_budget
-from engine.documents.checks import (
-    Problem,
-    check_templates,
-    context_problems,
-    load_contexts,
-    templates_in_force,
-)
+from engine.documents.checks import Problem, check_templates
+from engine.documents.context_specs import context_problems, load_contexts
 from engine.documents.filters import (
     DEFAULT_TIMEZONE,
     FALLBACK_LOCALE,
@@ -48,6 +43,7 @@ from engine.documents.filters import (
     mask_phone,
     to_follow,
 )
+from engine.documents.in_force import templates_in_force
 from engine.errors import BadInput, BreachError, NotFound
 from engine.files import current_limits
 

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from engine.access import RoleMap
 from engine.incidents.shape import IncidentShape
 from engine.playbooks.guards import Situation
-from engine.playbooks.model import PlaybookSource
+from engine.playbooks.parsing import PlaybookSource
 
 __all__ = ["NO_HOOKS", "Hooks", "Step"]
 

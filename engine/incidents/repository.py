@@ -15,7 +15,8 @@ from sqlmodel import Session
 from engine.errors import Conflict, IncidentNotFound, NotFound
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Incident, PlaybookSnapshot
-from engine.playbooks.model import Playbook, PlaybookSource, parse_playbook
+from engine.playbooks.model import Playbook
+from engine.playbooks.parsing import PlaybookSource, parse_playbook
 
 __all__ = ["flush_or_conflict", "get_incident", "incident_playbook", "playbook_summary"]
 

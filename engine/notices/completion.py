@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 
 from engine.errors import NotAllowed
-from engine.incidents.flow import complete_task
 from engine.incidents.hooks import Hooks
 from engine.incidents.tables import Task
+from engine.incidents.tasks import complete_task
 from engine.notices.delivery import DELIVERY, DONE, TASKS
 from engine.notices.passes import AUDIENCE
 from engine.notices.people import PERSON

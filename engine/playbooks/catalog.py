@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import BadInput, NotFound
-from engine.playbooks.model import PlaybookSource, read_playbook_file
+from engine.playbooks.parsing import PlaybookSource, read_playbook_file
 from engine.workspace import Workspace, builtin_root
 
 __all__ = ["PlaybookCatalog"]

@@ -16,7 +16,8 @@ from transitions import EventData, Machine
 
 from engine.playbooks.effects import Mutable, apply_effects
 from engine.playbooks.guards import Situation, evaluate_guards
-from engine.playbooks.model import Playbook, PlaybookSource, TransitionSpec
+from engine.playbooks.model import Playbook, TransitionSpec
+from engine.playbooks.parsing import PlaybookSource
 
 __all__ = ["PlaybookMachine", "Run", "machine_for", "mermaid_diagram"]
 
