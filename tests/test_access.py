@@ -386,3 +386,24 @@ class TestNoMembers:
             logged = [(r.actor, r.kind) for r in s.exec(select(WorkspaceLog))]
             assert logged == [("wang.dpo", "approval_refused")]
             assert s.get(Incident, inc.id).state == "customer_notification"
+
+
+class TestConfigSetMembers:
+    def test_members_are_set_one_key_at_a_time(self, tmp_path):
+        """config set members.ACCOUNT.FIELD writes [members."ACCOUNT"] (dots and all), roles as a list
+        that replaces the member's; a bad field or role name is one line, exit 2, nothing changed."""
+        home = tmp_path / "ws"
+        home.mkdir()
+        run = Cli(home, None)
+        run("init", str(home), check=True)
+        path = home / "config" / "settings.toml"
+        run("config", "set", "members.wang.dpo.roles", "dpo,security_lead", check=True)
+        run("config", "set", "members.wang.dpo.name", "王芳", check=True)
+        run("config", "set", "members.wang.dpo.roles", "dpo", check=True)
+        assert '[members."wang.dpo"]' in path.read_text(encoding="utf-8")
+        wang = tomllib.loads(path.read_text(encoding="utf-8"))["members"]["wang.dpo"]
+        assert wang == {"name": "王芳", "roles": ["dpo"]}
+        before = path.read_bytes()
+        assert_one_line_error(run("config", "set", "members.wang.dpo.title", "x"), "members.ACCOUNT.FIELD")
+        assert_one_line_error(run("config", "set", "members.wang.dpo.roles", "D P O"), "role names")
+        assert path.read_bytes() == before
