@@ -55,8 +55,8 @@ class FirstMember:
 def _member_block(account: str, roles: list[str]) -> str:
     return (
         "\n# The team: each member's account (what 'breach whoami' shows), how documents name them, their\n"
-        "# roles. No one holds a role the settings do not give. 'breach init' named the account that ran\n"
-        "# it, with every role the built-in playbooks use; add a colleague with\n"
+        "# roles. No one holds a role the settings do not give. The account that set this workspace up\n"
+        "# is named first, with every role the built-in playbooks use; add a colleague with\n"
         "#   breach config set members.ACCOUNT.roles ROLE[,ROLE]   (and .name, .department, .position)\n"
         f"[members.{json.dumps(account, ensure_ascii=False)}]\n"
         f"roles = {json.dumps(roles, ensure_ascii=False)}\n"
