@@ -324,7 +324,8 @@ class TestNoMembers:
         assert "no one holds a role" in shown and "breach config set members.ACCOUNT.roles dpo" in shown
         assert "single-operator" not in who + check + shown
         team_settings(cli, {"someone.else": []})
-        assert "no one holds a role" not in cli("config", "check").stdout
+        named = cli("config", "check").stdout
+        assert "members: ok" in named and "no one holds a role" not in named
         assert "no one holds a role" not in cli("incident", "show", incident_id, check=True).stdout
 
     def test_an_account_the_settings_do_not_name_holds_no_role(self, cli):

@@ -143,10 +143,10 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         {
             "section": name,
             "ok": False,
-            "problem": f"unknown table [{name}]: a typo? known: {', '.join(builtin)}",
+            "problem": f"unknown table [{name}]: a typo? known: {', '.join([*builtin, *EXTRA_TABLES])}",
         }
         for name in local
-        if name not in builtin
+        if name not in builtin and name not in EXTRA_TABLES
     ]
     for section, check in _checks(c, local, builtin):
         try:
