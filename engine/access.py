@@ -2,10 +2,10 @@
 
 A playbook transition may require a role (only the DPO submits the regulator report) and a guard may
 require the approver to hold one (only the DPO approves a waiver). The workspace's ``[roles]`` settings
-map operators to roles. A workspace whose settings name no member at all runs in single-operator mode:
-every account holds every role, and ``breach whoami``, ``breach config check`` and the what-now block
-say so. Once any member is named (even one without roles), an account the settings do not name holds no
-role: naming a colleague must never leave strangers with the DPO's powers.
+map operators to roles. An account holds only the roles its member table lists: a workspace whose
+settings name no member gives no one any role, so its role-gated steps are refused until a member is
+named (``breach init`` names the account that runs it, with every role the built-in playbooks use).
+Each refusal says which role was wanted and the ``breach config set`` line that grants it.
 
 An attempt refused for want of a role is recorded in the workspace log (``engine.incidents.worklog``), not in
 the incident's trail: a refused step must leave the incident, its version and its events exactly as they were,
@@ -15,29 +15,26 @@ yet the attempt itself must not vanish.
 from __future__ import annotations
 
 import re
+import shlex
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import BadInput
 
 __all__ = [
-    "SINGLE_OPERATOR",
+    "NO_MEMBERS",
     "Member",
     "RoleMap",
     "entered_for",
     "enterer",
+    "grant_command",
     "identity_key",
+    "no_members_line",
     "normal_name",
     "same_person",
 ]
-
-SINGLE_OPERATOR = (
-    "single-operator mode: config/settings.toml names no member, so anyone at any account acts as every "
-    'role; name the team there ([members."ACCOUNT"] roles = ["dpo"]) to enforce roles'
-)
-"""The one line every screen that relies on single-operator mode shows."""
 
 # What ``--as`` records: the person the step was done by, and the account that entered it for them.
 _ENTERED = re.compile(r"^(?P<for>.+) \(entered by (?P<by>[^()]+)\)$")
@@ -81,6 +78,13 @@ def enterer(actor: str) -> str:
     """The account that acted: the one that entered the step when it was recorded for someone else."""
     match = _ENTERED.match(actor)
     return match.group("by") if match else actor
+
+
+def grant_command(account: str, roles: Iterable[str]) -> str:
+    """The command that makes ``account`` a member holding ``roles`` (``breach config set`` replaces
+    the member's whole list, so ``roles`` must include those they keep)."""
+    key = shlex.quote(f"members.{account}.roles")
+    return f"breach config set {key} {shlex.quote(','.join(sorted(set(roles))))}"
 
 
 def same_person(a: str, b: str) -> bool:
@@ -159,31 +163,44 @@ class RoleMap:
         return {key: member.roles for key, member in self.people.items()}
 
     @property
-    def enforced(self) -> bool:
-        """Whether roles are enforced: as soon as the settings name any member, with roles or not."""
+    def named(self) -> bool:
+        """Whether the settings name any member: until they do, no one holds a role."""
         return bool(self.people)
-
-    @property
-    def single_operator(self) -> bool:
-        """Whether the settings name no member, so every account holds every role."""
-        return not self.enforced
 
     def member(self, account: str) -> Member | None:
         """The member acting under ``account``, if the settings name them."""
         return self.people.get(identity_key(account))
 
     def holds(self, name: str, role: str) -> bool:
-        """Whether ``name`` may act in ``role`` (always, in single-operator mode).
+        """Whether ``name`` may act in ``role``: only a member whose table lists it.
 
         A step entered for someone else (``--as``) holds the roles of the account that entered it,
         never those of the person it names.
         """
-        roles = self.roles_of(name)
-        return roles is None or role in roles
+        return role in self.roles_of(name)
 
-    def roles_of(self, name: str) -> frozenset[str] | None:
-        """The roles of ``name``; None in single-operator mode, meaning "any role"."""
-        if not self.enforced:
-            return None
+    def roles_of(self, name: str) -> frozenset[str]:
+        """The roles of ``name`` (of the account that entered it, for a step entered with ``--as``)."""
         member = self.member(enterer(name))
         return member.roles if member is not None else frozenset()
+
+    def how_to_grant(self, name: str, roles: Iterable[str]) -> str:
+        """What a refusal for want of ``roles`` adds: why the account lacks them and the command that
+        grants them (keeping the roles it holds)."""
+        account = enterer(name)
+        command = grant_command(account, self.roles_of(account) | set(roles))
+        if not self.named:
+            return f"{NO_MEMBERS}; to make {account} a member with it: {command}"
+        if self.member(account) is None:
+            return f"{account} is not a member in config/settings.toml; to add them: {command}"
+        return f"to grant it to {account}: {command}"
+
+
+NO_MEMBERS = "config/settings.toml names no member, so no one holds a role"
+"""Why a workspace without members refuses every role-gated step."""
+
+
+def no_members_line(account: str, roles: Iterable[str]) -> str:
+    """The line whoami, config check and the what-now block show while no member is named."""
+    listed = sorted(set(roles)) or ["ROLE"]
+    return f"{NO_MEMBERS}: role-gated steps are refused; add a member with: {grant_command(account, listed)}"

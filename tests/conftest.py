@@ -85,6 +85,14 @@ def builtin_source():
     return PlaybookCatalog(Workspace.resolve(REPO)).get("cn-agency-firm")
 
 
+def team_toml(*accounts: str, roles: tuple[str, ...] = ("dpo",)) -> str:
+    """``[members."ACCOUNT"]`` tables giving each account ``roles``: what a test workspace whose
+    settings are written directly (not through ``breach init``) needs before a role-gated step."""
+    import json
+
+    return "".join(f"\n[members.{json.dumps(a)}]\nroles = {json.dumps(list(roles))}\n" for a in accounts)
+
+
 class Cli:
     """Runs the installed ``breach`` in a subprocess against one workspace."""
 
@@ -111,6 +119,16 @@ class Cli:
         if check and result.returncode != 0:
             raise AssertionError(f"breach {' '.join(args)} exited {result.returncode}: {result.stderr}")
         return result
+
+    def write_settings(self, text: str) -> None:
+        """Make ``text`` the workspace's settings.toml, keeping the members it names (the account
+        ``breach init`` named holds its roles still)."""
+        import tomllib
+
+        path = self.home / "config" / "settings.toml"
+        kept = tomllib.loads(path.read_text(encoding="utf-8")).get("members", {}) if path.exists() else {}
+        team = "".join(team_toml(name, roles=tuple(held.get("roles", ()))) for name, held in kept.items())
+        path.write_text(text + "\n" + team, encoding="utf-8")
 
     def open_incident(self, *extra: str, discovered_at: str = "2026-01-01 09:00", title: str = "t") -> str:
         """Open an incident under the built-in playbook through the CLI; return its id."""

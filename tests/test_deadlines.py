@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import assert_one_line_error, at_rest
+from conftest import assert_one_line_error, at_rest, team_toml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
@@ -55,7 +55,9 @@ def initial_hours(operator_type: str) -> int:
 
 @pytest.fixture
 def ws(tmp_path, db_url):
+    """A workspace whose team is alice, who walks incidents, and wang, the DPO who approves waivers."""
     (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "settings.toml").write_text(team_toml("alice", "wang"), encoding="utf-8")
     return Workspace.resolve(tmp_path, db_url)
 
 

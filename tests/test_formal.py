@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, team_toml
 from docx import Document
 from sqlalchemy import select
 
@@ -69,9 +69,11 @@ WORD_ONLY = parse_playbook(BUILTIN_TEXT.replace("formats: [docx, pdf]", "formats
 
 
 def make_workspace(home: Path, db_url: str, settings: str = FIRM) -> Workspace:
-    """A workspace folder with ``settings`` as its config/settings.toml."""
+    """A workspace folder with ``settings`` as its config/settings.toml; alice, who walks incidents
+    here, is a member with the DPO's role unless ``settings`` names the team itself."""
     (home / "config").mkdir(parents=True, exist_ok=True)
-    (home / "config" / "settings.toml").write_text(settings, encoding="utf-8")
+    team = "" if "[members." in settings else team_toml("alice")
+    (home / "config" / "settings.toml").write_text(settings + team, encoding="utf-8")
     return Workspace.resolve(home, db_url)
 
 
@@ -537,7 +539,7 @@ class TestCli:
         from engine.store.db import Store
 
         if settings is not None:
-            (cli.home / "config" / "settings.toml").write_text(settings, encoding="utf-8")
+            cli.write_settings(settings + team_toml("alice"))
         ws = Workspace.resolve(cli.home, cli.db_url)
         return Walk(Store(ws.db_url), ws).to_report()
 

@@ -332,7 +332,7 @@ class TestScenario:
     def test_report_filed_during_containment_with_at(self, cli):
         """1,200,000 people graded 较大 during containment; the report, filed 3 h after discovery and
         entered later with --at while notices take days, meets CN-CAC-RPT-4 and is dated when filed."""
-        (cli.home / "config" / "settings.toml").write_text(FIRM, encoding="utf-8")
+        cli.write_settings(FIRM)
         discovered = datetime.now(UTC).astimezone() - timedelta(hours=5)
         incident = cli.open_incident(
             "--set", "people_affected=8000", discovered_at=discovered.strftime("%Y-%m-%d %H:%M:%S%z")

@@ -224,7 +224,7 @@ class TestCli:
     def test_set_show_and_refusals(self, cli):
         """--set prints what changed, --show lists each item with its Art 7 number, value or 待补报, and
         who supplied it when; bad input is one line, exit 2, nothing changed."""
-        (cli.home / "config" / "settings.toml").write_text(FIRM, encoding="utf-8")
+        cli.write_settings(FIRM)
         incident = cli.open_incident(discovered_at=(datetime.now(UTC) - timedelta(days=3)).isoformat())
         done = cli("incident", "report-data", incident, "--set", "cause=账号未注销", "--set", "place=北京")
         assert done.returncode == 0, done.stderr
@@ -281,7 +281,7 @@ class TestCli:
         a reason too long is one line, exit 2, and the task stays open."""
         from engine.store.db import Store
 
-        (cli.home / "config" / "settings.toml").write_text(FIRM, encoding="utf-8")
+        cli.write_settings(FIRM)
         ws = Workspace.resolve(cli.home, cli.db_url)
         walk = LateWalk(Store(ws.db_url), ws).to_report()
         version = cli.json("incident", "show", walk.id)["version"]

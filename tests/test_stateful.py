@@ -133,7 +133,7 @@ class Model:
             elif name == "approver_not_actor":
                 holds = (approver or "").strip().casefold() != ACTOR.casefold()
             elif name in ("role", "approver_role"):
-                holds = True  # no role map here: single-operator mode, everyone holds every role
+                holds = True  # run without a role map (NO_HOOKS): the flow requires no role at all
             elif name == "task_not_done":
                 holds = self.tasks.get(param) != "done"
             elif name in ("fact_present", "grade_at_least"):

@@ -323,14 +323,18 @@ sender = "privacy@example-tax.cn"
 
 class TestSettings:
     def test_init_writes_every_section_commented(self, cli):
-        """init leaves a commented settings.toml (0600) that documents every section and changes nothing."""
+        """init leaves a commented settings.toml (0600) that documents every section and changes nothing
+        but the team: the account that ran it, its first member."""
         path = cli.home / "config" / "settings.toml"
         text = path.read_text(encoding="utf-8")
         assert path.stat().st_mode & 0o777 == 0o600
         for table in ("[firm]", "[smtp]", "[documents]", "[roles]", "[deadlines.policy]", "[escalation]"):
             assert f"\n# {table}\n" in text, table
         assert "# contact_email = " in text and "also the From address" in text
-        assert {row["source"] for row in cli.json("config", "show")} == {"built-in"}
+        me = cli.json("whoami")["account"]
+        shown = cli.json("config", "show")
+        own = [(row["key"], row["value"]) for row in shown if row["source"] != "built-in"]
+        assert own == [(f"members.{me}.roles", ["dpo"])]
 
     def test_check_names_what_is_missing_then_passes(self, cli):
         """config check: exit 1 naming [firm] and [smtp] on a fresh workspace, 0 once they are set."""

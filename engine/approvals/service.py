@@ -22,7 +22,7 @@ from engine.approvals.tables import ApprovalRequest
 from engine.deadlines.tables import Deadline
 from engine.errors import BadInput, Conflict, NotAllowed, NotFound
 from engine.incidents.audit import append_event
-from engine.incidents.flow import AdvanceResult, advance
+from engine.incidents.flow import AdvanceResult, RoleRefused, advance
 from engine.incidents.hooks import Hooks
 from engine.incidents.repository import flush_or_conflict, get_incident, incident_playbook
 from engine.incidents.worklog import append_log
@@ -167,7 +167,7 @@ class Approved:
     trigger: AdvanceResult | None
 
 
-def _refuse(store: Store, request: ApprovalRequest, account: str, why: str) -> NotAllowed:
+def _refuse(store: Store, request: ApprovalRequest, account: str, why: str, hint: str = "") -> NotAllowed:
     with store.write() as session:
         append_log(
             session,
@@ -176,7 +176,8 @@ def _refuse(store: Store, request: ApprovalRequest, account: str, why: str) -> N
             incident_id=request.incident_id,
             detail=f"request {request.id} ({request.step}): {why}",
         )
-    return NotAllowed(f"request {request.id} not approved: {why} (the refusal is recorded)")
+    told = f"; {hint}" if hint else ""
+    return NotAllowed(f"request {request.id} not approved: {why} (the refusal is recorded){told}")
 
 
 def _mark(request_id: int, account: str) -> Any:
@@ -232,7 +233,13 @@ def approve(
     if identity_key(account) != identity_key(request.approver):
         raise _refuse(store, request, account, f"it asks {request.approver}, not {account}, to approve")
     if request.role and not roles.holds(account, request.role):
-        raise _refuse(store, request, account, f"{account} does not hold the role {request.role}")
+        raise _refuse(
+            store,
+            request,
+            account,
+            f"{account} does not hold the role {request.role}",
+            roles.how_to_grant(account, [request.role]),
+        )
     mark = _mark(request_id, account)
     if request.kind == "trigger":
         with_mark = Hooks(
@@ -241,17 +248,22 @@ def approve(
             roles=hooks.roles,
             situation=hooks.situation,
         )
-        result = advance(
-            store,
-            incident_id,
-            request.step,
-            actor=request.requested_by,
-            zone=zone,
-            reason=request.detail.get("reason"),
-            approver=account,
-            inputs=dict(request.detail.get("inputs") or {}),
-            hooks=with_mark,
-        )
+        try:
+            result = advance(
+                store,
+                incident_id,
+                request.step,
+                actor=request.requested_by,
+                zone=zone,
+                reason=request.detail.get("reason"),
+                approver=account,
+                inputs=dict(request.detail.get("inputs") or {}),
+                hooks=with_mark,
+            )
+        except RoleRefused as refused:
+            # The step is the requester's: the role it lacks is theirs to be granted.
+            hint = roles.how_to_grant(request.requested_by, refused.missing)
+            raise NotAllowed(f"{refused}; {hint}") from None
         return Approved(request_id, request.kind, request.step, request.requested_by, result)
     waive(
         store,

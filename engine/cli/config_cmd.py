@@ -143,10 +143,10 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         {
             "section": name,
             "ok": False,
-            "problem": f"unknown table [{name}]: a typo? known: {', '.join(builtin)}",
+            "problem": f"unknown table [{name}]: a typo? known: {', '.join([*builtin, *EXTRA_TABLES])}",
         }
         for name in local
-        if name not in builtin
+        if name not in builtin and name not in EXTRA_TABLES
     ]
     for section, check in _checks(c, local, builtin):
         try:
@@ -154,13 +154,13 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             results.append({"section": section, "ok": True, "problem": None})
         except BreachError as exc:
             results.append({"section": section, "ok": False, "problem": str(exc)})
-    from engine.access import SINGLE_OPERATOR, RoleMap
+    from engine.access import RoleMap, no_members_line
+    from engine.cli.team import roles_in_use
 
-    # Not a fault (a lone operator's workspace is legitimate) but never silent: roles are not enforced.
-    single = RoleMap.from_settings(c.workspace.settings).single_operator
-    results.append(
-        {"section": "members", "ok": True, "problem": None, "warning": SINGLE_OPERATOR if single else None}
-    )
+    # Not a fault of the file, yet never silent: until a member is named, every role-gated step is refused.
+    named = RoleMap.from_settings(c.workspace.settings).named
+    warning = None if named else no_members_line("ACCOUNT", roles_in_use(c.workspace))
+    results.append({"section": "members", "ok": True, "problem": None, "warning": warning})
     if as_json:
         emit_json(results)
     else:
@@ -177,6 +177,9 @@ def check_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # Tables whose keys are the workspace's own (rule ids, account names): any key is accepted there.
 OPEN_TABLES = ("deadlines.policy", "roles.members")
+MEMBER_FIELDS = ("name", "department", "position", "roles")
+"""What ``members.ACCOUNT.FIELD`` may set: how documents name the member, and the roles they hold."""
+_ROLE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def _toml_key(key: str) -> str:
@@ -195,10 +198,69 @@ def _toml_value(text: str, default: Any = None) -> str:
     return text
 
 
-def set_in_text(text: str, table: str, key: str, value: str) -> str:
+def _role_list(text: str) -> str:
+    """Roles as a TOML array: ``dpo,security_lead`` or ``["dpo"]``; empty text takes every role away."""
+    try:
+        parsed = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(parsed, str):
+        parsed = [part.strip() for part in parsed.split(",") if part.strip()]
+    if not isinstance(parsed, list) or not all(isinstance(r, str) and _ROLE.fullmatch(r) for r in parsed):
+        raise BadInput(f"roles {text!r}: give role names separated by commas, e.g. dpo,security_lead")
+    return json.dumps(list(dict.fromkeys(parsed)))
+
+
+def _split_key(key: str) -> tuple[tuple[str, ...], str]:
+    """SECTION.KEY as the path of its table and the key. An account (``members.ACCOUNT.FIELD``,
+    ``roles.members.ACCOUNT``) may hold dots of its own, so it is what lies between the known parts."""
+    from engine.access import normal_name
+
+    if key.startswith("members."):
+        account, dot, name = key.removeprefix("members.").rpartition(".")
+        account = account.strip()
+        if len(account) > 1 and account[0] == account[-1] == '"':
+            account = account[1:-1]
+        if not dot or not account or name not in MEMBER_FIELDS:
+            raise BadInput(
+                f"{key!r}: a member is set as members.ACCOUNT.FIELD, FIELD one of {', '.join(MEMBER_FIELDS)} "
+                "(e.g. breach config set members.wang.dpo.roles dpo)"
+            )
+        return ("members", normal_name(account, what="account")), name
+    if key.startswith("roles.members.") and key != "roles.members.":
+        return ("roles", "members"), normal_name(key.removeprefix("roles.members."), what="account")
+    table, _, name = key.rpartition(".")
+    if not table or not name:
+        raise BadInput(f"{key!r}: use SECTION.KEY, e.g. smtp.host (breach config show lists them)")
+    return tuple(table.split(".")), name
+
+
+def _header_path(inside: str) -> tuple[str, ...]:
+    """The path a table header names (``members."wang.dpo"`` is two keys, not three)."""
+    try:
+        node: Any = tomllib.loads(f"[{inside}]\n")
+    except tomllib.TOMLDecodeError:
+        return tuple(part.strip().strip('"') for part in inside.split("."))
+    path: list[str] = []
+    while isinstance(node, dict) and len(node) == 1:
+        name, node = next(iter(node.items()))
+        path.append(name)
+    return tuple(path)
+
+
+def _header(table: tuple[str, ...]) -> str:
+    # A member's account is always quoted, as the settings file documents it: [members."wang.dpo"].
+    if len(table) == 2 and table[0] == "members":
+        return f"[members.{json.dumps(table[1], ensure_ascii=False)}]"
+    return "[" + ".".join(_toml_key(part) for part in table) + "]"
+
+
+def set_in_text(text: str, table: str | tuple[str, ...], key: str, value: str) -> str:
     """``text`` (a settings file) with ``key = value`` set in ``[table]``: the key's line replaced where
     the table has it, else added under the table's header, else the table added at the end. Comments
-    and every other line stay as they were."""
+    and every other line stay as they were. ``table`` is a dotted name or, where a key holds dots, the
+    path of keys."""
+    path = tuple(table.split(".")) if isinstance(table, str) else table
     lines = text.splitlines()
     header = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
     line = f"{_toml_key(key)} = {value}"
@@ -206,13 +268,12 @@ def set_in_text(text: str, table: str, key: str, value: str) -> str:
     for i, raw in enumerate(lines):
         found = header.match(raw)
         if found:
-            name = ".".join(part.strip().strip('"') for part in found.group(1).split("."))
             if start is not None and end is None:
                 end = i
-            if name == table and start is None:
+            if start is None and _header_path(found.group(1)) == path:
                 start = i
     if start is None:
-        return "\n".join([*lines, "", f"[{table}]", line]) + "\n"
+        return "\n".join([*lines, "", _header(path), line]) + "\n"
     end = len(lines) if end is None else end
     assignment = re.compile(rf"^\s*(?:{re.escape(key)}|{re.escape(json.dumps(key))})\s*=")
     for i in range(start + 1, end):
@@ -226,8 +287,16 @@ def set_in_text(text: str, table: str, key: str, value: str) -> str:
 @config_app.command("set")
 def set_cmd(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="SECTION.KEY, e.g. smtp.host or deadlines.policy.POLICY-X.")],
-    value: Annotated[str, typer.Argument(help="The value: 587, true, or text (quoted for you).")],
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="SECTION.KEY, e.g. smtp.host, deadlines.policy.POLICY-X or members.ACCOUNT.roles "
+            "(a member's name, department, position or roles)."
+        ),
+    ],
+    value: Annotated[
+        str, typer.Argument(help="The value: 587, true, or text (quoted for you); roles: dpo,security_lead.")
+    ],
 ) -> None:
     """Set one setting in the workspace's settings.toml, in its table, keeping every comment."""
     from engine.documents.render import write_private
@@ -236,11 +305,10 @@ def set_cmd(
 
     c: Ctx = ctx.obj
     builtin, _ = _layers(c)  # also refuses to edit a file that does not read
-    table, _, name = key.rpartition(".")
-    if not table or not name:
-        raise BadInput(f"{key!r}: use SECTION.KEY, e.g. smtp.host (breach config show lists them)")
+    path_of, name = _split_key(key)
+    table = ".".join(path_of)
     known = _flat(builtin)
-    section = table.split(".")[0]
+    section = path_of[0]
     robot = table.startswith("alerts.robots.")  # robots are named by the workspace
     if table not in OPEN_TABLES and section not in EXTRA_TABLES and key not in known and not robot:
         close = [k for k in known if k.split(".")[0] == section]
@@ -248,8 +316,11 @@ def set_cmd(
         raise BadInput(f"unknown setting {key!r}{hint}")
     path = c.workspace.home / "config" / SETTINGS_FILE
     text = read_text(path, what="settings file", limits=DEFAULT_LIMITS) if os.path.lexists(path) else ""
-    literal = _toml_value(value, known.get(key))
-    updated = set_in_text(text, table, name, literal)
+    if path_of == ("roles", "members") or (section == "members" and name == "roles"):
+        literal = _role_list(value)
+    else:
+        literal = _toml_value(value, "" if section == "members" else known.get(key))
+    updated = set_in_text(text, path_of, name, literal)
     try:
         tomllib.loads(updated)
     except tomllib.TOMLDecodeError as exc:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from engine.store.db import Store
     from engine.store.readmodel import Reader
 
-__all__ = ["Ctx", "anchor_opened", "emit_json", "key_table", "stdout_console"]
+__all__ = ["Ctx", "anchor_opened", "database_login", "emit_json", "key_table", "os_account", "stdout_console"]
 
 # The contexts of this process that opened the database: after a command, what it changed is anchored.
 _OPENED: list[Ctx] = []
@@ -70,21 +70,9 @@ class Ctx:
         process can set them); on PostgreSQL the database login (``session_user``), each operator
         connecting as themselves.
         """
-        from engine.access import normal_name
-
         if not self.workspace.db_url.startswith("sqlite"):
-            from sqlalchemy import text
-
-            with self.store().read() as session:
-                login = session.execute(text("SELECT session_user")).scalar_one()
-            return normal_name(str(login), what="database login")
-        import pwd
-
-        try:
-            name = pwd.getpwuid(os.getuid()).pw_name
-        except KeyError:
-            name = f"uid {os.getuid()}"
-        return normal_name(name, what="OS account")
+            return database_login(self.store())
+        return os_account()
 
     def actor(self, override: str | None = None) -> str:
         """Who is recorded as acting: the account; with ``--as NAME`` (on the command, else global),
@@ -169,6 +157,30 @@ class Ctx:
             day = date.fromisoformat(full[:10]) - timedelta(days=1)
             return f"{day.isoformat()} 24:00 {full[19:]}"
         return f"{full[:10]} {full[11:16]} {full[19:]}"
+
+
+def os_account() -> str:
+    """The OS account of the real user id: who acts on a SQLite workspace."""
+    import pwd
+
+    from engine.access import normal_name
+
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        name = f"uid {os.getuid()}"
+    return normal_name(name, what="OS account")
+
+
+def database_login(store: Store) -> str:
+    """The database login (``session_user``): who acts on a PostgreSQL workspace."""
+    from sqlalchemy import text
+
+    from engine.access import normal_name
+
+    with store.read() as session:
+        login = session.execute(text("SELECT session_user")).scalar_one()
+    return normal_name(str(login), what="database login")
 
 
 def anchor_opened() -> None:

@@ -196,6 +196,7 @@ def _notify_recipients(c: Ctx, store: Any, incident_id: str, actor: str) -> None
 def run_demo(c: Ctx) -> None:
     """Create (or reuse) a workspace, open the sample incident, advance it to closed, print the timeline."""
     from engine.cli.setup_cmd import init_workspace
+    from engine.cli.team import name_first_member, role_hint
     from engine.cli.views import print_timeline
     from engine.formal.responsible import record_responsible
     from engine.incidents.flow import advance
@@ -213,6 +214,12 @@ def run_demo(c: Ctx) -> None:
         c.__dict__.pop("workspace", None)
     workspace = init_workspace(Path(c.workspace.home), c.db)
     console.print(f"[bold]breach demo[/bold] in workspace {workspace.home}")
+    # The walk takes steps only a DPO may take: like 'breach init', the demo makes the account running
+    # it the first member, with every role, unless the workspace names its own team.
+    first = name_first_member(workspace)
+    if first is not None:
+        c.__dict__.pop("workspace", None)  # read the settings again, with the member in them
+        console.print(f"you are member {first.account} with roles {', '.join(first.roles)}", markup=False)
     store = c.store()
     actor = c.actor()
     if not str(c.workspace.settings.get("firm", {}).get("name") or "").strip():
@@ -251,16 +258,17 @@ def run_demo(c: Ctx) -> None:
         inputs = dict(options.get("inputs", {}))
         if inputs.get("due_at") == "+20d":
             inputs["due_at"] = (utcnow() + timedelta(days=20)).isoformat()
-        result = advance(
-            store,
-            incident.id,
-            trigger,
-            actor=actor,
-            zone=c.zone,
-            hooks=c.hooks(),
-            reason=options.get("reason"),
-            inputs=inputs,
-        )
+        with role_hint(c, actor):
+            result = advance(
+                store,
+                incident.id,
+                trigger,
+                actor=actor,
+                zone=c.zone,
+                hooks=c.hooks(),
+                reason=options.get("reason"),
+                inputs=inputs,
+            )
         console.print(f"  {trigger}: {result.from_state} → {result.to_state}")
     reader = c.reader()
     row = reader.incident(incident.id)

@@ -227,19 +227,22 @@ def advance_cmd(
 
         after_write(c, incident_id, actor=actor)
         return
-    result = advance(
-        store,
-        incident_id,
-        trigger,
-        actor=c.actor(actor),
-        zone=c.zone,
-        hooks=c.hooks(),
-        reason=reason,
-        approver=approver,
-        inputs=values,
-        expected_version=expect_version,
-        at=when,
-    )
+    from engine.cli.team import role_hint
+
+    with role_hint(c, c.actor(actor)):
+        result = advance(
+            store,
+            incident_id,
+            trigger,
+            actor=c.actor(actor),
+            zone=c.zone,
+            hooks=c.hooks(),
+            reason=reason,
+            approver=approver,
+            inputs=values,
+            expected_version=expect_version,
+            at=when,
+        )
     moved = "stays in" if result.from_state == result.to_state else f"{result.from_state} →"
     print(f"{incident_id}: {trigger}: {moved} {result.to_state} (version {result.version})")
     for effect in result.effects:

@@ -85,6 +85,15 @@ def register(app: typer.Typer) -> None:
         workspace = init_workspace(home.expanduser().resolve(), c.db)
         where = workspace.db_url_override or str(workspace.db_path)
         print(f"workspace ready at {workspace.home} (database: {_redact(where)})")
+        from engine.access import grant_command
+        from engine.cli.team import name_first_member
+
+        first = name_first_member(workspace)
+        if first is not None:
+            print(
+                f"you are member {first.account} with roles {', '.join(first.roles) or 'none'} "
+                f"(config/settings.toml); add colleagues with: {grant_command('ACCOUNT', first.roles)}"
+            )
         print(
             "next: set [firm] and [smtp] in config/settings.toml (every setting is there, commented; "
             "breach config check); the fields of notice content are in notice-content.example.yaml"
@@ -109,7 +118,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """The account breach records you as, and the member and roles settings give it."""
-        from engine.access import SINGLE_OPERATOR, RoleMap
+        from engine.access import RoleMap, no_members_line
 
         c: Ctx = ctx.obj
         c.require_workspace()
@@ -118,19 +127,14 @@ def register(app: typer.Typer) -> None:
         member = roles.member(account)
         held = roles.roles_of(account)
         if as_json:
-            emit_json(
-                {
-                    "account": account,
-                    "name": member.name if member else None,
-                    "roles": sorted(held) if held is not None else None,
-                }
-            )
+            emit_json({"account": account, "name": member.name if member else None, "roles": sorted(held)})
             return
         shown = member.described if member else "not a member in settings"
-        if held is None:
-            listed = f"every role ({SINGLE_OPERATOR})"
-        else:
-            listed = ", ".join(sorted(held)) or "none"
+        listed = ", ".join(sorted(held)) or "none"
+        if not roles.named:
+            from engine.cli.team import roles_in_use
+
+            listed += f" ({no_members_line(account, roles_in_use(c.workspace))})"
         print(f"{account}: {shown}; roles: {listed}")
 
     @app.command("demo")

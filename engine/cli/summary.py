@@ -33,7 +33,7 @@ def print_what_now(c: Ctx, summary: WhatNow, console: Console | None = None) -> 
     """Print the block: state, overdue clocks (loud), the nearest clock, open tasks, next commands."""
     from rich.markup import escape
 
-    from engine.access import SINGLE_OPERATOR, RoleMap
+    from engine.access import RoleMap, no_members_line
 
     console = console or stdout_console()
     grade = summary.grade or "not assessed"
@@ -58,8 +58,11 @@ def print_what_now(c: Ctx, summary: WhatNow, console: Console | None = None) -> 
         )
     if summary.final:
         console.print("  closed: nothing left to do")
-    elif RoleMap.from_settings(c.workspace.settings).single_operator:
-        console.print(f"  [yellow]{escape(SINGLE_OPERATOR)}[/yellow]")
+    elif not RoleMap.from_settings(c.workspace.settings).named:
+        from engine.cli.team import roles_in_use
+
+        line = no_members_line("ACCOUNT", roles_in_use(c.workspace))
+        console.print(f"  [yellow]{escape(line)}[/yellow]")
     for i, command in enumerate(summary.next_commands):
         lead = "  next:" if i == 0 else "       "
         console.print(f"{lead} {escape(command)}")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from engine.access import RoleMap
     from engine.playbooks.model import Playbook
 
-__all__ = ["GUARDS", "GuardDef", "Situation", "evaluate_guards"]
+__all__ = ["GUARDS", "ROLE_GUARDS", "GuardDef", "Situation", "evaluate_guards", "roles_required"]
 
 
 @dataclass
@@ -113,14 +113,29 @@ def _grade_at_least(sit: Situation, param: Any, _playbook: Playbook) -> str | No
 def _role(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
     if sit.role_map is None or sit.role_map.holds(sit.actor, str(param)):
         return None
-    return f"{sit.actor} does not hold the role {param!r}"
+    hint = sit.role_map.how_to_grant(sit.actor, [str(param)])
+    return f"{sit.actor} does not hold the role {param!r} ({hint})"
 
 
 def _approver_role(sit: Situation, param: Any, _playbook: Playbook) -> str | None:
     approver = str(sit.inputs.get("approver") or "").strip()
     if not approver or sit.role_map is None or sit.role_map.holds(approver, str(param)):
         return None
-    return f"the approver {approver} does not hold the role {param!r}"
+    hint = sit.role_map.how_to_grant(approver, [str(param)])
+    return f"the approver {approver} does not hold the role {param!r} ({hint})"
+
+
+ROLE_GUARDS = ("role", "approver_role")
+"""The guards whose parameter is a role someone must hold."""
+
+
+def roles_required(playbook: Playbook) -> set[str]:
+    """Every role a playbook's steps require of the operator or of the approver."""
+    found: set[str] = set()
+    for spec in playbook.transitions:
+        found.update(str(role) for role in spec.roles)
+        found.update(str(param) for name, param in spec.guards if name in ROLE_GUARDS)
+    return found
 
 
 GUARDS: dict[str, GuardDef] = {

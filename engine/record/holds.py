@@ -75,7 +75,8 @@ def acknowledge(store: Store, incident_id: str, *, reason: str, actor: str, role
             )
             session.commit()
             raise NotAllowed(
-                f"{actor} may not acknowledge: it needs the role {role} (the attempt is recorded)"
+                f"{actor} may not acknowledge: it needs the role {role} (the attempt is recorded); "
+                f"{roles.how_to_grant(actor, [role])}"
             )
         append_log(session, actor=actor, kind="acknowledged", incident_id=incident_id, detail=found.detail)
         now = utcnow()
