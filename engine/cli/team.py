@@ -30,7 +30,7 @@ def roles_in_use(workspace: Workspace) -> list[str]:
     """Every role the built-in playbooks' steps require, and those the settings name
     (who acknowledges a broken trail, who approves a deadline waiver)."""
     from engine.playbooks.guards import roles_required
-    from engine.playbooks.model import read_playbook_file
+    from engine.playbooks.parsing import read_playbook_file
     from engine.workspace import builtin_root
 
     folder = builtin_root() / "playbooks"
