@@ -104,9 +104,10 @@ class _Daemon:
         while not self.stopping:
             ready, _, _ = select.select([self.listener], [], [], 1.0)
             self.reap()
+            # Checked whatever woke the loop: status checks arriving every second must not keep it up.
+            if not self.workers and time.monotonic() - self.last_active > self.idle_seconds:
+                return
             if not ready:
-                if not self.workers and time.monotonic() - self.last_active > self.idle_seconds:
-                    return
                 continue
             try:
                 conn, _ = self.listener.accept()
