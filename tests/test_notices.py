@@ -213,7 +213,7 @@ class TestResume:
 
         incident, ws = setup
         ws = workspace(ws.home, ws.db_url, "[notices]\nbatch_size = 2\n")
-        real, calls = PrivateFolder.write, []
+        real, calls = PrivateFolder.put, []
 
         def flaky(folder, name, content):
             calls.append(name)
@@ -221,11 +221,11 @@ class TestResume:
                 raise KeyboardInterrupt  # as if the operator pressed Ctrl-C mid-batch
             return real(folder, name, content)
 
-        monkeypatch.setattr(PrivateFolder, "write", flaky)
+        monkeypatch.setattr(PrivateFolder, "put", flaky)
         with pytest.raises(KeyboardInterrupt):
             render(store, ws, incident, formats=["md"])
         assert len(documents(store, incident)) == 2
-        monkeypatch.setattr(PrivateFolder, "write", real)
+        monkeypatch.setattr(PrivateFolder, "put", real)
         report = render(store, ws, incident, formats=["md"])
         assert report.rendered["customer_notice/md"] + report.rendered["client_notice/md"] == 6
         refs = [d["person_ref"] for d in documents(store, incident) if d["person_ref"]]

@@ -69,7 +69,7 @@ def document_values(
     *,
     incident_id: str,
     rendered: Rendered,
-    path: Path,
+    path: Path | str,
     actor: str,
     at: datetime,
     subject: str = "",

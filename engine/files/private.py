@@ -52,6 +52,10 @@ def _link_refused(path: Path) -> BadInput:
     )
 
 
+def _temp_name(filename: str) -> str:
+    return f".{filename}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+
+
 def _check_name(filename: str) -> None:
     if not filename or filename in (".", "..") or any(c in filename for c in "/\\\x00"):
         raise BadInput(f"refused file name {filename!r}: use safe_filename()")
@@ -109,19 +113,46 @@ class PrivateFolder:
 
         :raises BadInput: when the name is unsafe or a link, or the write fails (a full disk says so).
         """
-        _check_name(filename)
-        with self.temporary(filename) as temp:
-            view = memoryview(content)
-            while view:  # os.write may write less than asked
-                view = view[os.write(temp.fd, view) :]
-            temp.commit()
+        self.put(filename, content)
         return self.path / filename
+
+    def put(self, filename: str, content: bytes) -> None:
+        """:meth:`write` without building the path: for a run writing thousands of files.
+
+        The same steps as :meth:`temporary` then ``commit()``, without their objects: a temporary
+        file created exclusively, 0600, filled, then renamed over ``filename`` unless that is a link.
+        """
+        _check_name(filename)
+        temp_name = _temp_name(filename)
+        try:
+            fd = os.open(temp_name, _NEW_FILE, 0o600, dir_fd=self.fd)
+        except OSError as exc:
+            raise os_error(self.path / filename, exc, "cannot write") from None
+        renamed = False
+        try:
+            try:
+                os.fchmod(fd, 0o600)  # the umask may have removed bits: exactly rw for the owner
+                view = memoryview(content)
+                while view:  # os.write may write less than asked
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            if _is_link(filename, self.fd):
+                raise _link_refused(self.path / filename)
+            os.replace(temp_name, filename, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            renamed = True
+        except OSError as exc:
+            raise os_error(self.path / filename, exc, "cannot write") from None
+        finally:
+            if not renamed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp_name, dir_fd=self.fd)
 
     @contextlib.contextmanager
     def temporary(self, filename: str) -> Iterator[PrivateTemporary]:
         """A new private file to fill, renamed to ``filename`` by ``commit()``; removed if never committed."""
         _check_name(filename)
-        temp_name = f".{filename}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        temp_name = _temp_name(filename)
         try:
             fd = os.open(temp_name, _NEW_FILE, 0o600, dir_fd=self.fd)
         except OSError as exc:

@@ -181,9 +181,9 @@ def _count(session: Session, where: list[Any]) -> int:
     return int(session.execute(select(func.count()).select_from(PERSON).where(*where)).scalar_one())
 
 
-def _write(target: PrivateFolder, name: str, content: bytes) -> Path:
+def _write(target: PrivateFolder, name: str, content: bytes) -> None:
     try:
-        return target.write(name, content)
+        target.put(name, content)
     except OSError as exc:
         raise BadInput(f"cannot write {target.path / name}: {exc.strerror or exc}") from None
 
@@ -255,13 +255,17 @@ def _run_pass(
         # The folder is opened (and its path checked for links) once per page, not once per file: the
         # open descriptor pins it, so every file of the page lands in the folder that was checked.
         with PrivateFolder.open(folder, root=root) as target:
+            base = str(target.path)
             for person in page:
-                rendered = renderer.render(
-                    p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes, originals)
-                )
                 cid = person["customer_id"]
                 parts = [*prefix, p.kind, cid, *([f"v{version}"] if correction else []), person["name"]]
-                path = _write(target, safe_filename(*parts, ext=p.fmt), rendered.content)
+                rendered = renderer.render(
+                    p.kind,
+                    p.fmt,
+                    _context(p, person, frozen, contexts, employees, changes, originals),
+                    filename=safe_filename(*parts, ext=p.fmt),
+                )
+                _write(target, rendered.filename, rendered.content)
                 hashes.add(rendered.template_sha256)
                 if p.fmt == "sms":
                     report.sms_messages += 1
@@ -270,7 +274,7 @@ def _run_pass(
                     document_values(
                         incident_id=incident.id,
                         rendered=rendered,
-                        path=path,
+                        path=os.path.join(base, rendered.filename),
                         actor=actor,
                         at=now,
                         subject=f"{cid}#v{version}" if correction else cid,
