@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from time import monotonic
 from typing import Any
@@ -83,6 +84,7 @@ _LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _MAX_SEQUENCE = 100_000  # longest string or list a template may build with `*`
 _MAX_POWER_BITS = 65_536  # largest integer a template may build with `**`
+_CHUNK = 32  # pieces of output taken between two checks of the document's budget
 
 
 # ------------------------------------------------------------------------------------- environment
@@ -314,7 +316,7 @@ def render_template(template: Template, context: dict[str, Any]) -> str:
     """Render with every failure (sandbox refusal, undefined name, filter error) as ``BadInput``.
 
     Within the document's budget (see :mod:`engine.documents.bounds`): the output is gathered
-    piece by piece and refused once over the size limit, the time limit checked between pieces.
+    a few pieces at a time and refused once over the size limit, the time limit checked between.
     """
     try:
         with rendering_budget() as budget:
@@ -329,15 +331,18 @@ def render_template(template: Template, context: dict[str, Any]) -> str:
 
 
 def _gather(pieces: Iterator[str], budget: Budget) -> list[str]:
-    """The pieces a template yields, refused once over the output or the time limit."""
+    """The pieces a template yields, refused once over the output or the time limit.
+
+    Taken 32 at a time, so that counting and the clock (slow to read on some virtual machines) cost
+    little per piece: a runaway template is stopped at most 31 pieces later than one by one would.
+    """
     gathered: list[str] = []
-    keep = gathered.append
     size, limit, deadline = 0, budget.output_bytes, budget.deadline
-    for piece in pieces:
-        size += len(piece)
+    while chunk := list(islice(pieces, _CHUNK)):
+        size += sum(map(len, chunk))
         if size > limit:
             raise SecurityError(f"output over {current_limits().describe('template_output_bytes')}")
-        keep(piece)
+        gathered += chunk
         if monotonic() > deadline:
             budget.check_time()
     return gathered
