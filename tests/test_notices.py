@@ -144,7 +144,8 @@ class TestRender:
     def test_contexts_match_the_documented_shape(self, store, setup):
         """The customer and client contexts the pipeline builds satisfy templates/contexts.yaml."""
         from engine.incidents.tables import Incident
-        from engine.notices.contexts import IncidentStats, NoticeContexts, firm_settings
+        from engine.notices.contexts import IncidentStats, NoticeContexts
+        from engine.notices.firm import firm_settings
         from engine.store.db import utcnow
 
         incident_id, ws = setup

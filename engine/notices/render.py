@@ -45,8 +45,9 @@ from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.tables import Event
 from engine.notices.announcement import announcements_owed, render_announcements
 from engine.notices.content import NoticeContentRecord
-from engine.notices.contexts import NoticeContexts, firm_settings
+from engine.notices.contexts import NoticeContexts
 from engine.notices.correction import correction_changes, correction_context, original_message_ids
+from engine.notices.firm import firm_settings
 from engine.notices.freeze import Frozen, freeze
 from engine.notices.passes import Pass, eligible, plan, recipient_stats, todo
 from engine.notices.people import PERSON
