@@ -11,9 +11,9 @@ How a run stays correct when it is killed and run again
 -------------------------------------------------------
 People are read in batches by keyset (``WHERE id > :last ORDER BY id LIMIT :n``), only those without
 a document of the (kind, format) yet, so memory stays flat and a re-run starts where the last one
-stopped. For each person the file is rendered and written atomically (temporary file, then rename);
-the batch's ``document`` rows are inserted afterwards in one short transaction, under the unique key
-(incident, kind, format, subject). So:
+stopped. For each person the file is rendered and written atomically (named only once whole, see
+:meth:`engine.files.PrivateFolder.put`); the batch's ``document`` rows are inserted afterwards in one
+short transaction, under the unique key (incident, kind, format, subject). So:
 
 - a row exists only for a file that was completely written: no one is recorded and missing;
 - a file written but not recorded (killed between the two) is rendered again on the next run and
@@ -21,7 +21,8 @@ the batch's ``document`` rows are inserted afterwards in one short transaction, 
   version and its ``generated_at`` are fixed in ``notice_content`` by the version's first run;
 - a person with a row is never rendered again: no one twice, even with two renders at once
   (``INSERT ... ON CONFLICT DO NOTHING``; both wrote the same bytes).
-Temporary files of a killed run (``.<name>.<pid>.<random>.tmp``) are removed by the next run.
+Temporary files a killed run left (``.<name>.<pid>.<random>.tmp``, where files cannot be written
+unnamed) are removed by the next run.
 """
 
 from __future__ import annotations
