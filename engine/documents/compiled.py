@@ -14,13 +14,19 @@ is remembered the same way, by the hash of its source.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import CodeType
+from typing import Any
 
 from jinja2.bccache import Bucket, BytecodeCache
 
-__all__ = ["CompiledTemplates", "compiled_templates", "referenced_templates"]
+from engine.errors import BadInput
+
+__all__ = ["CompiledTemplates", "compiled_templates", "template_digest"]
 
 
 class CompiledTemplates(BytecodeCache):
@@ -57,7 +63,7 @@ def compiled_templates(locale: str, docx: bool) -> CompiledTemplates:
         return _caches.setdefault((locale, docx), CompiledTemplates())
 
 
-def referenced_templates(source_sha256: str, find: Callable[[], list[str]]) -> list[str]:
+def _referenced(source_sha256: str, find: Callable[[], list[str]]) -> list[str]:
     """The templates a source uses, found by ``find`` once per source hash."""
     found = _references.get(source_sha256)
     if found is None:
@@ -65,3 +71,36 @@ def referenced_templates(source_sha256: str, find: Callable[[], list[str]]) -> l
             _references.clear()
         found = _references[source_sha256] = find()
     return found
+
+
+def template_digest(env: Any, names: list[str]) -> tuple[str, str]:
+    """The templates' label, and one hash over them and every layout or partial they use, so that a
+    changed ``_formal.html.j2`` changes the recorded hash of every report built on it. A template
+    that uses no other keeps its own file's hash."""
+    from jinja2 import TemplateNotFound
+
+    files: dict[str, tuple[str, str]] = {}  # template name -> (path below templates/, sha256)
+    pending = list(names)
+    while pending:
+        name = pending.pop(0)
+        if name in files:
+            continue
+        try:
+            source, filename, _ = env.loader.get_source(env, name)
+        except TemplateNotFound:
+            raise BadInput(f"template {names[0]} uses {name!r}, which does not exist") from None
+        digest = hashlib.sha256(Path(filename).read_bytes()).hexdigest()
+        files[name] = (f"{Path(filename).parent.name}/{Path(filename).name}", digest)
+        pending += _referenced(digest, functools.partial(_uses, env, source))
+    label = ", ".join(files[name][0] for name in names)
+    if len(files) == 1:
+        return label, files[names[0]][1]
+    listing = "\n".join(f"{path} {sha}" for path, sha in sorted(files.values()))
+    return label, hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _uses(env: Any, source: str) -> list[str]:
+    """The templates ``source`` includes, imports or extends (by constant name)."""
+    from jinja2 import meta
+
+    return [used for used in meta.find_referenced_templates(env.parse(source)) if used]

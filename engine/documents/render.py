@@ -8,7 +8,6 @@ its parts compiled) and every later call only runs the compiled code with a new 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import unicodedata
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import files
-from engine.documents.compiled import referenced_templates
+from engine.documents.compiled import template_digest
 from engine.documents.docx import DocxProducer
 from engine.documents.eml import build_email, email_bytes
 from engine.documents.sms import sms_segments
@@ -219,7 +218,7 @@ class DocumentRenderer:
                 "eml": ["subject", "md", "html"],
             }[fmt]
             loaded = [load_template(env, f"{kind}.{n}.j2") for n in names]
-            label, digest = _digest(env, [t.name or "" for t in loaded])
+            label, digest = template_digest(env, [t.name or "" for t in loaded])
             if fmt in ("md", "html"):
                 produce = _text_producer(loaded[0])
             elif fmt == "sms":
@@ -254,39 +253,6 @@ def _kind(kind: str) -> DocumentKind:
 
 def _relative(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
-
-
-def _digest(env: Any, names: list[str]) -> tuple[str, str]:
-    """The templates' label, and one hash over them and every layout or partial they use, so that a
-    changed ``_formal.html.j2`` changes the recorded hash of every report built on it. A template
-    that uses no other keeps its own file's hash."""
-    from jinja2 import TemplateNotFound
-
-    files: dict[str, tuple[str, str]] = {}  # template name -> (path below templates/, sha256)
-    pending = list(names)
-    while pending:
-        name = pending.pop(0)
-        if name in files:
-            continue
-        try:
-            source, filename, _ = env.loader.get_source(env, name)
-        except TemplateNotFound:
-            raise BadInput(f"template {names[0]} uses {name!r}, which does not exist") from None
-        digest = hashlib.sha256(Path(filename).read_bytes()).hexdigest()
-        files[name] = (_relative(Path(filename)), digest)
-        pending += referenced_templates(digest, functools.partial(_uses, env, source))
-    label = ", ".join(files[name][0] for name in names)
-    if len(files) == 1:
-        return label, files[names[0]][1]
-    listing = "\n".join(f"{path} {sha}" for path, sha in sorted(files.values()))
-    return label, hashlib.sha256(listing.encode()).hexdigest()
-
-
-def _uses(env: Any, source: str) -> list[str]:
-    """The templates ``source`` includes, imports or extends (by constant name)."""
-    from jinja2 import meta
-
-    return [used for used in meta.find_referenced_templates(env.parse(source)) if used]
 
 
 # -- producers: context in, bytes out ---------------------------------------------------------------
