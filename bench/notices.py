@@ -146,7 +146,8 @@ def bare(folder: Path, incident: str, fmt: str) -> dict[str, float]:
     from engine.documents.eml import email_bytes
     from engine.documents.templating import FILTERS
     from engine.incidents.tables import Incident
-    from engine.notices.contexts import IncidentStats, NoticeContent, NoticeContexts, firm_settings
+    from engine.notices.contexts import IncidentStats, NoticeContent, NoticeContexts
+    from engine.notices.firm import firm_settings
     from engine.store.db import Store
     from engine.workspace import Workspace
 
@@ -217,9 +218,9 @@ def docx(folder: Path, people: int) -> dict[str, float]:
         IncidentStats,
         NoticeContent,
         base_context,
-        firm_settings,
         report_block,
     )
+    from engine.notices.firm import firm_settings
     from engine.store.db import Store
     from engine.workspace import Workspace
 

@@ -223,6 +223,29 @@ class TestPrivateWrites:
         assert victim.read_text() == "keep" and mode(victim) == 0o644
         assert [p.name for p in (tmp_path / "out").iterdir()] == ["n.eml"]  # no temporary left
 
+    @pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed-first", "temporary-name"])
+    def test_put_writes_new_and_replaces_existing_files_privately(self, tmp_path, umask_000, unnamed):
+        """With or without unnamed files, put writes 0600 files, replaces old ones, leaves nothing else."""
+        with PrivateFolder.open(tmp_path / "out", root=tmp_path) as folder:
+            folder.unnamed = folder.unnamed and unnamed
+            folder.put("a.md", b"first")
+            folder.put("b.md", b"other")
+            folder.put("a.md", b"second")  # a re-render after a crash: the same name, replaced
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.md", "b.md"]
+        assert (tmp_path / "out" / "a.md").read_bytes() == b"second"
+        assert mode(tmp_path / "out" / "a.md") == mode(tmp_path / "out" / "b.md") == 0o600
+
+    def test_put_refuses_a_link_at_the_final_name(self, tmp_path):
+        """A link planted where put writes is refused, not replaced or followed; no file is left over."""
+        victim = tmp_path / "victim"
+        victim.write_text("keep")
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "n.md").symlink_to(victim)
+        with PrivateFolder.open(tmp_path / "out") as folder, pytest.raises(BadInput, match="symbolic link"):
+            folder.put("n.md", b"x")
+        assert victim.read_text() == "keep"
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["n.md"]
+
     def test_temporary_names_are_unpredictable_and_exclusive(self, tmp_path):
         """Temporary files carry 64 random bits, are created exclusively, and vanish unless committed."""
         names = set()

@@ -144,7 +144,8 @@ class TestRender:
     def test_contexts_match_the_documented_shape(self, store, setup):
         """The customer and client contexts the pipeline builds satisfy templates/contexts.yaml."""
         from engine.incidents.tables import Incident
-        from engine.notices.contexts import IncidentStats, NoticeContexts, firm_settings
+        from engine.notices.contexts import IncidentStats, NoticeContexts
+        from engine.notices.firm import firm_settings
         from engine.store.db import utcnow
 
         incident_id, ws = setup
@@ -213,7 +214,7 @@ class TestResume:
 
         incident, ws = setup
         ws = workspace(ws.home, ws.db_url, "[notices]\nbatch_size = 2\n")
-        real, calls = PrivateFolder.write, []
+        real, calls = PrivateFolder.put, []
 
         def flaky(folder, name, content):
             calls.append(name)
@@ -221,11 +222,11 @@ class TestResume:
                 raise KeyboardInterrupt  # as if the operator pressed Ctrl-C mid-batch
             return real(folder, name, content)
 
-        monkeypatch.setattr(PrivateFolder, "write", flaky)
+        monkeypatch.setattr(PrivateFolder, "put", flaky)
         with pytest.raises(KeyboardInterrupt):
             render(store, ws, incident, formats=["md"])
         assert len(documents(store, incident)) == 2
-        monkeypatch.setattr(PrivateFolder, "write", real)
+        monkeypatch.setattr(PrivateFolder, "put", real)
         report = render(store, ws, incident, formats=["md"])
         assert report.rendered["customer_notice/md"] + report.rendered["client_notice/md"] == 6
         refs = [d["person_ref"] for d in documents(store, incident) if d["person_ref"]]

@@ -127,6 +127,24 @@ class TestEnvironment:
         with pytest.raises(BadInput, match="invalid locale"):
             resolve_locale("../../etc", [BUILTIN])
 
+    def test_compiled_once_but_an_edited_template_is_compiled_again(self, tmp_path):
+        """A new renderer reuses what the process compiled, yet renders a template edited since."""
+        paths = workspace_template(tmp_path, "customer_notice.md.j2", "旧：{{ person.name }}")
+        context = {"person": {"name": "张三"}}
+        assert DocumentRenderer(paths).render("customer_notice", "md", context).content.decode() == "旧：张三"
+        assert DocumentRenderer(paths).render("customer_notice", "md", context).content.decode() == "旧：张三"
+        workspace_template(tmp_path, "customer_notice.md.j2", "新：{{ person.name }}")
+        assert DocumentRenderer(paths).render("customer_notice", "md", context).content.decode() == "新：张三"
+
+    def test_compiled_code_is_kept_per_locale(self, tmp_path):
+        """One file compiled for two locales keeps each locale's words for a missing value."""
+        paths = workspace_template(tmp_path, "n.md.j2", "{{ none }}|{{ v }}")
+        (tmp_path / "templates" / "en").mkdir()
+        for _ in range(2):
+            zh = get_environment(paths, "zh-CN", cached=False).get_template("n.md.j2").render(v=None)
+            en = get_environment(paths, "en", cached=False).get_template("n.md.j2").render(v=None)
+            assert (zh, en) == ("待补报|待补报", "to follow|to follow")
+
     def test_missing_template_in_a_locale_falls_back_to_zh_cn(self, tmp_path):
         """A locale folder without a template uses the zh-CN one."""
         paths = workspace_template(tmp_path, "only.md.j2", "中文")

@@ -155,7 +155,7 @@ def _report_format(path: Path) -> str:
 
 def _firm_or_none(c: Ctx) -> dict[str, Any] | None:
     """The workspace's [firm] settings for the report's header, or None while they are incomplete."""
-    from engine.notices.contexts import firm_settings
+    from engine.notices.firm import firm_settings
 
     try:
         return firm_settings(c.workspace.settings).model_dump()

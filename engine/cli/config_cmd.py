@@ -109,7 +109,7 @@ def _checks(c: Ctx, local: dict[str, Any], builtin: dict[str, Any]) -> list[tupl
                 raise CheckFailed(f'[deadlines.policy] "{rule}" = {text!r}: {exc}') from None
 
     def firm() -> None:
-        from engine.notices.contexts import firm_settings
+        from engine.notices.firm import firm_settings
 
         if not local.get("firm"):
             raise CheckFailed("[firm] is not set: notices and formal documents are refused until it is")

@@ -267,7 +267,7 @@ def rule_cmd(
     from engine.cli.rules_cmd import jurisdiction_rules
     from engine.documents.render import DocumentRenderer, write_private
     from engine.formal.rule_documents import RuleDocumentRequest, output_folder, rule_document_context
-    from engine.notices.contexts import firm_settings
+    from engine.notices.firm import firm_settings
     from engine.store.db import utcnow
 
     c: Ctx = ctx.obj

@@ -20,7 +20,7 @@ from sqlmodel import Field, Session, SQLModel
 from engine.documents.render import Rendered
 from engine.store.db import UTCDateTime, changed_rows, table_of
 
-__all__ = ["DOCUMENT", "Document", "document_values", "insert_ignore", "record_document"]
+__all__ = ["DOCUMENT", "Document", "document_values", "insert_documents", "insert_ignore", "record_document"]
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 
@@ -65,11 +65,41 @@ def insert_ignore(session: Session, table: Table) -> Any:
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(table).on_conflict_do_nothing()
 
 
+def insert_documents(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Record ``rows`` (from :func:`document_values`) in the session's transaction, skipping each whose
+    (incident, kind, format, subject) is recorded already.
+
+    One executemany on the driver, with each value converted by its column's type as SQLAlchemy would:
+    its per-row parameter handling cost as much as the database's own insert, for thousands of rows.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    keys = list(rows[0])
+    compiled = insert_ignore(session, DOCUMENT).compile(dialect=dialect, column_keys=keys)
+    convert = {key: DOCUMENT.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in keys}
+    if compiled.positional:
+        order = compiled.positiontup or []
+        params: list[Any] = [tuple(_bind(convert[k], row[k]) for k in order) for row in rows]
+    else:
+        params = [{k: _bind(convert[k], row[k]) for k in keys} for row in rows]
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(str(compiled), params)
+    finally:
+        cursor.close()
+
+
+def _bind(convert: Any, value: Any) -> Any:
+    return value if convert is None else convert(value)
+
+
 def document_values(
     *,
     incident_id: str,
     rendered: Rendered,
-    path: Path,
+    path: Path | str,
     actor: str,
     at: datetime,
     subject: str = "",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import files
+from engine.documents.compiled import template_digest
 from engine.documents.docx import DocxProducer
 from engine.documents.eml import build_email, email_bytes
 from engine.documents.sms import sms_segments
@@ -163,8 +164,19 @@ class DocumentRenderer:
         """The formats ``kind`` can be rendered to."""
         return list(_kind(kind).formats)
 
-    def render(self, kind: str, fmt: str, context: dict[str, Any], *, locale: str | None = None) -> Rendered:
-        """Render ``kind`` as ``fmt`` in ``locale`` (else the context's, the person's, the default)."""
+    def render(
+        self,
+        kind: str,
+        fmt: str,
+        context: dict[str, Any],
+        *,
+        locale: str | None = None,
+        filename: str | None = None,
+    ) -> Rendered:
+        """Render ``kind`` as ``fmt`` in ``locale`` (else the context's, the person's, the default).
+
+        ``filename``: the name the caller writes it under (default: from the kind's filename fields).
+        """
         spec = _kind(kind)
         if fmt not in spec.formats:
             raise BadInput(f"{kind} cannot be rendered as {fmt!r}; it supports {', '.join(spec.formats)}")
@@ -174,12 +186,12 @@ class DocumentRenderer:
             resolved = resolve_locale(wanted, self._search_paths, self._locale_default)
             self._locales[wanted] = resolved
         prepared = self._prepared.get((kind, fmt, resolved)) or self._prepare(spec, fmt, resolved)
-        ctx = dict(context)
-        ctx["locale"] = resolved
-        ctx.setdefault("timezone", DEFAULT_TIMEZONE)
+        ctx = {"timezone": DEFAULT_TIMEZONE, **context, "locale": resolved}
         content = prepared.produce(ctx)
-        parts = [str(v) for v in (_lookup(context, f) for f in spec.filename_fields) if v not in (None, "")]
-        filename = safe_filename(*(["DRILL"] if context.get("drill") else []), kind, *parts, ext=fmt)
+        if filename is None:
+            fields = (_lookup(context, f) for f in spec.filename_fields)
+            parts = [str(v) for v in fields if v not in (None, "")]
+            filename = safe_filename(*(["DRILL"] if context.get("drill") else []), kind, *parts, ext=fmt)
         return Rendered(
             kind,
             fmt,
@@ -206,7 +218,7 @@ class DocumentRenderer:
                 "eml": ["subject", "md", "html"],
             }[fmt]
             loaded = [load_template(env, f"{kind}.{n}.j2") for n in names]
-            label, digest = _digest(env, [t.name or "" for t in loaded])
+            label, digest = template_digest(env, [t.name or "" for t in loaded])
             if fmt in ("md", "html"):
                 produce = _text_producer(loaded[0])
             elif fmt == "sms":
@@ -241,31 +253,6 @@ def _kind(kind: str) -> DocumentKind:
 
 def _relative(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
-
-
-def _digest(env: Any, names: list[str]) -> tuple[str, str]:
-    """The templates' label, and one hash over them and every layout or partial they use, so that a
-    changed ``_formal.html.j2`` changes the recorded hash of every report built on it. A template
-    that uses no other keeps its own file's hash."""
-    from jinja2 import TemplateNotFound, meta
-
-    files: dict[str, tuple[str, str]] = {}  # template name -> (path below templates/, sha256)
-    pending = list(names)
-    while pending:
-        name = pending.pop(0)
-        if name in files:
-            continue
-        try:
-            source, filename, _ = env.loader.get_source(env, name)
-        except TemplateNotFound:
-            raise BadInput(f"template {names[0]} uses {name!r}, which does not exist") from None
-        files[name] = (_relative(Path(filename)), hashlib.sha256(Path(filename).read_bytes()).hexdigest())
-        pending += [used for used in meta.find_referenced_templates(env.parse(source)) if used]
-    label = ", ".join(files[name][0] for name in names)
-    if len(files) == 1:
-        return label, files[names[0]][1]
-    listing = "\n".join(f"{path} {sha}" for path, sha in sorted(files.values()))
-    return label, hashlib.sha256(listing.encode()).hexdigest()
 
 
 # -- producers: context in, bytes out ---------------------------------------------------------------
@@ -344,6 +331,7 @@ _WINDOWS_RESERVED = frozenset(
 
 
 _NAME_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x20\x7f-\xa0]')
+_EXT_UNSAFE = re.compile(r"[^A-Za-z0-9]")
 _DOTS, _UNDERSCORES = re.compile(r"\.{2,}"), re.compile(r"_{2,}")
 _PLAIN_NAME = re.compile(r"(?!.*__)[^\W_](?:[\w-]*[^\W_])?")
 
@@ -361,13 +349,15 @@ def _clean_part(part: str) -> str:
 def safe_filename(*parts: str, ext: str) -> str:
     """A file name from ``parts`` joined by ``_``: no path separators, no ``..``, no control characters,
     at most 180 UTF-8 bytes (a long name keeps a hash of the whole), Chinese names left readable."""
-    stem = "_".join(p for p in (_clean_part(str(part)) for part in parts) if p) or "document"
-    suffix = re.sub(r"[^A-Za-z0-9]", "", ext).lower()[:10]
+    cleaned = [_clean_part(str(part)) for part in parts]
+    stem = "_".join([p for p in cleaned if p]) or "document"
+    suffix = _EXT_UNSAFE.sub("", ext).lower()[:10]
     budget = _FILENAME_BYTES - len(suffix) - 1
-    if len(stem.encode("utf-8")) > budget:
+    # A UTF-8 character is at most 4 bytes: a short stem is within the budget without encoding it.
+    if len(stem) * 4 > budget and len(stem.encode("utf-8")) > budget:
         digest = hashlib.sha256(stem.encode("utf-8")).hexdigest()[:8]
         stem = stem.encode("utf-8")[: budget - 9].decode("utf-8", "ignore").rstrip("._- ") + "~" + digest
-    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+    if stem.partition(".")[0].upper() in _WINDOWS_RESERVED:
         stem = "_" + stem
     return f"{stem}.{suffix}" if suffix else stem
 

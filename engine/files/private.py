@@ -3,13 +3,14 @@
 A folder is opened once, component by component from a trusted root, each step refusing a symbolic
 link (``O_NOFOLLOW``) and creating what is missing with mode 0700; every later write is relative to
 that open folder, so swapping a path component for a link afterwards changes nothing. A file is
-written under an unpredictable temporary name, created exclusively (``O_EXCL``) without following a
-link, and renamed over its final name only when whole: readers see the old file or the new one.
+written unnamed (Linux) or under an unpredictable temporary name, created exclusively (``O_EXCL``)
+without following a link, and named only when whole: readers see the old file or the new one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -33,6 +34,9 @@ __all__ = [
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# A file without a name until it is linked into the folder (Linux); 0 where the system has none.
+_UNNAMED_FILE = os.O_WRONLY | os.O_CLOEXEC | os.O_TMPFILE if hasattr(os, "O_TMPFILE") else 0
+_NO_UNNAMED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
 # Temporary names: the writer's pid (so a later run knows whether it is gone) and 64 random bits (so
 # no one can plant a file or link at the name in advance). The older ".<name>.<pid>.<n>.tmp" is
 # matched too, to clean up after earlier releases.
@@ -52,8 +56,18 @@ def _link_refused(path: Path) -> BadInput:
     )
 
 
+def _write_all(fd: int, content: bytes) -> None:
+    view = memoryview(content)
+    while view:  # os.write may write less than asked
+        view = view[os.write(fd, view) :]
+
+
+def _temp_name(filename: str) -> str:
+    return f".{filename}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+
+
 def _check_name(filename: str) -> None:
-    if not filename or filename in (".", "..") or any(c in filename for c in "/\\\x00"):
+    if not filename or filename in (".", "..") or "/" in filename or "\\" in filename or "\x00" in filename:
         raise BadInput(f"refused file name {filename!r}: use safe_filename()")
 
 
@@ -63,6 +77,7 @@ class PrivateFolder:
     def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
         self.path = path
+        self.unnamed = _UNNAMED_FILE != 0  # whether put() may try an unnamed file first
 
     @classmethod
     def open(
@@ -109,19 +124,55 @@ class PrivateFolder:
 
         :raises BadInput: when the name is unsafe or a link, or the write fails (a full disk says so).
         """
-        _check_name(filename)
-        with self.temporary(filename) as temp:
-            view = memoryview(content)
-            while view:  # os.write may write less than asked
-                view = view[os.write(temp.fd, view) :]
-            temp.commit()
+        self.put(filename, content)
         return self.path / filename
+
+    def put(self, filename: str, content: bytes) -> None:
+        """:meth:`write` without building the path: for a run writing thousands of files.
+
+        Where the system allows it (Linux), the file is first unnamed (``O_TMPFILE``), filled, then
+        given ``filename`` by a hard link, which fails rather than replace or follow anything there:
+        a reader sees no file or the whole file, and a killed run leaves nothing behind. When
+        ``filename`` exists (a file to replace, a link to refuse) or the system cannot, the steps of
+        :meth:`temporary` then ``commit()`` are taken.
+        """
+        _check_name(filename)
+        if self.unnamed and self._put_unnamed(filename, content):
+            return
+        with self.temporary(filename) as temp:
+            _write_all(temp.fd, content)
+            temp.commit()
+
+    def _put_unnamed(self, filename: str, content: bytes) -> bool:
+        """Write ``filename`` through an unnamed file; False when it exists or the system cannot."""
+        try:
+            fd = os.open(".", _UNNAMED_FILE, 0o600, dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno in _NO_UNNAMED:  # this file system has no unnamed files: never ask again
+                self.unnamed = False
+                return False
+            raise os_error(self.path / filename, exc, "cannot write") from None
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have removed bits: exactly rw for the owner
+            _write_all(fd, content)
+            # Through /proc: linking a descriptor directly needs a privilege breach does not have.
+            os.link(f"/proc/self/fd/{fd}", filename, dst_dir_fd=self.fd, follow_symlinks=True)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EPERM, errno.EXDEV, *_NO_UNNAMED):  # no /proc, say
+                raise os_error(self.path / filename, exc, "cannot write") from None
+            self.unnamed = False
+            return False
+        finally:
+            os.close(fd)
+        return True
 
     @contextlib.contextmanager
     def temporary(self, filename: str) -> Iterator[PrivateTemporary]:
         """A new private file to fill, renamed to ``filename`` by ``commit()``; removed if never committed."""
         _check_name(filename)
-        temp_name = f".{filename}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        temp_name = _temp_name(filename)
         try:
             fd = os.open(temp_name, _NEW_FILE, 0o600, dir_fd=self.fd)
         except OSError as exc:

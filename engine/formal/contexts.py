@@ -29,7 +29,8 @@ from engine.formal.report_items import LATE_ITEM, supplement_block
 from engine.formal.responsible import RESPONSIBILITY, RESPONSIBLE, SANCTION, compensation_text, word
 from engine.incidents.shape import IncidentShape
 from engine.incidents.tables import Task
-from engine.notices.contexts import FirmSettings, IncidentStats, NoticeContent, base_context, report_block
+from engine.notices.contexts import IncidentStats, NoticeContent, base_context, report_block
+from engine.notices.firm import FirmSettings
 from engine.playbooks.document_rules import SECTIONS, DocumentRule
 from engine.store.db import table_of, utcnow
 

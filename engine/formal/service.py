@@ -88,7 +88,7 @@ def firm_for_documents(workspace: Workspace) -> Any:
 
     :raises BadInput: naming every missing key and the file to set them in.
     """
-    from engine.notices.contexts import firm_settings
+    from engine.notices.firm import firm_settings
 
     raw = workspace.settings.get("firm", {})
     missing = [k for k in FIRM_REQUIRED if not str(raw.get(k) or "").strip()]

@@ -1,5 +1,5 @@
 """What each document kind is rendered with, built from the incident row, the workspace's ``[firm]``
-settings, the incident's notice content and, for a notice, the person row.
+settings (:mod:`engine.notices.firm`), the incident's notice content and, for a notice, the person row.
 
 The shapes follow ``templates/contexts.yaml`` exactly (``check_context`` holds a context against it).
 Facts the firm has not established yet stay null, so they print as 待补报 / "to follow": nothing here
@@ -19,16 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import BadInput
 from engine.incidents.shape import IncidentShape
+from engine.notices.firm import FirmSettings
 from engine.notices.people import CATEGORY_LABELS
 
 __all__ = [
-    "FirmSettings",
     "NoticeContent",
     "NoticeContexts",
     "base_context",
     "category_label",
     "check_context",
-    "firm_settings",
     "localize",
     "report_block",
 ]
@@ -47,40 +46,6 @@ _GRADES_EN = {
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FirmSettings(_Model):
-    """``[firm]`` in settings.toml: the sender of every document and the contact it names."""
-
-    name: str = Field(min_length=1)
-    address: str = Field(min_length=1)
-    credit_code: str | None = None
-    legal_representative: str | None = None
-    contact_name: str = Field(min_length=1)
-    contact_phone: str = Field(min_length=1)
-    contact_email: str = Field(min_length=3, pattern=r"^[^@\s]+@[^@\s]+$")
-    contact_hours: str = Field(min_length=1)
-    seal_text: str = "（盖章）"
-    website: str | None = None
-    # The personal-information protection officer or department (PIPL Art 52) notices name.
-    protection_officer: str | None = None
-
-
-def firm_settings(settings: Mapping[str, Any]) -> FirmSettings:
-    """The ``[firm]`` table, checked; empty optional values read as not given.
-
-    :raises BadInput: naming the key to set in config/settings.toml.
-    """
-    raw = {k: (v or None) if isinstance(v, str) else v for k, v in dict(settings.get("firm", {})).items()}
-    try:
-        return FirmSettings.model_validate({k: v for k, v in raw.items() if v is not None})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise BadInput(
-            f"settings.toml [firm] {where}: {err['msg']} (documents name the firm and its "
-            "contact: set them in the workspace's config/settings.toml)"
-        ) from None
 
 
 class IncidentNarrative(_Model):

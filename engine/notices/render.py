@@ -11,9 +11,9 @@ How a run stays correct when it is killed and run again
 -------------------------------------------------------
 People are read in batches by keyset (``WHERE id > :last ORDER BY id LIMIT :n``), only those without
 a document of the (kind, format) yet, so memory stays flat and a re-run starts where the last one
-stopped. For each person the file is rendered and written atomically (temporary file, then rename);
-the batch's ``document`` rows are inserted afterwards in one short transaction, under the unique key
-(incident, kind, format, subject). So:
+stopped. For each person the file is rendered and written atomically (named only once whole, see
+:meth:`engine.files.PrivateFolder.put`); the batch's ``document`` rows are inserted afterwards in one
+short transaction, under the unique key (incident, kind, format, subject). So:
 
 - a row exists only for a file that was completely written: no one is recorded and missing;
 - a file written but not recorded (killed between the two) is rendered again on the next run and
@@ -21,7 +21,8 @@ the batch's ``document`` rows are inserted afterwards in one short transaction, 
   version and its ``generated_at`` are fixed in ``notice_content`` by the version's first run;
 - a person with a row is never rendered again: no one twice, even with two renders at once
   (``INSERT ... ON CONFLICT DO NOTHING``; both wrote the same bytes).
-Temporary files of a killed run (``.<name>.<pid>.<random>.tmp``) are removed by the next run.
+Temporary files a killed run left (``.<name>.<pid>.<random>.tmp``, where files cannot be written
+unnamed) are removed by the next run.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any, cast
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from engine.documents.registry import DOCUMENT, document_values, insert_ignore
+from engine.documents.registry import DOCUMENT, document_values, insert_documents
 from engine.documents.render import DocumentRenderer, clean_temporaries, safe_filename
 from engine.documents.sms import sms_segments
 from engine.errors import BadInput, Conflict
@@ -45,8 +46,9 @@ from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.incidents.tables import Event
 from engine.notices.announcement import announcements_owed, render_announcements
 from engine.notices.content import NoticeContentRecord
-from engine.notices.contexts import NoticeContexts, firm_settings
+from engine.notices.contexts import NoticeContexts
 from engine.notices.correction import correction_changes, correction_context, original_message_ids
+from engine.notices.firm import firm_settings
 from engine.notices.freeze import Frozen, freeze
 from engine.notices.passes import Pass, eligible, plan, recipient_stats, todo
 from engine.notices.people import PERSON
@@ -63,6 +65,9 @@ __all__ = [
 ]
 
 Progress = Callable[[int], None]
+# What a notice is built from: every person column but the import's own record, which no notice
+# prints (reading a timestamp back costs more per person than rendering a line of the notice).
+_PAGE_COLUMNS = [c for c in PERSON.c if c.name not in ("imported_at", "import_sha256")]
 
 
 @dataclass
@@ -181,9 +186,9 @@ def _count(session: Session, where: list[Any]) -> int:
     return int(session.execute(select(func.count()).select_from(PERSON).where(*where)).scalar_one())
 
 
-def _write(target: PrivateFolder, name: str, content: bytes) -> Path:
+def _write(target: PrivateFolder, name: str, content: bytes) -> None:
     try:
-        return target.write(name, content)
+        target.put(name, content)
     except OSError as exc:
         raise BadInput(f"cannot write {target.path / name}: {exc.strerror or exc}") from None
 
@@ -232,7 +237,7 @@ def _run_pass(
             page = cast(
                 "Sequence[Mapping[str, Any]]",
                 session.execute(
-                    select(PERSON)
+                    select(*_PAGE_COLUMNS)
                     .where(*todo(p, incident.id, version), PERSON.c.id > last)
                     .order_by(PERSON.c.id)
                     .limit(batch)
@@ -255,13 +260,17 @@ def _run_pass(
         # The folder is opened (and its path checked for links) once per page, not once per file: the
         # open descriptor pins it, so every file of the page lands in the folder that was checked.
         with PrivateFolder.open(folder, root=root) as target:
+            base = str(target.path)
             for person in page:
-                rendered = renderer.render(
-                    p.kind, p.fmt, _context(p, person, frozen, contexts, employees, changes, originals)
-                )
                 cid = person["customer_id"]
                 parts = [*prefix, p.kind, cid, *([f"v{version}"] if correction else []), person["name"]]
-                path = _write(target, safe_filename(*parts, ext=p.fmt), rendered.content)
+                rendered = renderer.render(
+                    p.kind,
+                    p.fmt,
+                    _context(p, person, frozen, contexts, employees, changes, originals),
+                    filename=safe_filename(*parts, ext=p.fmt),
+                )
+                _write(target, rendered.filename, rendered.content)
                 hashes.add(rendered.template_sha256)
                 if p.fmt == "sms":
                     report.sms_messages += 1
@@ -270,7 +279,7 @@ def _run_pass(
                     document_values(
                         incident_id=incident.id,
                         rendered=rendered,
-                        path=path,
+                        path=os.path.join(base, rendered.filename),
                         actor=actor,
                         at=now,
                         subject=f"{cid}#v{version}" if correction else cid,
@@ -280,7 +289,7 @@ def _run_pass(
                     )
                 )
         with store.write() as session:
-            session.execute(insert_ignore(session, DOCUMENT), rows)
+            insert_documents(session, rows)
         report.rendered[p.label] = report.rendered.get(p.label, 0) + len(rows)
         if on_advance:
             on_advance(len(rows))

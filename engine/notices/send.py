@@ -1,7 +1,7 @@
 """A mailing: sending an incident's notices to everyone whose channel is email, start to finish.
 
 ``send_notices`` renders the missing ``.eml`` notices (resumable, see :mod:`engine.notices.render`), creates
-one delivery per recipient, sends them (see :mod:`engine.notices.delivery`), and when every recipient has been
+one delivery per recipient, sends them (see :mod:`engine.notices.sender`), and when every recipient has been
 notified (by email, or by SMS, post or announcement recorded with :mod:`engine.notices.recorded`), completes
 the playbook task the notices fulfil (see :mod:`engine.notices.completion`). Each run leaves one audit event
 with counts, never names or addresses.
@@ -25,9 +25,10 @@ from engine.incidents.audit import append_event
 from engine.incidents.hooks import Hooks
 from engine.incidents.repository import flush_or_conflict, get_incident
 from engine.notices.completion import complete_notice_tasks
-from engine.notices.delivery import DELIVERY, DONE, EMAILED, Sender, SendReport
+from engine.notices.delivery import DELIVERY, DONE, EMAILED
 from engine.notices.people import PERSON
 from engine.notices.render import RenderReport, notice_settings, render_notices
+from engine.notices.sender import Sender, SendReport
 from engine.outbox.channels import SmtpSettings
 from engine.outbox.smtp import Mailer, smtp_password
 from engine.store.db import Store, UTCDateTime, utcnow
