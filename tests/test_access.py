@@ -351,7 +351,7 @@ class TestNoMembers:
         from engine.approvals.service import approve, request_trigger
 
         nobody = Hooks(roles=RoleMap.from_settings({}))
-        inc = flow.open_incident(
+        inc = open_incident(
             store,
             source=builtin_source,
             title="t",
@@ -361,7 +361,7 @@ class TestNoMembers:
             discovered_at=datetime.now(UTC) - timedelta(hours=1),
         )
         for task in STEPS[0][0]:
-            flow.complete_task(store, inc.id, task, actor="li.sec", hooks=nobody)
+            complete_task(store, inc.id, task, actor="li.sec", hooks=nobody)
         flow.advance(store, inc.id, "contain", actor="li.sec", zone=ZONE, hooks=nobody)
         request = request_trigger(
             store,
